@@ -1,0 +1,1 @@
+"""Benchmarks: throughput figures printed by `danbao bench ...`, never asserted in tests."""

@@ -1,0 +1,1 @@
+"""The `danbao` command line."""

@@ -1,0 +1,84 @@
+"""`danbao bench ...`: print throughput figures (the numbers docs/benchmarks.md records)."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from danbao.bench.ledger_bench import SECONDS_DEFAULT, Figure, scenarios, sqlite_targets
+
+app = typer.Typer(help="Measure throughput.", no_args_is_help=True)
+console = Console()
+
+
+@app.command("ledger")
+def bench_ledger(
+    seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
+    backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite and/or postgresql"),
+    postgres_url: Optional[str] = typer.Option(None, help="use this server instead of a throwaway cluster"),
+) -> None:
+    """Transfers/s: per commit, batched, 1 vs 8 clients, hot vs spread, vs the bare driver.
+
+    Example: danbao bench ledger --seconds 5 --backend sqlite
+    """
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp:
+        plans = []
+        pg = None
+        if "sqlite" in backend:
+            url, bare = sqlite_targets(Path(tmp))
+            plans += scenarios("sqlite", url, bare, seconds)
+        if "postgresql" in backend:
+            if postgres_url is None:
+                from danbao.store.throwaway import ThrowawayPostgres
+
+                pg = ThrowawayPostgres().start()
+                url = pg.create_database("bench_ledger")
+                pg.create_database("bench_bare")
+                bare = pg.dsn("bench_bare")
+            else:
+                url = postgres_url
+                bare = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+            plans += scenarios("postgresql", url, bare, seconds)
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("benchmarking", total=len(plans))
+                for plan in plans:
+                    figures.append(plan())
+                    progress.advance(task)
+        finally:
+            if pg is not None:
+                pg.stop()
+    table = Table(title=f"danbao bench ledger ({platform.machine()}, {platform.python_version()})")
+    for column in ("backend", "scenario", "clients", "batch", "transfers", "transfers/s"):
+        table.add_column(column, justify="right")
+    for f in figures:
+        table.add_row(f.backend, f.scenario, str(f.clients), str(f.batch), str(f.transfers), f"{f.rate:,.0f}")
+    console.print(table)
+    for backend_name in sorted({f.backend for f in figures}):
+        _ratios(backend_name, [f for f in figures if f.backend == backend_name])
+
+
+def _ratios(backend: str, figures: list[Figure]) -> None:
+    def find(scenario_prefix: str, clients: int, batch: int) -> Optional[Figure]:
+        for f in figures:
+            if f.scenario.startswith(scenario_prefix) and f.clients == clients and f.batch == batch:
+                return f
+        return None
+
+    bare_batch, led_batch = find("bare", 1, 1000), find("ledger, 1", 1, 1000)
+    bare_8, led_8 = find("bare", 8, 1), find("ledger, hot", 8, 1)
+    hot, spread = find("ledger, hot", 1, 1000), find("ledger, 1", 1, 1000)
+    if bare_batch and led_batch:
+        console.print(f"{backend}: batches of 1000, ledger / bare driver = {led_batch.rate / bare_batch.rate:.2f} (target >= 0.5)")
+    if bare_8 and led_8:
+        console.print(f"{backend}: 8 clients single transfers, ledger (group commit) / bare = {led_8.rate / bare_8.rate:.2f} (target >= 3)")
+    if hot and spread:
+        console.print(f"{backend}: hot account / spread = {hot.rate / spread.rate:.2f} (target >= 0.8)")

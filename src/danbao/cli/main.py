@@ -1,0 +1,210 @@
+"""The `danbao` command: a thin layer over the Python API. Every command's help has an example."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from danbao.errors import DanbaoError
+from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
+from danbao.money import format_amount, parse_amount
+from danbao.store import Database, upgrade
+
+app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_help=True, add_completion=False)
+account_app = typer.Typer(help="Open and inspect ledger accounts.", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+console = Console()
+err = Console(stderr=True)
+
+_state: dict[str, Optional[str]] = {"url": None}
+
+
+@app.callback()
+def _root(
+    database_url: Optional[str] = typer.Option(
+        None, "--database-url", envvar="DANBAO_DATABASE_URL",
+        help="sqlite:///path.db (default ./danbao.db) or postgresql://user@host/db",
+    ),
+) -> None:
+    _state["url"] = database_url
+
+
+def _database() -> Database:
+    return Database(_state["url"])
+
+
+@contextmanager
+def _ledger() -> Iterator[Ledger]:
+    db = _database()
+    try:
+        with Ledger(db, group_commit=False) as ledger:
+            yield ledger
+    except DanbaoError as error:
+        err.print(f"[red]error[/red] {error.code}: {error.message}")
+        raise typer.Exit(2)
+    finally:
+        db.dispose()
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the schema. Example: danbao init"""
+    db = _database()
+    upgrade(db)
+    console.print(f"schema ready at {db.url}")
+    db.dispose()
+
+
+@app.command("audit")
+def audit_command() -> None:
+    """Prove the books: hash chain, totals, debits = credits, no overdraft. Example: danbao audit"""
+    db = _database()
+    report = audit(db)
+    db.dispose()
+    table = Table(title="danbao audit")
+    for column in ("currency", "debits posted", "credits posted", "debits pending", "credits pending"):
+        table.add_column(column, justify="right")
+    for code, c in sorted(report.currencies.items()):
+        table.add_row(code, *(format_amount(v, code) for v in (c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)))
+    console.print(table)
+    console.print(f"{report.transfers_checked} transfers, {report.accounts_checked} accounts checked")
+    if report.ok:
+        console.print("[green]OK[/green]: the books balance and the journal is intact")
+        return
+    for violation in report.violations:
+        console.print(f"[red]VIOLATION[/red] {violation}")
+    console.print(f"[red]{report.violations_count} violation(s)[/red]")
+    raise typer.Exit(1)
+
+
+@account_app.command("create")
+def account_create(
+    id: str,
+    currency: str = typer.Option("USD", help="ISO 4217 code"),
+    kind: str = typer.Option("wallet", help="wallet, merchant, escrow, bank_clearing, ..."),
+    owner: Optional[str] = typer.Option(None),
+    no_overdraft: bool = typer.Option(False, "--no-overdraft", help="debits may not exceed credits"),
+    no_overcredit: bool = typer.Option(False, "--no-overcredit", help="credits may not exceed debits"),
+) -> None:
+    """Open an account. Example: danbao account create alice --currency CNY --no-overdraft"""
+    flags = (AccountFlags.no_overdraft if no_overdraft else 0) | (AccountFlags.no_overcredit if no_overcredit else 0)
+    with _ledger() as ledger:
+        [result] = ledger.create_accounts([NewAccount(id, currency, kind, owner, int(flags))])
+    _report(result.id, result.result)
+
+
+@account_app.command("show")
+def account_show(id: str) -> None:
+    """Show an account's totals. Example: danbao account show alice"""
+    with _ledger() as ledger:
+        a = ledger.account(id)
+    if a is None:
+        err.print(f"[red]error[/red] account_not_found: no account {id!r}")
+        raise typer.Exit(2)
+    fmt = lambda v: format_amount(v, a.currency)  # noqa: E731
+    console.print(
+        f"{a.id} ({a.kind}, {a.currency}) balance {fmt(a.balance)} available {fmt(a.available)}\n"
+        f"  debits pending {fmt(a.debits_pending)} posted {fmt(a.debits_posted)}; "
+        f"credits pending {fmt(a.credits_pending)} posted {fmt(a.credits_posted)}"
+    )
+
+
+@account_app.command("history")
+def account_history(id: str, after: Optional[str] = None, limit: int = 20) -> None:
+    """An account's transfers in time order. Example: danbao account history alice --limit 50"""
+    with _ledger() as ledger:
+        page = ledger.transfers_of(id, after=after, limit=limit)
+    table = Table()
+    for column in ("timestamp", "id", "debit", "credit", "amount", "code", "flags"):
+        table.add_column(column)
+    for t in page.items:
+        flags = ",".join(f.name for f in TransferFlags if f and t.flags & f) or "-"  # type: ignore[misc]
+        table.add_row(str(t.timestamp), t.id, t.debit_account_id, t.credit_account_id, format_amount(t.amount, t.currency), t.code, flags)
+    console.print(table)
+    if page.next_cursor:
+        console.print(f"more: --after {page.next_cursor}")
+
+
+@app.command()
+def transfer(
+    id: str,
+    debit: str,
+    credit: str,
+    amount: str = typer.Argument(..., help='decimal in major units, e.g. "12.30"'),
+    currency: str = typer.Option("USD"),
+    code: str = typer.Option("transfer"),
+    ref: Optional[str] = typer.Option(None),
+    metadata: Optional[str] = typer.Option(None, help="a JSON object"),
+    pending: bool = typer.Option(False, help="place a hold instead of moving money"),
+    timeout: int = typer.Option(0, help="seconds until a pending hold expires (0: never)"),
+) -> None:
+    """Move money between two accounts. Example: danbao transfer t1 alice bob 12.30 --currency USD"""
+    with _ledger() as ledger:
+        minor = parse_amount(amount, currency)
+        meta = _metadata(metadata)
+        flags = int(TransferFlags.pending) if pending else 0
+        [result] = ledger.create_transfers(
+            [NewTransfer(id, debit, credit, minor, currency, code, ref, meta, flags, timeout_seconds=timeout)]
+        )
+    _report(result.id, result.result)
+
+
+@app.command()
+def post(
+    pending_id: str,
+    id: str,
+    amount: Optional[str] = typer.Option(None, help="post less than held (major units)"),
+    currency: str = typer.Option("USD", help="currency of --amount"),
+) -> None:
+    """Post a hold, in full or in part. Example: danbao post h1 p1 --amount 5.00"""
+    with _ledger() as ledger:
+        minor = parse_amount(amount, currency) if amount is not None else None
+        [result] = ledger.create_transfers([NewTransfer(id, amount=minor, flags=int(TransferFlags.post_pending), pending_id=pending_id)])
+    _report(result.id, result.result)
+
+
+@app.command()
+def void(pending_id: str, id: str) -> None:
+    """Release a hold. Example: danbao void h1 v1"""
+    with _ledger() as ledger:
+        [result] = ledger.create_transfers([NewTransfer(id, flags=int(TransferFlags.void_pending), pending_id=pending_id)])
+    _report(result.id, result.result)
+
+
+def _metadata(text: Optional[str]) -> Optional[dict]:  # type: ignore[type-arg]
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise DanbaoError(f"metadata is not JSON: {error}", field="metadata", code="metadata_invalid") from error
+    if not isinstance(value, dict):
+        raise DanbaoError("metadata must be a JSON object", field="metadata", code="metadata_invalid")
+    return value
+
+
+def _report(id: str, result) -> None:  # type: ignore[no-untyped-def]
+    if result.succeeded:
+        console.print(f"{id}: [green]{result.value}[/green]")
+        return
+    err.print(f"{id}: [red]{result.value}[/red]")
+    raise typer.Exit(1)
+
+
+def _register_extras() -> None:
+    from danbao.cli import bench, demo
+
+    app.add_typer(bench.app, name="bench")
+    app.command("demo")(demo.demo)
+
+
+_register_extras()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,47 @@
+"""The double-entry ledger: the only writer of money (TigerBeetle's account/transfer model)."""
+
+from danbao.ledger.audit import AuditReport, audit
+from danbao.ledger.ledger import BatchTooLarge, Ledger
+from danbao.ledger.model import (
+    PAGE_LIMIT_MAX,
+    TIMEOUT_SECONDS_MAX,
+    TRANSFERS_PER_BATCH_MAX,
+    Account,
+    AccountFlags,
+    AccountKind,
+    AccountResult,
+    Balance,
+    Hold,
+    HoldState,
+    NewAccount,
+    NewTransfer,
+    Page,
+    Transfer,
+    TransferFlags,
+    TransferResult,
+)
+from danbao.ledger.results import Result
+
+__all__ = [
+    "PAGE_LIMIT_MAX",
+    "TIMEOUT_SECONDS_MAX",
+    "TRANSFERS_PER_BATCH_MAX",
+    "Account",
+    "AccountFlags",
+    "AccountKind",
+    "AccountResult",
+    "AuditReport",
+    "Balance",
+    "BatchTooLarge",
+    "Hold",
+    "HoldState",
+    "Ledger",
+    "NewAccount",
+    "NewTransfer",
+    "Page",
+    "Result",
+    "Transfer",
+    "TransferFlags",
+    "TransferResult",
+    "audit",
+]

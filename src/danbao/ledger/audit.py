@@ -1,0 +1,147 @@
+"""The audit: re-derive everything the ledger keeps from the journal, and compare.
+
+Checks, in one consistent snapshot: the hash chain from genesis to the head; timestamps
+strictly increasing; each resolving entry matches the hold it resolves; every account's
+four totals equal the sums of its journal; holds agree with the journal; per currency,
+debits equal credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
+overcredited). Returns a report; it never repairs anything.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, select
+
+from danbao.ledger.journal import deltas, entry_hash
+from danbao.ledger.model import AccountFlags, HoldState, TransferFlags
+from danbao.store import Database
+from danbao.store.schema import GENESIS_HASH
+from danbao.store.schema import accounts as accounts_t
+from danbao.store.schema import holds as holds_t
+from danbao.store.schema import ledger_head as head_t
+from danbao.store.schema import transfers as transfers_t
+
+STREAM_ROWS_PER_FETCH = 5000
+VIOLATIONS_REPORTED_MAX = 100
+
+
+@dataclass
+class CurrencyTotals:
+    debits_posted: int = 0
+    credits_posted: int = 0
+    debits_pending: int = 0
+    credits_pending: int = 0
+
+
+@dataclass
+class AuditReport:
+    transfers_checked: int = 0
+    accounts_checked: int = 0
+    currencies: dict[str, CurrencyTotals] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    violations_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.violations_count == 0
+
+    def violation(self, message: str) -> None:
+        self.violations_count += 1
+        if len(self.violations) < VIOLATIONS_REPORTED_MAX:
+            self.violations.append(message)
+
+
+def audit(db: Database) -> AuditReport:
+    return db.read(_audit)
+
+
+def _audit(conn: Connection) -> AuditReport:
+    report = AuditReport()
+    derived: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    pending: dict[str, tuple[int, str, str]] = {}  # pending id -> (amount, debit, credit)
+    resolved: dict[str, str] = {}
+    prev_hash, prev_ts = GENESIS_HASH, 0
+    rows = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(
+        select(transfers_t).order_by(transfers_t.c.timestamp)
+    )
+    for t in rows:
+        report.transfers_checked += 1
+        expected = entry_hash(
+            prev_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
+            t.hold_amount, t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id,
+            t.timeout_seconds,
+        )
+        if expected != t.hash:
+            report.violation(f"hash chain broken at transfer {t.id} (timestamp {t.timestamp})")
+        if t.timestamp <= prev_ts:
+            report.violation(f"timestamp of {t.id} does not increase")
+        prev_hash, prev_ts = t.hash, t.timestamp
+        if t.amount <= 0:
+            report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
+        if t.flags & TransferFlags.pending:
+            pending[t.id] = (t.amount, t.debit_account_id, t.credit_account_id)
+        elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
+            hold = pending.get(t.pending_id)
+            if hold is None or t.pending_id in resolved:
+                report.violation(f"transfer {t.id} resolves {t.pending_id}, which is not an open hold")
+            elif hold != (t.hold_amount, t.debit_account_id, t.credit_account_id):
+                report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
+            elif t.amount > t.hold_amount:
+                report.violation(f"transfer {t.id} posts more than its hold")
+            resolved[t.pending_id] = _state_of(t.flags)
+        pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
+        debit, credit = derived[t.debit_account_id], derived[t.credit_account_id]
+        debit[0] += pending_delta
+        debit[1] += posted_delta
+        credit[2] += pending_delta
+        credit[3] += posted_delta
+
+    head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
+    if head.hash != prev_hash or head.transfers_count != report.transfers_checked:
+        report.violation("journal head does not match the last entry (rows removed or added)")
+
+    currencies: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
+    for a in conn.execute(select(accounts_t).order_by(accounts_t.c.id)):
+        report.accounts_checked += 1
+        stored = [a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted]
+        expected_totals = derived.pop(a.id, [0, 0, 0, 0])
+        if stored != expected_totals:
+            report.violation(f"account {a.id} totals {stored} differ from its journal {expected_totals}")
+        if a.flags & AccountFlags.no_overdraft and a.debits_pending + a.debits_posted > a.credits_posted:
+            report.violation(f"account {a.id} is overdrawn")
+        if a.flags & AccountFlags.no_overcredit and a.credits_pending + a.credits_posted > a.debits_posted:
+            report.violation(f"account {a.id} is overcredited")
+        c = currencies[a.currency]
+        c.debits_pending += a.debits_pending
+        c.debits_posted += a.debits_posted
+        c.credits_pending += a.credits_pending
+        c.credits_posted += a.credits_posted
+    for missing in sorted(derived):
+        report.violation(f"journal names account {missing}, which does not exist")
+    for code, c in sorted(currencies.items()):
+        if c.debits_posted != c.credits_posted or c.debits_pending != c.credits_pending:
+            report.violation(f"{code}: debits do not equal credits ({c})")
+    report.currencies = dict(currencies)
+
+    holds_seen = 0
+    for h in conn.execute(select(holds_t)):
+        holds_seen += 1
+        if h.pending_id not in pending:
+            report.violation(f"hold {h.pending_id} has no pending entry")
+            continue
+        expected_state = resolved.get(h.pending_id, HoldState.pending.value)
+        if h.state != expected_state:
+            report.violation(f"hold {h.pending_id} is {h.state}, journal says {expected_state}")
+    if holds_seen != len(pending):
+        report.violation(f"{len(pending)} pending entries but {holds_seen} holds")
+    return report
+
+
+def _state_of(flags: int) -> str:
+    if flags & TransferFlags.post_pending:
+        return HoldState.posted.value
+    if flags & TransferFlags.void_pending:
+        return HoldState.voided.value
+    return HoldState.expired.value

@@ -1,0 +1,557 @@
+"""The ledger's state machine: a pure function from (batch, current state) to a plan.
+
+No SQL here. `plan_batch` checks each transfer against a flat, ordered list of guards
+(the order of `Result`), applies the survivors to an in-memory overlay of the accounts
+and holds it was given, and returns what must be written: journal entries (hash-chained),
+final account totals, holds opened and holds resolved. The caller persists the plan in
+one transaction. A failed transfer changes nothing; a failed link undoes its whole chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from danbao.errors import invariant
+from danbao.ledger.journal import canonical_metadata, entry_hash
+from danbao.ledger.model import (
+    CLIENT_TRANSFER_FLAGS,
+    CODE_PATTERN,
+    ID_PATTERN,
+    METADATA_BYTES_MAX,
+    TIMEOUT_SECONDS_MAX,
+    TOTAL_MAX,
+    AccountFlags,
+    Hold,
+    HoldState,
+    NewTransfer,
+    Transfer,
+    TransferFlags,
+    TransferResult,
+)
+from danbao.ledger.results import Result
+from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
+
+NS_PER_SECOND = 1_000_000_000
+EXPIRY_ID_PREFIX = "~"  # client ids cannot start with it, so expiry entries never collide
+
+_LINKED = int(TransferFlags.linked)
+_PENDING = int(TransferFlags.pending)
+_POST = int(TransferFlags.post_pending)
+_VOID = int(TransferFlags.void_pending)
+_BALANCING = int(TransferFlags.balancing)
+_EXPIRY = int(TransferFlags.expiry)
+_KIND_FLAGS = _PENDING | _POST | _VOID
+_CLIENT = int(CLIENT_TRANSFER_FLAGS)
+_NO_OVERDRAFT = int(AccountFlags.no_overdraft)
+_NO_OVERCREDIT = int(AccountFlags.no_overcredit)
+
+
+@dataclass(slots=True)
+class Totals:
+    """An account as the engine sees it: identity that matters to rules, plus totals."""
+
+    currency: str
+    flags: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+    def copy(self) -> Totals:
+        return Totals(
+            self.currency,
+            self.flags,
+            self.debits_pending,
+            self.debits_posted,
+            self.credits_pending,
+            self.credits_posted,
+        )
+
+
+@dataclass(slots=True)
+class Plan:
+    results: list[list[TransferResult]]
+    entries: list[dict[str, Any]]
+    accounts: dict[str, Totals]  # final totals of every account the batch changed
+    holds_opened: list[dict[str, Any]]
+    holds_resolved: dict[str, str]  # pending_id -> new state (holds that existed before)
+    head_timestamp: int
+    head_hash: str
+
+
+@dataclass(slots=True)
+class _Overlay:
+    """Mutable working state with an undo log, so a failed chain can be rolled back."""
+
+    accounts: dict[str, Totals]
+    journal: dict[str, Transfer]  # existing entries the batch refers to, by id
+    holds: dict[str, Hold]
+    now_ns: int
+    timestamp: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hold_states: dict[str, str] = field(default_factory=dict)
+    opened: dict[str, dict[str, Any]] = field(default_factory=dict)
+    touched: set[str] = field(default_factory=set)
+    undo: list[tuple[str, Any, Any]] | None = None
+
+    def mark(self) -> None:
+        self.undo = []
+
+    def commit_chain(self) -> None:
+        self.undo = None
+
+    def rollback_chain(self, timestamp: int, entries_len: int) -> None:
+        invariant(self.undo is not None, "rollback without a chain")
+        for kind, key, old in reversed(self.undo or []):
+            if kind == "account":
+                self.accounts[key] = old
+            elif kind == "created":
+                self.created.pop(key, None)
+            elif kind == "hold_state":
+                if old is None:
+                    self.hold_states.pop(key, None)
+                else:
+                    self.hold_states[key] = old
+            elif kind == "opened":
+                self.opened.pop(key, None)
+        del self.entries[entries_len:]
+        self.timestamp = timestamp
+        self.undo = None
+
+    def _save_account(self, account_id: str) -> Totals:
+        totals = self.accounts[account_id]
+        if self.undo is not None:
+            self.undo.append(("account", account_id, totals.copy()))
+        self.touched.add(account_id)
+        return totals
+
+    def next_timestamp(self) -> int:
+        self.timestamp = max(self.timestamp + 1, self.now_ns)
+        return self.timestamp
+
+    def hold_state(self, pending_id: str) -> tuple[dict[str, Any] | Hold | None, str | None]:
+        if pending_id in self.opened:
+            return self.opened[pending_id], self.hold_states.get(pending_id, HoldState.pending.value)
+        hold = self.holds.get(pending_id)
+        if hold is None:
+            return None, None
+        return hold, self.hold_states.get(pending_id, hold.state)
+
+    def set_hold_state(self, pending_id: str, state: str) -> None:
+        if self.undo is not None:
+            self.undo.append(("hold_state", pending_id, self.hold_states.get(pending_id)))
+        self.hold_states[pending_id] = state
+
+    def append(
+        self,
+        *,
+        id: str,
+        debit: str,
+        credit: str,
+        amount: int,
+        hold_amount: int,
+        currency: str,
+        code: str,
+        ref: str | None,
+        metadata: str | None,
+        flags: int,
+        pending_id: str | None,
+        timeout_seconds: int,
+        pending_delta: int,
+        posted_delta: int,
+    ) -> int:
+        dr = self._save_account(debit)
+        cr = self._save_account(credit)
+        dr.debits_pending += pending_delta
+        dr.debits_posted += posted_delta
+        cr.credits_pending += pending_delta
+        cr.credits_posted += posted_delta
+        timestamp = self.next_timestamp()
+        entry = {
+            "id": id,
+            "timestamp": timestamp,
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "hold_amount": hold_amount,
+            "currency": currency,
+            "code": code,
+            "ref": ref,
+            "metadata": metadata,
+            "flags": flags,
+            "pending_id": pending_id,
+            "timeout_seconds": timeout_seconds,
+        }
+        self.entries.append(entry)
+        if self.undo is not None:
+            self.undo.append(("created", id, None))
+        self.created[id] = entry
+        return timestamp
+
+
+def _metadata_or_error(metadata: object) -> tuple[str | None, bool]:
+    if metadata is None:
+        return None, True
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        return None, False
+    try:
+        text = canonical_metadata(metadata)
+    except (TypeError, ValueError):
+        return None, False
+    if text is None or len(text.encode()) > METADATA_BYTES_MAX:
+        return None, False
+    return text, True
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+
+
+def _is_amount(value: object) -> bool:
+    return type(value) is int and 0 < value <= AMOUNT_MAX_MINOR
+
+
+def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
+    """Guards that need no state. Returns (failure or None, canonical metadata)."""
+    if not _is_id(t.id):
+        return Result.id_invalid, None
+    flags = t.flags
+    if type(flags) is not int or flags & ~_CLIENT:
+        return Result.flags_invalid, None
+    kind = flags & _KIND_FLAGS
+    if kind & (kind - 1):  # more than one of pending / post / void
+        return Result.flags_invalid, None
+    resolving = kind & (_POST | _VOID)
+    if flags & _BALANCING and resolving:
+        return Result.flags_invalid, None
+    if resolving and not t.pending_id:
+        return Result.pending_id_required, None
+    if not resolving and t.pending_id is not None:
+        return Result.pending_id_must_be_empty, None
+    timeout = t.timeout_seconds
+    if type(timeout) is not int or not 0 <= timeout <= TIMEOUT_SECONDS_MAX:
+        return Result.timeout_invalid, None
+    if timeout and not kind & _PENDING:
+        return Result.timeout_invalid, None
+    if not isinstance(t.code, str) or not CODE_PATTERN.match(t.code):
+        return Result.code_invalid, None
+    if t.ref is not None and not _is_id(t.ref):
+        return Result.ref_invalid, None
+    metadata, valid = _metadata_or_error(t.metadata)
+    if not valid:
+        return Result.metadata_invalid, None
+    if resolving:
+        if t.amount is not None and not _is_amount(t.amount):
+            return Result.amount_invalid, None
+        for account_id in (t.debit_account_id, t.credit_account_id):
+            if account_id is not None and not _is_id(account_id):
+                return Result.account_id_invalid, None
+        if t.currency is not None and t.currency not in CURRENCIES:
+            return Result.currency_unknown, None
+        return None, metadata
+    if not _is_amount(t.amount):
+        return Result.amount_invalid, None
+    if not _is_id(t.debit_account_id) or not _is_id(t.credit_account_id):
+        return Result.account_id_invalid, None
+    if t.debit_account_id == t.credit_account_id:
+        return Result.accounts_must_differ, None
+    if t.currency not in CURRENCIES:
+        return Result.currency_unknown, None
+    return None, metadata
+
+
+def _same_as_existing(t: NewTransfer, metadata: str | None, e: dict[str, Any] | Transfer) -> bool:
+    get = e.get if isinstance(e, dict) else lambda k: getattr(e, k)
+    if (
+        t.flags != get("flags")
+        or t.code != get("code")
+        or t.ref != get("ref")
+        or metadata != get("metadata")
+        or t.pending_id != get("pending_id")
+        or t.timeout_seconds != get("timeout_seconds")
+    ):
+        return False
+    optional = (
+        (t.debit_account_id, "debit_account_id"),
+        (t.credit_account_id, "credit_account_id"),
+        (t.currency, "currency"),
+    )
+    if any(value is not None and value != get(name) for value, name in optional):
+        return False
+    if t.amount is None:
+        return True
+    if t.flags & _BALANCING:
+        return get("amount") <= t.amount
+    return t.amount == get("amount")
+
+
+def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferResult:
+    """The stateful guards, in Result order, then the effect. Nothing changes on failure."""
+    existing = o.created.get(t.id) or o.journal.get(t.id)
+    if existing is not None:
+        same = _same_as_existing(t, metadata, existing)
+        ts = existing["timestamp"] if isinstance(existing, dict) else existing.timestamp
+        amount = existing["amount"] if isinstance(existing, dict) else existing.amount
+        if same:
+            return TransferResult(t.id, Result.exists, ts, amount)
+        return TransferResult(t.id, Result.exists_with_different_fields)
+
+    if t.flags & (_POST | _VOID):
+        return _resolve(o, t, metadata)
+
+    dr = o.accounts.get(t.debit_account_id)  # type: ignore[arg-type]
+    if dr is None:
+        return TransferResult(t.id, Result.debit_account_not_found)
+    cr = o.accounts.get(t.credit_account_id)  # type: ignore[arg-type]
+    if cr is None:
+        return TransferResult(t.id, Result.credit_account_not_found)
+    if dr.currency != t.currency or cr.currency != t.currency:
+        return TransferResult(t.id, Result.currency_mismatch)
+    amount: int = t.amount  # type: ignore[assignment]
+    if t.flags & _BALANCING:
+        amount = min(amount, dr.credits_posted - dr.debits_posted - dr.debits_pending)
+        if amount <= 0:
+            return TransferResult(t.id, Result.insufficient_funds)
+    pending = t.flags & _PENDING
+    if pending:
+        if dr.debits_pending + amount > TOTAL_MAX or cr.credits_pending + amount > TOTAL_MAX:
+            return TransferResult(t.id, Result.overflow)
+    elif dr.debits_posted + amount > TOTAL_MAX or cr.credits_posted + amount > TOTAL_MAX:
+        return TransferResult(t.id, Result.overflow)
+    if dr.flags & _NO_OVERDRAFT and dr.debits_pending + dr.debits_posted + amount > dr.credits_posted:
+        return TransferResult(t.id, Result.insufficient_funds)
+    if cr.flags & _NO_OVERCREDIT and cr.credits_pending + cr.credits_posted + amount > cr.debits_posted:
+        return TransferResult(t.id, Result.exceeds_debits)
+
+    timestamp = o.append(
+        id=t.id,
+        debit=t.debit_account_id,  # type: ignore[arg-type]
+        credit=t.credit_account_id,  # type: ignore[arg-type]
+        amount=amount,
+        hold_amount=0,
+        currency=t.currency,  # type: ignore[arg-type]
+        code=t.code,
+        ref=t.ref,
+        metadata=metadata,
+        flags=t.flags,
+        pending_id=None,
+        timeout_seconds=t.timeout_seconds,
+        pending_delta=amount if pending else 0,
+        posted_delta=0 if pending else amount,
+    )
+    if pending:
+        expires_at = timestamp + t.timeout_seconds * NS_PER_SECOND if t.timeout_seconds else None
+        hold = {
+            "pending_id": t.id,
+            "debit_account_id": t.debit_account_id,
+            "credit_account_id": t.credit_account_id,
+            "amount": amount,
+            "currency": t.currency,
+            "timestamp": timestamp,
+            "expires_at": expires_at,
+            "state": HoldState.pending.value,
+        }
+        if o.undo is not None:
+            o.undo.append(("opened", t.id, None))
+        o.opened[t.id] = hold
+    return TransferResult(t.id, Result.ok, timestamp, amount)
+
+
+def _field(hold: dict[str, Any] | Hold, name: str) -> Any:
+    return hold[name] if isinstance(hold, dict) else getattr(hold, name)
+
+
+def _resolve(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferResult:
+    pending_id: str = t.pending_id  # type: ignore[assignment]
+    hold, state = o.hold_state(pending_id)
+    if hold is None:
+        if pending_id in o.created or pending_id in o.journal:
+            return TransferResult(t.id, Result.pending_not_pending)
+        return TransferResult(t.id, Result.pending_not_found)
+    debit = _field(hold, "debit_account_id")
+    credit = _field(hold, "credit_account_id")
+    currency = _field(hold, "currency")
+    held = _field(hold, "amount")
+    if (
+        (t.debit_account_id is not None and t.debit_account_id != debit)
+        or (t.credit_account_id is not None and t.credit_account_id != credit)
+        or (t.currency is not None and t.currency != currency)
+    ):
+        return TransferResult(t.id, Result.pending_mismatch)
+    if state == HoldState.posted.value:
+        return TransferResult(t.id, Result.pending_already_posted)
+    if state == HoldState.voided.value:
+        return TransferResult(t.id, Result.pending_already_voided)
+    expires_at = _field(hold, "expires_at")
+    if state == HoldState.expired.value or (expires_at is not None and expires_at <= o.now_ns):
+        return TransferResult(t.id, Result.pending_expired)
+    invariant(state == HoldState.pending.value, f"hold {pending_id} in unknown state {state}")
+    post = bool(t.flags & _POST)
+    amount = held if t.amount is None else t.amount
+    if amount > held:
+        return TransferResult(t.id, Result.amount_exceeds_pending)
+    if not post and amount != held:
+        return TransferResult(t.id, Result.pending_mismatch)
+    if post:
+        dr, cr = o.accounts[debit], o.accounts[credit]
+        if dr.debits_posted + amount > TOTAL_MAX or cr.credits_posted + amount > TOTAL_MAX:
+            return TransferResult(t.id, Result.overflow)
+    timestamp = o.append(
+        id=t.id,
+        debit=debit,
+        credit=credit,
+        amount=amount,
+        hold_amount=held,
+        currency=currency,
+        code=t.code,
+        ref=t.ref,
+        metadata=metadata,
+        flags=t.flags,
+        pending_id=pending_id,
+        timeout_seconds=0,
+        pending_delta=-held,
+        posted_delta=amount if post else 0,
+    )
+    o.set_hold_state(pending_id, HoldState.posted.value if post else HoldState.voided.value)
+    return TransferResult(t.id, Result.ok, timestamp, amount)
+
+
+def _expire(o: _Overlay, hold: Hold) -> None:
+    o.append(
+        id=EXPIRY_ID_PREFIX + hold.pending_id,
+        debit=hold.debit_account_id,
+        credit=hold.credit_account_id,
+        amount=hold.amount,
+        hold_amount=hold.amount,
+        currency=hold.currency,
+        code="expiry",
+        ref=None,
+        metadata=None,
+        flags=_EXPIRY,
+        pending_id=hold.pending_id,
+        timeout_seconds=0,
+        pending_delta=-hold.amount,
+        posted_delta=0,
+    )
+    o.set_hold_state(hold.pending_id, HoldState.expired.value)
+
+
+def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
+    results: list[TransferResult | None] = [None] * len(transfers)
+    i = 0
+    n = len(transfers)
+    while i < n:
+        t = transfers[i]
+        linked = type(t.flags) is int and t.flags & _LINKED
+        if not linked:
+            failure, metadata = check_static(t)
+            results[i] = TransferResult(t.id, failure) if failure else _apply_one(o, t, metadata)
+            i += 1
+            continue
+        # A chain runs from here through the first transfer without `linked`.
+        end = i
+        while end < n and type(transfers[end].flags) is int and transfers[end].flags & _LINKED:
+            end += 1
+        if end == n:  # the batch ended with the chain still open
+            for k in range(i, n):
+                results[k] = TransferResult(transfers[k].id, Result.linked_event_chain_open)
+            break
+        chain = range(i, end + 1)
+        saved_timestamp, saved_len = o.timestamp, len(o.entries)
+        o.mark()
+        failed_at = -1
+        chain_results: dict[int, TransferResult] = {}
+        for k in chain:
+            failure, metadata = check_static(transfers[k])
+            result = TransferResult(transfers[k].id, failure) if failure else _apply_one(o, transfers[k], metadata)
+            chain_results[k] = result
+            if not result.result.succeeded:
+                failed_at = k
+                break
+        if failed_at < 0:
+            o.commit_chain()
+            for k in chain:
+                results[k] = chain_results[k]
+        else:
+            o.rollback_chain(saved_timestamp, saved_len)
+            for k in chain:
+                results[k] = (
+                    chain_results[k]
+                    if k == failed_at
+                    else TransferResult(transfers[k].id, Result.linked_event_failed)
+                )
+        i = end + 1
+    invariant(all(r is not None for r in results), "every transfer gets a result")
+    return results  # type: ignore[return-value]
+
+
+def plan_batch(
+    submissions: Sequence[Sequence[NewTransfer]],
+    *,
+    accounts: dict[str, Totals],
+    journal: dict[str, Transfer],
+    holds: dict[str, Hold],
+    due_holds: Iterable[Hold],
+    now_ns: int,
+    head_timestamp: int,
+    head_hash: str,
+) -> Plan:
+    """Plan one committed batch. Each submission's chains stay inside that submission."""
+    original = {k: v.copy() for k, v in accounts.items()}
+    o = _Overlay(accounts=dict(accounts), journal=journal, holds=holds, now_ns=now_ns, timestamp=head_timestamp)
+    for hold in due_holds:
+        _expire(o, hold)
+    results = [_run_submission(o, transfers) for transfers in submissions]
+
+    prev = head_hash
+    for entry in o.entries:
+        prev = entry["hash"] = entry_hash(
+            prev,
+            entry["timestamp"],
+            entry["id"],
+            entry["debit_account_id"],
+            entry["credit_account_id"],
+            entry["amount"],
+            entry["hold_amount"],
+            entry["currency"],
+            entry["code"],
+            entry["ref"],
+            entry["metadata"],
+            entry["flags"],
+            entry["pending_id"],
+            entry["timeout_seconds"],
+        )
+    changed = {k: o.accounts[k] for k in o.touched if o.accounts[k] != original.get(k)}
+    for totals in changed.values():
+        _check_totals(totals)
+    resolved = {k: v for k, v in o.hold_states.items() if k not in o.opened}
+    opened = list(o.opened.values())
+    for hold in opened:
+        hold["state"] = o.hold_states.get(hold["pending_id"], HoldState.pending.value)
+    return Plan(
+        results=results,
+        entries=o.entries,
+        accounts=changed,
+        holds_opened=opened,
+        holds_resolved=resolved,
+        head_timestamp=o.timestamp,
+        head_hash=prev,
+    )
+
+
+def _check_totals(t: Totals) -> None:
+    """Fail loudly if the plan would break an invariant the guards should have kept."""
+    invariant(
+        min(t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) >= 0,
+        f"negative total {t}",
+    )
+    if t.flags & _NO_OVERDRAFT:
+        invariant(t.debits_pending + t.debits_posted <= t.credits_posted, f"overdraft {t}")
+    if t.flags & _NO_OVERCREDIT:
+        invariant(t.credits_pending + t.credits_posted <= t.debits_posted, f"overcredit {t}")
+
+
+__all__ = ["Plan", "Totals", "check_static", "plan_batch"]

@@ -1,0 +1,403 @@
+"""The Ledger service: the only code that writes money.
+
+It loads what a batch touches inside one write transaction (after locking the journal
+head, which orders every writer), asks the pure engine for a plan, and persists the plan:
+journal rows appended, one row update per changed account, holds opened and resolved,
+head moved. Reads (balances, history, holds, past balances) are here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+
+from danbao.clock import Clock, SystemClock
+from danbao.errors import DanbaoError, invariant
+from danbao.ledger.engine import Totals, plan_batch
+from danbao.ledger.group_commit import GroupCommitter
+from danbao.ledger.model import (
+    ACCOUNTS_PER_BATCH_MAX,
+    ID_PATTERN,
+    PAGE_LIMIT_MAX,
+    RESOLVING_FLAGS,
+    TOTAL_MAX,
+    TRANSFERS_PER_BATCH_MAX,
+    Account,
+    AccountFlags,
+    AccountKind,
+    AccountResult,
+    Balance,
+    Hold,
+    HoldState,
+    NewAccount,
+    NewTransfer,
+    Page,
+    Transfer,
+    TransferFlags,
+    TransferResult,
+)
+from danbao.ledger.results import Result
+from danbao.money import CURRENCIES
+from danbao.store import Database
+from danbao.store.schema import accounts as accounts_t
+from danbao.store.schema import holds as holds_t
+from danbao.store.schema import ledger_head as head_t
+from danbao.store.schema import transfers as transfers_t
+
+# Rows per IN (...) list: far under every backend's bound-parameter limit.
+IN_CHUNK_MAX = 900
+# Expired holds voided per batch: expiry work never starves client transfers.
+EXPIRIES_PER_BATCH_MAX = 1000
+_KINDS = frozenset(k.value for k in AccountKind)
+_ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
+
+
+class BatchTooLarge(DanbaoError):
+    code = "batch_too_large"
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), IN_CHUNK_MAX):
+        yield items[start : start + IN_CHUNK_MAX]
+
+
+_UPDATE_ACCOUNT = (
+    update(accounts_t)
+    .where(accounts_t.c.id == bindparam("_id"))
+    .values(
+        debits_pending=bindparam("_dp"),
+        debits_posted=bindparam("_dpo"),
+        credits_pending=bindparam("_cp"),
+        credits_posted=bindparam("_cpo"),
+    )
+)
+_UPDATE_HOLD = update(holds_t).where(holds_t.c.pending_id == bindparam("_id")).values(state=bindparam("_state"))
+
+
+class Ledger:
+    """Accounts and transfers with TigerBeetle's semantics, on a `Database`."""
+
+    def __init__(self, db: Database, clock: Clock | None = None, *, group_commit: bool = True):
+        self.db = db
+        self.clock = clock or SystemClock()
+        self._committer = (
+            GroupCommitter(self._commit, transfers_per_batch_max=TRANSFERS_PER_BATCH_MAX)
+            if group_commit
+            else None
+        )
+
+    def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
+        if len(new) > ACCOUNTS_PER_BATCH_MAX:
+            raise BatchTooLarge(f"at most {ACCOUNTS_PER_BATCH_MAX} accounts per batch")
+        return self.db.write(lambda conn: self._create_accounts(conn, new))
+
+    def _create_accounts(self, conn: Connection, new: Sequence[NewAccount]) -> list[AccountResult]:
+        checked = [(a, _check_account(a)) for a in new]
+        ids = sorted({a.id for a, failure in checked if failure is None})
+        existing = {
+            row.id: row for chunk in _chunks(ids) for row in conn.execute(select(accounts_t).where(accounts_t.c.id.in_(chunk)))
+        }
+        now = self.clock.now_ns()
+        rows: list[dict[str, Any]] = []
+        results: list[AccountResult] = []
+        seen: dict[str, NewAccount] = {}
+        for account, failure in checked:
+            if failure is not None:
+                results.append(AccountResult(account.id, failure))
+                continue
+            prior = existing.get(account.id)
+            prior_fields = (
+                (prior.currency, prior.kind, prior.owner, prior.flags) if prior is not None else None
+            )
+            if prior is None and account.id in seen:
+                s = seen[account.id]
+                prior_fields = (s.currency, s.kind, s.owner, s.flags)
+            if prior_fields is not None:
+                same = prior_fields == (account.currency, account.kind, account.owner, account.flags)
+                results.append(AccountResult(account.id, Result.exists if same else Result.exists_with_different_fields))
+                continue
+            seen[account.id] = account
+            rows.append(
+                {
+                    "id": account.id,
+                    "currency": account.currency,
+                    "kind": account.kind,
+                    "owner": account.owner,
+                    "flags": account.flags,
+                    "debits_pending": 0,
+                    "debits_posted": 0,
+                    "credits_pending": 0,
+                    "credits_posted": 0,
+                    "timestamp": now,
+                }
+            )
+            results.append(AccountResult(account.id, Result.ok))
+        if rows:
+            conn.execute(insert(accounts_t), rows)
+        return results
+
+    # -- transfers --------------------------------------------------------------------
+
+    def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
+        """Commit a batch; one result per transfer, in order. Durable when this returns."""
+        if len(transfers) > TRANSFERS_PER_BATCH_MAX:
+            raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
+        if not transfers:
+            return []
+        if self._committer is not None:
+            return self._committer.submit(transfers)
+        return self._commit([transfers])[0]
+
+    def expire_due(self) -> int:
+        """Void holds whose timeout has passed (the worker calls this). Returns how many."""
+        return len(self.db.write(lambda conn: self._commit_in(conn, [])).entries)
+
+    def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult]]:
+        return self.db.write(lambda conn: self._commit_in(conn, submissions)).results
+
+    def _commit_in(self, conn: Connection, submissions: list[Sequence[NewTransfer]]):  # type: ignore[no-untyped-def]
+        head = conn.execute(select(head_t).where(head_t.c.id == 1).with_for_update()).one()
+        now = self.clock.now_ns()
+        due = [
+            _hold(row)
+            for row in conn.execute(
+                select(holds_t)
+                .where(holds_t.c.state == HoldState.pending.value, holds_t.c.expires_at <= now)
+                .order_by(holds_t.c.expires_at, holds_t.c.pending_id)
+                .limit(EXPIRIES_PER_BATCH_MAX)
+            )
+        ]
+        transfer_ids: set[str] = set()
+        pending_ids: set[str] = set()
+        account_ids: set[str] = set()
+        for transfers in submissions:
+            for t in transfers:
+                if isinstance(t.id, str):
+                    transfer_ids.add(t.id)
+                if isinstance(t.pending_id, str):
+                    pending_ids.add(t.pending_id)
+                if isinstance(t.debit_account_id, str):
+                    account_ids.add(t.debit_account_id)
+                if isinstance(t.credit_account_id, str):
+                    account_ids.add(t.credit_account_id)
+        journal: dict[str, Transfer] = {}
+        for chunk in _chunks(sorted(transfer_ids | pending_ids)):
+            for row in conn.execute(select(transfers_t).where(transfers_t.c.id.in_(chunk))):
+                journal[row.id] = Transfer(**row._mapping)
+        holds = {h.pending_id: h for h in due}
+        for chunk in _chunks(sorted(pending_ids - holds.keys())):
+            for row in conn.execute(select(holds_t).where(holds_t.c.pending_id.in_(chunk))):
+                holds[row.pending_id] = _hold(row)
+        for hold in holds.values():
+            account_ids.add(hold.debit_account_id)
+            account_ids.add(hold.credit_account_id)
+        totals: dict[str, Totals] = {}
+        for chunk in _chunks(sorted(account_ids)):
+            for row in conn.execute(
+                select(
+                    accounts_t.c.id,
+                    accounts_t.c.currency,
+                    accounts_t.c.flags,
+                    accounts_t.c.debits_pending,
+                    accounts_t.c.debits_posted,
+                    accounts_t.c.credits_pending,
+                    accounts_t.c.credits_posted,
+                ).where(accounts_t.c.id.in_(chunk))
+            ):
+                totals[row.id] = Totals(*row[1:])
+        plan = plan_batch(
+            submissions,
+            accounts=totals,
+            journal=journal,
+            holds=holds,
+            due_holds=due,
+            now_ns=now,
+            head_timestamp=head.timestamp,
+            head_hash=head.hash,
+        )
+        if plan.entries:
+            conn.execute(insert(transfers_t), plan.entries)
+            conn.execute(
+                _UPDATE_ACCOUNT,
+                [
+                    {"_id": k, "_dp": t.debits_pending, "_dpo": t.debits_posted, "_cp": t.credits_pending, "_cpo": t.credits_posted}
+                    for k, t in sorted(plan.accounts.items())
+                ],
+            )
+            if plan.holds_opened:
+                conn.execute(insert(holds_t), plan.holds_opened)
+            if plan.holds_resolved:
+                conn.execute(_UPDATE_HOLD, [{"_id": k, "_state": v} for k, v in sorted(plan.holds_resolved.items())])
+            moved = conn.execute(
+                update(head_t)
+                .where(head_t.c.id == 1, head_t.c.hash == head.hash)
+                .values(
+                    timestamp=plan.head_timestamp,
+                    hash=plan.head_hash,
+                    transfers_count=head_t.c.transfers_count + len(plan.entries),
+                )
+            ).rowcount
+            invariant(moved == 1, "the journal head moved under a held lock")
+        return plan
+
+    # -- reads ------------------------------------------------------------------------
+
+    def account(self, account_id: str) -> Account | None:
+        found = self.accounts([account_id])
+        return found[0] if found else None
+
+    def accounts(self, account_ids: Sequence[str]) -> list[Account]:
+        if len(account_ids) > PAGE_LIMIT_MAX:
+            raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
+
+        def read(conn: Connection) -> list[Account]:
+            rows = conn.execute(select(accounts_t).where(accounts_t.c.id.in_(list(account_ids))).order_by(accounts_t.c.id))
+            return [Account(**row._mapping) for row in rows]
+
+        return self.db.read(read)
+
+    def accounts_of(self, owner: str, *, limit: int = 100) -> list[Account]:
+        limit = _page_limit(limit)
+        return self.db.read(
+            lambda conn: [
+                Account(**row._mapping)
+                for row in conn.execute(
+                    select(accounts_t).where(accounts_t.c.owner == owner).order_by(accounts_t.c.id).limit(limit)
+                )
+            ]
+        )
+
+    def transfer(self, transfer_id: str) -> Transfer | None:
+        row = self.db.read(lambda conn: conn.execute(select(transfers_t).where(transfers_t.c.id == transfer_id)).first())
+        return Transfer(**row._mapping) if row is not None else None
+
+    def transfers_of(self, account_id: str, *, after: str | None = None, limit: int = 100) -> Page:
+        """An account's journal entries in time order, a page at a time (cursor = timestamp)."""
+        limit = _page_limit(limit)
+        since = _cursor(after)
+
+        def read(conn: Connection) -> list[Transfer]:
+            found: dict[str, Transfer] = {}
+            for column in (transfers_t.c.debit_account_id, transfers_t.c.credit_account_id):
+                query = (
+                    select(transfers_t)
+                    .where(column == account_id, transfers_t.c.timestamp > since)
+                    .order_by(transfers_t.c.timestamp)
+                    .limit(limit + 1)
+                )
+                for row in conn.execute(query):
+                    found[row.id] = Transfer(**row._mapping)
+            return sorted(found.values(), key=lambda t: t.timestamp)[: limit + 1]
+
+        rows = self.db.read(read)
+        page = rows[:limit]
+        more = len(rows) > limit
+        return Page(page, str(page[-1].timestamp) if more and page else None)
+
+    def transfers_by_ref(self, ref: str, *, limit: int = 100) -> list[Transfer]:
+        limit = _page_limit(limit)
+        return self.db.read(
+            lambda conn: [
+                Transfer(**row._mapping)
+                for row in conn.execute(
+                    select(transfers_t).where(transfers_t.c.ref == ref).order_by(transfers_t.c.timestamp).limit(limit)
+                )
+            ]
+        )
+
+    def balance_at(self, account_id: str, timestamp_ns: int) -> Balance:
+        """The account's four totals just after the last entry at or before `timestamp_ns`."""
+        if type(timestamp_ns) is not int or not 0 <= timestamp_ns <= TOTAL_MAX:
+            raise DanbaoError("timestamp must be nanoseconds since the epoch", field="timestamp", code="timestamp_invalid")
+
+        def read(conn: Connection) -> Balance:
+            sums = []
+            for column in (transfers_t.c.debit_account_id, transfers_t.c.credit_account_id):
+                sums.append(
+                    conn.execute(
+                        _totals_query().where(column == account_id, transfers_t.c.timestamp <= timestamp_ns)
+                    ).one()
+                )
+            (d_pending, d_posted), (c_pending, c_posted) = (_pending_posted(s) for s in sums)
+            return Balance(d_pending, d_posted, c_pending, c_posted)
+
+        return self.db.read(read)
+
+    def holds(self, account_id: str | None = None, *, state: str = "pending", after: str | None = None, limit: int = 100) -> Page:
+        limit = _page_limit(limit)
+        since = _cursor(after)
+        query = select(holds_t).where(holds_t.c.state == state, holds_t.c.timestamp > since)
+        if account_id is not None:
+            query = query.where(
+                (holds_t.c.debit_account_id == account_id) | (holds_t.c.credit_account_id == account_id)
+            )
+        query = query.order_by(holds_t.c.timestamp).limit(limit + 1)
+        rows = self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)])
+        page = rows[:limit]
+        return Page(page, str(page[-1].timestamp) if len(rows) > limit and page else None)
+
+
+def _totals_query():  # type: ignore[no-untyped-def]
+    """SUMs that rebuild (pending, posted) for one side, in journal.deltas' terms."""
+    flags = transfers_t.c.flags
+    pending = flags.op("&")(int(TransferFlags.pending)) != 0
+    resolving = flags.op("&")(int(RESOLVING_FLAGS)) != 0
+    post = flags.op("&")(int(TransferFlags.post_pending)) != 0
+    return select(
+        func.coalesce(func.sum(case((pending, transfers_t.c.amount), else_=0)), 0),
+        func.coalesce(func.sum(case((resolving, transfers_t.c.hold_amount), else_=0)), 0),
+        func.coalesce(
+            func.sum(case((pending, 0), (resolving & ~post, 0), else_=transfers_t.c.amount)), 0
+        ),
+    )
+
+
+def _pending_posted(row: Any) -> tuple[int, int]:
+    opened, released, posted = (int(v) for v in row)
+    return opened - released, posted
+
+
+def _page_limit(limit: int) -> int:
+    if type(limit) is not int or not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise DanbaoError(f"limit must be between 1 and {PAGE_LIMIT_MAX}", field="limit", code="limit_invalid")
+    return limit
+
+
+def _cursor(after: str | None) -> int:
+    if after is None:
+        return -1
+    if not isinstance(after, str) or not after.isdigit() or len(after) > 20:
+        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
+    return int(after)
+
+
+def _hold(row: Any) -> Hold:
+    return Hold(**row._mapping)
+
+
+def _check_account(a: NewAccount) -> Result | None:
+    if not isinstance(a.id, str) or not ID_PATTERN.match(a.id):
+        return Result.id_invalid
+    if type(a.flags) is not int or a.flags & ~_ACCOUNT_FLAGS or a.flags == _ACCOUNT_FLAGS:
+        return Result.flags_invalid
+    if a.currency not in CURRENCIES:
+        return Result.currency_unknown
+    if a.kind not in _KINDS:
+        return Result.kind_unknown
+    if a.owner is not None and (not isinstance(a.owner, str) or not ID_PATTERN.match(a.owner)):
+        return Result.owner_invalid
+    return None

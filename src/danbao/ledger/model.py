@@ -1,0 +1,194 @@
+"""The ledger's nouns: accounts, transfers, holds, flags, kinds and the bounds on them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum, IntFlag
+from typing import Any
+
+# Bounds (TigerBeetle style: everything has a named limit).
+TRANSFERS_PER_BATCH_MAX = 8190
+ACCOUNTS_PER_BATCH_MAX = 8190
+TIMEOUT_SECONDS_MAX = 10 * 365 * 24 * 3600
+METADATA_BYTES_MAX = 1024
+PAGE_LIMIT_MAX = 1000
+# Totals are BIGINT columns; refuse anything that would push one past this.
+TOTAL_MAX = 2**63 - 1
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+
+
+class AccountFlags(IntFlag):
+    none = 0
+    no_overdraft = 1  # debits may not exceed credits
+    no_overcredit = 2  # credits may not exceed debits
+
+
+class TransferFlags(IntFlag):
+    none = 0
+    linked = 1
+    pending = 2
+    post_pending = 4
+    void_pending = 8
+    balancing = 16
+    # Set only by the ledger on the journal row that voids an expired hold.
+    expiry = 32
+
+
+CLIENT_TRANSFER_FLAGS = (
+    TransferFlags.linked
+    | TransferFlags.pending
+    | TransferFlags.post_pending
+    | TransferFlags.void_pending
+    | TransferFlags.balancing
+)
+RESOLVING_FLAGS = TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry
+
+
+class AccountKind(str, Enum):
+    wallet = "wallet"
+    merchant = "merchant"
+    escrow = "escrow"
+    fees = "fees"
+    insurance_pool = "insurance_pool"
+    seller_deposit = "seller_deposit"
+    seller_debt = "seller_debt"
+    bank_clearing = "bank_clearing"
+    courier_cash = "courier_cash"
+    credit_receivable = "credit_receivable"
+    savings = "savings"
+    interest_expense = "interest_expense"
+    promotions = "promotions"
+    red_envelope = "red_envelope"
+    system = "system"
+
+
+class HoldState(str, Enum):
+    pending = "pending"
+    posted = "posted"
+    voided = "voided"
+    expired = "expired"
+
+
+@dataclass(frozen=True, slots=True)
+class NewAccount:
+    id: str
+    currency: str
+    kind: str
+    owner: str | None = None
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    currency: str
+    kind: str
+    owner: str | None
+    flags: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+    timestamp: int
+
+    @property
+    def balance(self) -> int:
+        """Posted credits minus posted debits: what a wallet holder thinks of as balance."""
+        return self.credits_posted - self.debits_posted
+
+    @property
+    def available(self) -> int:
+        """What a debit may still take: posted balance less outgoing holds."""
+        return self.credits_posted - self.debits_posted - self.debits_pending
+
+
+@dataclass(frozen=True, slots=True)
+class NewTransfer:
+    """A transfer as a client asks for it.
+
+    For `post_pending`/`void_pending`, accounts and currency may be left out (they come
+    from the hold); `amount=None` posts or voids the whole hold.
+    """
+
+    id: str
+    debit_account_id: str | None = None
+    credit_account_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
+    code: str = "transfer"
+    ref: str | None = None
+    metadata: dict[str, Any] | None = None
+    flags: int = 0
+    pending_id: str | None = None
+    timeout_seconds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A journal entry, as committed."""
+
+    id: str
+    timestamp: int
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    hold_amount: int
+    currency: str
+    code: str
+    ref: str | None
+    metadata: str | None  # canonical JSON, exactly as hashed
+    flags: int
+    pending_id: str | None
+    timeout_seconds: int
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    pending_id: str
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    timestamp: int
+    expires_at: int | None
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+    @property
+    def balance(self) -> int:
+        return self.credits_posted - self.debits_posted
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    id: str
+    result: Any  # Result; typed loosely to keep this module free of the enum import cycle
+    timestamp: int | None = None
+    amount: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.result.succeeded)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountResult:
+    id: str
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None

@@ -1,0 +1,17 @@
+"""Persistence behind one interface: SQLite (embedded default) or PostgreSQL."""
+
+from danbao.store.database import DEFAULT_URL, Database, database_url
+from danbao.store.errors import IntegrityViolation, StoreError, TransientStoreError
+from danbao.store.migrate import current_revision, head_revision, upgrade
+
+__all__ = [
+    "DEFAULT_URL",
+    "Database",
+    "IntegrityViolation",
+    "StoreError",
+    "TransientStoreError",
+    "current_revision",
+    "database_url",
+    "head_revision",
+    "upgrade",
+]

@@ -1,0 +1,134 @@
+"""The database behind one interface: SQLite (embedded default) or PostgreSQL.
+
+The backend is chosen here and only here, from a URL. Write transactions run through
+`Database.write`, which begins them the way each backend needs (SQLite: `BEGIN IMMEDIATE`
+so two writers never deadlock on lock upgrade) and retries transient conflicts a bounded
+number of times. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.pool import NullPool
+
+from danbao.store.errors import StoreError, TransientStoreError, translate
+
+T = TypeVar("T")
+
+DEFAULT_URL = "sqlite:///danbao.db"
+WRITE_ATTEMPTS_MAX = 20
+RETRY_BACKOFF_BASE_SECONDS = 0.001
+RETRY_BACKOFF_MAX_SECONDS = 0.05
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POOL_SIZE = 16
+
+
+def database_url(url: str | None = None) -> str:
+    """The URL to use: the argument, else `DANBAO_DATABASE_URL`, else ./danbao.db."""
+    return url or os.environ.get("DANBAO_DATABASE_URL") or DEFAULT_URL
+
+
+def _normalise(url: str) -> str:
+    # Accept the URLs people paste (postgres://, postgresql://) and use psycopg 3.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    """An engine plus the transaction discipline every writer follows."""
+
+    def __init__(self, url: str | None = None, *, pool_size: int = POOL_SIZE):
+        self.url = _normalise(database_url(url))
+        if self.url.startswith("sqlite"):
+            self.dialect = "sqlite"
+            self.engine = _sqlite_engine(self.url)
+        elif self.url.startswith("postgresql"):
+            self.dialect = "postgresql"
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
+            )
+        else:
+            raise StoreError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+    def write(self, work: Callable[[Connection], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
+        """Run `work` in one write transaction, retrying transient conflicts (bounded)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.engine.connect().execution_options(danbao_write=True) as conn:
+                    with conn.begin():
+                        return work(conn)
+            except Exception as error:  # translated below; anything else propagates as is
+                neutral = translate(error)
+                if isinstance(neutral, TransientStoreError) and attempt < attempts:
+                    _backoff(attempt)
+                    continue
+                if neutral is error:
+                    raise
+                raise neutral from error
+        raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
+
+    def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one read transaction (a consistent snapshot on both backends)."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "postgresql":
+                    # READ COMMITTED would give each statement its own snapshot; an audit
+                    # or a multi-query read needs one snapshot for all of them.
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return work(conn)
+        except Exception as error:
+            neutral = translate(error)
+            if neutral is error:
+                raise
+            raise neutral from error
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _backoff(attempt: int) -> None:
+    # Jittered exponential backoff: a real wait for a conflicting writer, not a test sleep.
+    ceiling = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2**attempt)
+    time.sleep(random.uniform(0, ceiling))
+
+
+def _sqlite_engine(url: str) -> Engine:
+    path = url.removeprefix("sqlite:///")
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        # One connection per checkout keeps each thread's transaction its own; the
+        # SQLite file is the shared state.
+        poolclass=NullPool if path == ":memory:" else None,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions get it wrong).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed transfer survives power loss. Durability is not for sale.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):  # type: ignore[no-untyped-def]
+        write = conn.get_execution_options().get("danbao_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

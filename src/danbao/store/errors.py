@@ -1,0 +1,45 @@
+"""One neutral hierarchy for storage failures, whatever driver raised them."""
+
+from __future__ import annotations
+
+from danbao.errors import DanbaoError
+
+
+class StoreError(DanbaoError):
+    code = "store_error"
+
+
+class TransientStoreError(StoreError):
+    """A conflict the database resolved by aborting us: retrying may succeed."""
+
+    code = "store_busy"
+
+
+class IntegrityViolation(StoreError):
+    """A constraint refused a write: the code let through something the schema forbids."""
+
+    code = "store_integrity"
+
+
+# SQLSTATEs a retry can cure: serialization failure, deadlock, and CockroachDB's
+# restart-transaction (also 40001).
+_TRANSIENT_SQLSTATES = {"40001", "40P01"}
+_SQLITE_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "busy")
+
+
+def translate(error: BaseException) -> BaseException:
+    """Map a driver/SQLAlchemy error to the neutral hierarchy (or return it unchanged)."""
+    from sqlalchemy import exc
+
+    if not isinstance(error, exc.DBAPIError):
+        return error
+    orig = error.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    message = str(orig)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return TransientStoreError(message)
+    if any(text in message.lower() for text in _SQLITE_TRANSIENT_MESSAGES):
+        return TransientStoreError(message)
+    if isinstance(error, exc.IntegrityError):
+        return IntegrityViolation(message)
+    return StoreError(message)

@@ -1,0 +1,111 @@
+"""The schema, as SQLAlchemy Core tables: the one description the code queries against.
+
+Migrations under `migrations/versions` create exactly these tables; a test checks that
+the migrated database and this metadata agree. Money columns are BIGINT minor units and
+CHECK constraints back the ledger's own guards, so even a bug cannot store a negative
+total or an overdrawn `no_overdraft` account.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID_LENGTH_MAX = 64
+JOURNAL_ID_LENGTH_MAX = 72
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("currency", String(3), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("owner", String(ID_LENGTH_MAX), nullable=True),
+    Column("flags", Integer, nullable=False),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    CheckConstraint(
+        "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0",
+        name="ck_accounts_totals_non_negative",
+    ),
+    # flag 1 = no_overdraft, 2 = no_overcredit (danbao.ledger.model.AccountFlags)
+    CheckConstraint(
+        "(flags & 1) = 0 OR debits_pending + debits_posted <= credits_posted",
+        name="ck_accounts_no_overdraft",
+    ),
+    CheckConstraint(
+        "(flags & 2) = 0 OR credits_pending + credits_posted <= debits_posted",
+        name="ck_accounts_no_overcredit",
+    ),
+)
+Index("ix_accounts_owner", accounts.c.owner)
+
+# The journal: append-only, one row per transfer, hash-chained in timestamp order.
+transfers = Table(
+    "transfers",
+    metadata,
+    # Client ids are at most 64 characters; the ledger's own expiry entries add a prefix.
+    Column("id", String(JOURNAL_ID_LENGTH_MAX), primary_key=True),
+    Column("timestamp", BigInteger, nullable=False, unique=True),
+    Column("debit_account_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("credit_account_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # For post/void/expiry rows: the amount of the hold they resolve (0 otherwise).
+    Column("hold_amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("code", String(64), nullable=False),
+    Column("ref", String(ID_LENGTH_MAX), nullable=True),
+    Column("metadata", Text, nullable=True),
+    Column("flags", Integer, nullable=False),
+    Column("pending_id", String(ID_LENGTH_MAX), nullable=True),
+    Column("timeout_seconds", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("amount >= 0 AND hold_amount >= 0", name="ck_transfers_amounts"),
+)
+Index("ix_transfers_debit", transfers.c.debit_account_id, transfers.c.timestamp)
+Index("ix_transfers_credit", transfers.c.credit_account_id, transfers.c.timestamp)
+Index("ix_transfers_ref", transfers.c.ref)
+
+# Open and resolved holds (pending transfers). Derived state, like account totals: the
+# journal alone can rebuild it.
+holds = Table(
+    "holds",
+    metadata,
+    Column("pending_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("debit_account_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("credit_account_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("state", String(16), nullable=False),
+)
+Index("ix_holds_due", holds.c.state, holds.c.expires_at)
+Index("ix_holds_debit", holds.c.debit_account_id, holds.c.state)
+
+# One row: the head of the journal's hash chain. Every ledger write locks it first, which
+# orders all writers (one lock, always taken first, so no deadlock is possible).
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("transfers_count", BigInteger, nullable=False),
+)
+
+GENESIS_HASH = "0" * 64

@@ -1,0 +1,71 @@
+"""Fixtures shared by every test: a fresh database on each backend, a manual clock, a ledger.
+
+Tests that take `db` (or `ledger`) run once on SQLite and once on PostgreSQL. The
+PostgreSQL cluster is a throwaway one started for the session; each test gets its own
+database cloned from a migrated template.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from danbao.clock import ManualClock
+from danbao.ledger import Ledger
+from danbao.store import Database, upgrade
+from danbao.store.throwaway import ThrowawayPostgres
+
+BACKENDS = ("sqlite", "postgresql")
+_TEMPLATE = "danbao_template"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[ThrowawayPostgres]:
+    pg = ThrowawayPostgres().start()
+    db = Database(pg.create_database(_TEMPLATE))
+    upgrade(db)
+    db.dispose()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "danbao.db"
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
+    return path
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        path = tmp_path / "danbao.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    pg: ThrowawayPostgres = request.getfixturevalue("postgres")
+    return pg.create_database(f"test_{next(_names)}", template=_TEMPLATE)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def ledger(db: Database, clock: ManualClock) -> Iterator[Ledger]:
+    with Ledger(db, clock) as ledger:
+        yield ledger

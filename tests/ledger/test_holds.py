@@ -1,0 +1,140 @@
+"""Pending holds: post in full or in part, void, and expiry driven by the injected clock."""
+
+import pytest
+
+from danbao.ledger import NewTransfer, Result, TransferFlags
+from tests.ledger.helpers import fund, open_accounts, totals
+
+PENDING = int(TransferFlags.pending)
+POST = int(TransferFlags.post_pending)
+VOID = int(TransferFlags.void_pending)
+
+
+@pytest.fixture
+def held(ledger):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)
+    [r] = ledger.create_transfers([NewTransfer("h", "alice", "bob", 400, "USD", flags=PENDING, timeout_seconds=60)])
+    assert r.result is Result.ok
+    return ledger
+
+
+def test_a_hold_reserves_funds_without_moving_them(held):
+    assert totals(held, "alice") == (400, 0, 0, 1000)
+    assert totals(held, "bob") == (0, 0, 400, 0)
+    assert held.account("alice").available == 600
+    [r] = held.create_transfers([NewTransfer("x", "alice", "bob", 601, "USD")])
+    assert r.result is Result.insufficient_funds
+    assert [h.pending_id for h in held.holds("alice").items] == ["h"]
+
+
+def test_post_in_full(held):
+    [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    assert (r.result, r.amount) == (Result.ok, 400)
+    assert totals(held, "alice") == (0, 400, 0, 1000)
+    assert totals(held, "bob") == (0, 0, 0, 400)
+    assert held.holds("alice").items == []
+    assert [h.pending_id for h in held.holds("alice", state="posted").items] == ["h"]
+
+
+def test_post_less_than_held_releases_the_rest(held):
+    [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST, amount=150)])
+    assert (r.result, r.amount) == (Result.ok, 150)
+    assert totals(held, "alice") == (0, 150, 0, 1000)
+    assert held.account("alice").available == 850
+
+
+def test_void_releases_everything(held):
+    [r] = held.create_transfers([NewTransfer("v", pending_id="h", flags=VOID)])
+    assert r.result is Result.ok
+    assert totals(held, "alice") == (0, 0, 0, 1000)
+    assert totals(held, "bob") == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("second", "code"),
+    [
+        (NewTransfer("p2", pending_id="h", flags=POST), Result.pending_already_posted),
+        (NewTransfer("v2", pending_id="h", flags=VOID), Result.pending_already_posted),
+    ],
+)
+def test_a_hold_resolves_once(held, second, code):
+    held.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    [r] = held.create_transfers([second])
+    assert r.result is code
+
+
+def test_post_after_void_is_refused(held):
+    held.create_transfers([NewTransfer("v", pending_id="h", flags=VOID)])
+    [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    assert r.result is Result.pending_already_voided
+
+
+@pytest.mark.parametrize(
+    ("transfer", "code"),
+    [
+        (NewTransfer("p", pending_id="h", flags=POST, amount=401), Result.amount_exceeds_pending),
+        (NewTransfer("p", pending_id="h", flags=POST, debit_account_id="bob"), Result.pending_mismatch),
+        (NewTransfer("p", pending_id="h", flags=POST, credit_account_id="alice"), Result.pending_mismatch),
+        (NewTransfer("p", pending_id="h", flags=POST, currency="EUR"), Result.pending_mismatch),
+        (NewTransfer("p", pending_id="h", flags=VOID, amount=10), Result.pending_mismatch),
+        (NewTransfer("p", pending_id="fund-alice-1000", flags=POST), Result.pending_not_pending),
+        (NewTransfer("p", pending_id="nope", flags=VOID), Result.pending_not_found),
+        (NewTransfer("p", pending_id="h", flags=POST, amount=0), Result.amount_invalid),
+    ],
+)
+def test_bad_resolutions_are_refused_and_change_nothing(held, transfer, code):
+    before = (totals(held, "alice"), totals(held, "bob"))
+    [r] = held.create_transfers([transfer])
+    assert r.result is code
+    assert (totals(held, "alice"), totals(held, "bob")) == before
+
+
+def test_hold_and_post_in_one_batch(held):
+    results = held.create_transfers(
+        [
+            NewTransfer("h2", "alice", "bob", 100, "USD", flags=PENDING),
+            NewTransfer("p2", pending_id="h2", flags=POST, amount=60),
+        ]
+    )
+    assert [r.result for r in results] == [Result.ok, Result.ok]
+    assert totals(held, "bob") == (0, 0, 400, 60)
+
+
+def test_an_expired_hold_cannot_be_posted_and_voids_itself(held, clock):
+    # The timeout runs from the hold's ledger timestamp, 1 ns after the funding transfer.
+    clock.advance(60, ns=1)
+    [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    assert r.result is Result.pending_expired
+    # The same write voided the due hold: its funds are available again.
+    assert totals(held, "alice") == (0, 0, 0, 1000)
+    assert [h.pending_id for h in held.holds(state="expired").items] == ["h"]
+    expiry = held.transfer("~h")
+    assert (expiry.code, expiry.pending_id, expiry.flags) == ("expiry", "h", int(TransferFlags.expiry))
+
+
+def test_expiry_is_run_by_the_worker_and_is_idempotent(held, clock):
+    clock.advance(60)
+    assert held.expire_due() == 0
+    assert totals(held, "alice")[0] == 400
+    clock.advance(ns=1)
+    assert held.expire_due() == 1
+    assert held.expire_due() == 0
+    assert totals(held, "alice") == (0, 0, 0, 1000)
+
+
+def test_a_hold_without_timeout_never_expires(held, clock):
+    held.create_transfers([NewTransfer("forever", "alice", "bob", 100, "USD", flags=PENDING)])
+    clock.advance(10 * 365 * 24 * 3600)
+    held.expire_due()
+    [r] = held.create_transfers([NewTransfer("p", pending_id="forever", flags=POST)])
+    assert r.result is Result.ok
+
+
+def test_replayed_post_is_exists(held):
+    post = NewTransfer("p", pending_id="h", flags=POST, amount=100)
+    held.create_transfers([post])
+    [r] = held.create_transfers([post])
+    assert (r.result, r.amount) == (Result.exists, 100)
+    [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST, amount=101)])
+    assert r.result is Result.exists_with_different_fields

@@ -1,0 +1,215 @@
+"""Transfers: every result code, and a failed transfer changes nothing."""
+
+import pytest
+
+from danbao.ledger import AccountFlags, BatchTooLarge, NewAccount, NewTransfer, Result, TransferFlags
+from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
+from danbao.money import AMOUNT_MAX_MINOR
+from tests.ledger.helpers import fund, open_accounts, totals
+
+PENDING = int(TransferFlags.pending)
+POST = int(TransferFlags.post_pending)
+VOID = int(TransferFlags.void_pending)
+LINKED = int(TransferFlags.linked)
+BALANCING = int(TransferFlags.balancing)
+
+
+@pytest.fixture
+def funded(ledger):
+    open_accounts(ledger, "alice", "bob")
+    open_accounts(ledger, "euro", currency="EUR")
+    fund(ledger, "alice", 1000)
+    return ledger
+
+
+def snapshot(ledger):
+    ids = ["alice", "bob", "bank", "euro"]
+    return {a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted) for a in ledger.accounts(ids)}, ledger.transfers_of("alice").items
+
+
+def test_a_transfer_moves_money_once_and_is_journaled(funded):
+    [r] = funded.create_transfers([NewTransfer("t1", "alice", "bob", 250, "USD", code="p2p", ref="order-1", metadata={"note": "lunch"})])
+    assert (r.result, r.amount) == (Result.ok, 250)
+    assert funded.account("alice").balance == 750
+    assert funded.account("bob").balance == 250
+    t = funded.transfer("t1")
+    assert (t.code, t.ref, t.metadata, t.timestamp) == ("p2p", "order-1", '{"note":"lunch"}', r.timestamp)
+    assert [x.id for x in funded.transfers_by_ref("order-1")] == ["t1"]
+
+
+def test_replay_is_exists_and_moves_nothing(funded):
+    t = NewTransfer("t1", "alice", "bob", 250, "USD")
+    first = funded.create_transfers([t])[0]
+    again = funded.create_transfers([t])[0]
+    assert again.result is Result.exists
+    assert (again.timestamp, again.amount) == (first.timestamp, first.amount)
+    assert funded.account("bob").balance == 250
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        dict(amount=251),
+        dict(credit_account_id="bank"),
+        dict(code="other"),
+        dict(ref="r2"),
+        dict(metadata={"a": 1}),
+        dict(flags=PENDING),
+    ],
+)
+def test_same_id_different_fields_is_refused(funded, changed):
+    base = dict(id="t1", debit_account_id="alice", credit_account_id="bob", amount=250, currency="USD")
+    funded.create_transfers([NewTransfer(**base)])
+    before = snapshot(funded)
+    [r] = funded.create_transfers([NewTransfer(**{**base, **changed})])
+    assert r.result is Result.exists_with_different_fields
+    assert snapshot(funded) == before
+
+
+def t(**over):
+    base = dict(id="x", debit_account_id="alice", credit_account_id="bob", amount=10, currency="USD")
+    return NewTransfer(**{**base, **over})
+
+
+@pytest.mark.parametrize(
+    ("transfer", "code"),
+    [
+        (t(id=""), Result.id_invalid),
+        (t(id="~x"), Result.id_invalid),
+        (t(id=None), Result.id_invalid),
+        (t(id="a b"), Result.id_invalid),
+        (t(flags=PENDING | POST), Result.flags_invalid),
+        (t(flags=1 << 10), Result.flags_invalid),
+        (t(flags=int(TransferFlags.expiry)), Result.flags_invalid),
+        (t(flags=POST | BALANCING, pending_id="p"), Result.flags_invalid),
+        (t(flags=POST), Result.pending_id_required),
+        (t(pending_id="p"), Result.pending_id_must_be_empty),
+        (t(timeout_seconds=5), Result.timeout_invalid),
+        (t(flags=PENDING, timeout_seconds=-1), Result.timeout_invalid),
+        (t(flags=PENDING, timeout_seconds=TIMEOUT_SECONDS_MAX + 1), Result.timeout_invalid),
+        (t(code="Bad Code"), Result.code_invalid),
+        (t(code=""), Result.code_invalid),
+        (t(ref="no spaces allowed"), Result.ref_invalid),
+        (t(metadata={"x": "y" * 2000}), Result.metadata_invalid),
+        (t(metadata=["not", "an", "object"]), Result.metadata_invalid),
+        (t(metadata={"f": float("nan")}), Result.metadata_invalid),
+        (t(metadata={"f": object()}), Result.metadata_invalid),
+        (t(metadata={1: "int key"}), Result.metadata_invalid),
+        (t(amount=0), Result.amount_invalid),
+        (t(amount=-5), Result.amount_invalid),
+        (t(amount=AMOUNT_MAX_MINOR + 1), Result.amount_invalid),
+        (t(amount=10.0), Result.amount_invalid),
+        (t(amount=True), Result.amount_invalid),
+        (t(amount=None), Result.amount_invalid),
+        (t(debit_account_id=""), Result.account_id_invalid),
+        (t(credit_account_id=None), Result.account_id_invalid),
+        (t(credit_account_id="alice"), Result.accounts_must_differ),
+        (t(currency="XXX"), Result.currency_unknown),
+        (t(debit_account_id="nobody"), Result.debit_account_not_found),
+        (t(credit_account_id="nobody"), Result.credit_account_not_found),
+        (t(credit_account_id="euro"), Result.currency_mismatch),
+        (t(currency="EUR"), Result.currency_mismatch),
+        (t(amount=1001), Result.insufficient_funds),
+        (t(flags=PENDING, amount=1001), Result.insufficient_funds),
+        (t(flags=POST, pending_id="nothing"), Result.pending_not_found),
+    ],
+)
+def test_each_refusal_has_its_code_and_changes_nothing(funded, transfer, code):
+    before = snapshot(funded)
+    [r] = funded.create_transfers([transfer])
+    assert r.result is code
+    assert not r.ok
+    assert snapshot(funded) == before
+
+
+def test_no_overcredit_accounts_refuse_credits_beyond_debits(ledger):
+    ledger.create_accounts([NewAccount("cap", "USD", "system", flags=int(AccountFlags.no_overcredit)), NewAccount("src", "USD", "bank_clearing")])
+    [r] = ledger.create_transfers([NewTransfer("x", "src", "cap", 1, "USD")])
+    assert r.result is Result.exceeds_debits
+    ledger.create_transfers([NewTransfer("y", "cap", "src", 5, "USD")])
+    [r] = ledger.create_transfers([NewTransfer("z", "src", "cap", 5, "USD")])
+    assert r.result is Result.ok
+
+
+def test_overflow_of_a_total_is_refused(ledger):
+    ledger.create_accounts([NewAccount("src", "USD", "bank_clearing"), NewAccount("dst", "USD", "wallet")])
+    big = AMOUNT_MAX_MINOR
+    count = (2**63 - 1) // big
+    for chunk in range(0, count, 1000):
+        n = min(1000, count - chunk)
+        results = ledger.create_transfers([NewTransfer(f"b{chunk + i}", "src", "dst", big, "USD") for i in range(n)])
+        assert all(r.result is Result.ok for r in results)
+    [r] = ledger.create_transfers([NewTransfer("over", "src", "dst", big, "USD")])
+    assert r.result is Result.overflow
+
+
+def test_balancing_moves_at_most_what_the_debit_account_has(funded):
+    [r] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 5000, "USD", flags=BALANCING)])
+    assert (r.result, r.amount) == (Result.ok, 1000)
+    assert funded.account("alice").balance == 0
+    [again] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 5000, "USD", flags=BALANCING)])
+    assert (again.result, again.amount) == (Result.exists, 1000)
+    [empty] = funded.create_transfers([NewTransfer("sweep2", "alice", "bob", 5000, "USD", flags=BALANCING)])
+    assert empty.result is Result.insufficient_funds
+
+
+def test_a_batch_gets_one_result_per_transfer_in_order(funded):
+    results = funded.create_transfers([t(id="a", amount=600), t(id="b", amount=600), t(id="c", amount=400), t(id="a", amount=600)])
+    assert [r.result for r in results] == [Result.ok, Result.insufficient_funds, Result.ok, Result.exists]
+    assert funded.account("alice").balance == 0
+    stamps = [r.timestamp for r in results if r.result is Result.ok]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 2
+
+
+def test_batch_bound_is_enforced_before_anything_happens(funded):
+    with pytest.raises(BatchTooLarge):
+        funded.create_transfers([t(id=f"x{i}", amount=1) for i in range(TRANSFERS_PER_BATCH_MAX + 1)])
+    assert funded.account("alice").balance == 1000
+    assert funded.create_transfers([]) == []
+
+
+def test_linked_chain_commits_as_one(funded):
+    results = funded.create_transfers([t(id="l1", amount=100, flags=LINKED), t(id="l2", amount=200)])
+    assert [r.result for r in results] == [Result.ok, Result.ok]
+    assert funded.account("bob").balance == 300
+
+
+def test_linked_chain_failure_undoes_the_whole_chain(funded):
+    before = snapshot(funded)
+    results = funded.create_transfers(
+        [t(id="l1", amount=100, flags=LINKED), t(id="l2", amount=100, flags=LINKED | PENDING), t(id="l3", amount=5000)]
+    )
+    assert [r.result for r in results] == [Result.linked_event_failed, Result.linked_event_failed, Result.insufficient_funds]
+    assert snapshot(funded) == before
+    assert funded.holds("alice").items == []
+
+
+def test_chains_are_independent_of_each_other_and_of_singles(funded):
+    results = funded.create_transfers(
+        [t(id="s1", amount=100), t(id="c1", amount=100, flags=LINKED), t(id="c2", amount=5000), t(id="s2", amount=100)]
+    )
+    assert [r.result for r in results] == [Result.ok, Result.linked_event_failed, Result.insufficient_funds, Result.ok]
+    assert funded.account("bob").balance == 200
+
+
+def test_open_chain_at_the_end_of_a_batch_fails_entirely(funded):
+    results = funded.create_transfers([t(id="s1", amount=100), t(id="c1", amount=100, flags=LINKED)])
+    assert [r.result for r in results] == [Result.ok, Result.linked_event_chain_open]
+    assert funded.account("bob").balance == 100
+
+
+def test_invalid_member_fails_the_chain(funded):
+    results = funded.create_transfers([t(id="c1", amount=100, flags=LINKED), t(id="c2", amount=0)])
+    assert [r.result for r in results] == [Result.linked_event_failed, Result.amount_invalid]
+
+
+def test_result_codes_know_whether_a_retry_could_succeed():
+    assert Result.insufficient_funds.transient
+    assert Result.debit_account_not_found.transient
+    assert not Result.amount_invalid.transient
+    assert not Result.exists_with_different_fields.transient
+    assert Result.exists.succeeded and Result.ok.succeeded and not Result.linked_event_failed.succeeded
+
+
+def test_totals_helper_reads_the_four_totals(funded):
+    assert totals(funded, "alice") == (0, 0, 0, 1000)
