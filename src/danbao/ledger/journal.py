@@ -49,23 +49,17 @@ def entry_hash(
     pending_id: str | None,
     timeout_seconds: int,
 ) -> str:
-    """SHA-256 over the previous hash and every field of the entry, unambiguously framed."""
-    fields = (
-        prev_hash,
-        str(timestamp),
-        id,
-        debit_account_id,
-        credit_account_id,
-        str(amount),
-        str(hold_amount),
-        currency,
-        code,
-        "" if ref is None else "r" + ref,
-        "" if metadata is None else "m" + metadata,
-        str(flags),
-        "" if pending_id is None else "p" + pending_id,
-        str(timeout_seconds),
+    """SHA-256 over the previous hash and every field of the entry, unambiguously framed.
+
+    Fields are joined by the unit separator (0x1f). No field can contain it: ids, codes,
+    refs and currencies are validated against patterns without control characters, and
+    canonical JSON escapes every control character. Absent optional fields are framed
+    differently from empty ones by a one-letter tag.
+    """
+    text = (
+        f"{prev_hash}\x1f{timestamp}\x1f{id}\x1f{debit_account_id}\x1f{credit_account_id}\x1f"
+        f"{amount}\x1f{hold_amount}\x1f{currency}\x1f{code}\x1f"
+        f"{'' if ref is None else 'r' + ref}\x1f{'' if metadata is None else 'm' + metadata}\x1f"
+        f"{flags}\x1f{'' if pending_id is None else 'p' + pending_id}\x1f{timeout_seconds}"
     )
-    # Length-prefix each field so no two different entries can frame to the same bytes.
-    framed = "".join(f"{len(f)}:{f}" for f in fields)
-    return hashlib.sha256(framed.encode()).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()

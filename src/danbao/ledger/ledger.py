@@ -8,14 +8,14 @@ head moved. Reads (balances, history, holds, past balances) are here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select
 
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
-from danbao.ledger.engine import Totals, plan_batch
+from danbao.ledger.engine import Plan, Totals, plan_batch
 from danbao.ledger.group_commit import GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
@@ -41,13 +41,11 @@ from danbao.ledger.model import (
 from danbao.ledger.results import Result
 from danbao.money import CURRENCIES
 from danbao.store import Database
+from danbao.store.raw import PARAMETERS_PER_STATEMENT_MAX, Raw, chunks
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
-from danbao.store.schema import ledger_head as head_t
 from danbao.store.schema import transfers as transfers_t
 
-# Rows per IN (...) list: far under every backend's bound-parameter limit.
-IN_CHUNK_MAX = 900
 # Expired holds voided per batch: expiry work never starves client transfers.
 EXPIRIES_PER_BATCH_MAX = 1000
 _KINDS = frozenset(k.value for k in AccountKind)
@@ -58,22 +56,10 @@ class BatchTooLarge(DanbaoError):
     code = "batch_too_large"
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), IN_CHUNK_MAX):
-        yield items[start : start + IN_CHUNK_MAX]
-
-
-_UPDATE_ACCOUNT = (
-    update(accounts_t)
-    .where(accounts_t.c.id == bindparam("_id"))
-    .values(
-        debits_pending=bindparam("_dp"),
-        debits_posted=bindparam("_dpo"),
-        credits_pending=bindparam("_cp"),
-        credits_posted=bindparam("_cpo"),
-    )
-)
-_UPDATE_HOLD = update(holds_t).where(holds_t.c.pending_id == bindparam("_id")).values(state=bindparam("_state"))
+_TRANSFER_FIELDS = tuple(Transfer.__dataclass_fields__)
+_TRANSFER_COLUMNS = ", ".join(_TRANSFER_FIELDS)
+_HOLD_FIELDS = tuple(Hold.__dataclass_fields__)
+_HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
 
 
 class Ledger:
@@ -109,7 +95,7 @@ class Ledger:
         checked = [(a, _check_account(a)) for a in new]
         ids = sorted({a.id for a, failure in checked if failure is None})
         existing = {
-            row.id: row for chunk in _chunks(ids) for row in conn.execute(select(accounts_t).where(accounts_t.c.id.in_(chunk)))
+            row.id: row for chunk in chunks(ids, PARAMETERS_PER_STATEMENT_MAX) for row in conn.execute(select(accounts_t).where(accounts_t.c.id.in_(chunk)))
         }
         now = self.clock.now_ns()
         rows: list[dict[str, Any]] = []
@@ -169,16 +155,24 @@ class Ledger:
     def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult]]:
         return self.db.write(lambda conn: self._commit_in(conn, submissions)).results
 
-    def _commit_in(self, conn: Connection, submissions: list[Sequence[NewTransfer]]):  # type: ignore[no-untyped-def]
-        head = conn.execute(select(head_t).where(head_t.c.id == 1).with_for_update()).one()
+    def _commit_in(self, conn: Connection, submissions: list[Sequence[NewTransfer]]) -> Plan:
+        """Load what the batch touches, plan it, persist the plan: one transaction."""
+        raw = Raw(conn, self.db.dialect)
+        try:
+            return self._commit_raw(raw, submissions)
+        finally:
+            raw.close()
+
+    def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
+        # The head lock comes first, always: it orders every ledger writer, on every backend.
+        [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
         now = self.clock.now_ns()
         due = [
-            _hold(row)
-            for row in conn.execute(
-                select(holds_t)
-                .where(holds_t.c.state == HoldState.pending.value, holds_t.c.expires_at <= now)
-                .order_by(holds_t.c.expires_at, holds_t.c.pending_id)
-                .limit(EXPIRIES_PER_BATCH_MAX)
+            Hold(*row)
+            for row in raw.rows(
+                f"SELECT {_HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
+                f"ORDER BY expires_at, pending_id LIMIT {EXPIRIES_PER_BATCH_MAX}",
+                (now,),
             )
         ]
         transfer_ids: set[str] = set()
@@ -194,31 +188,26 @@ class Ledger:
                     account_ids.add(t.debit_account_id)
                 if isinstance(t.credit_account_id, str):
                     account_ids.add(t.credit_account_id)
-        journal: dict[str, Transfer] = {}
-        for chunk in _chunks(sorted(transfer_ids | pending_ids)):
-            for row in conn.execute(select(transfers_t).where(transfers_t.c.id.in_(chunk))):
-                journal[row.id] = Transfer(**row._mapping)
+        journal = {
+            row[0]: Transfer(*row)
+            for row in raw.select_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id IN (", sorted(transfer_ids | pending_ids))
+        }
         holds = {h.pending_id: h for h in due}
-        for chunk in _chunks(sorted(pending_ids - holds.keys())):
-            for row in conn.execute(select(holds_t).where(holds_t.c.pending_id.in_(chunk))):
-                holds[row.pending_id] = _hold(row)
+        wanted = sorted(pending_ids - holds.keys())
+        if wanted:
+            for row in raw.select_in(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE pending_id IN (", wanted):
+                holds[row[0]] = Hold(*row)
         for hold in holds.values():
             account_ids.add(hold.debit_account_id)
             account_ids.add(hold.credit_account_id)
-        totals: dict[str, Totals] = {}
-        for chunk in _chunks(sorted(account_ids)):
-            for row in conn.execute(
-                select(
-                    accounts_t.c.id,
-                    accounts_t.c.currency,
-                    accounts_t.c.flags,
-                    accounts_t.c.debits_pending,
-                    accounts_t.c.debits_posted,
-                    accounts_t.c.credits_pending,
-                    accounts_t.c.credits_posted,
-                ).where(accounts_t.c.id.in_(chunk))
-            ):
-                totals[row.id] = Totals(*row[1:])
+        totals = {
+            row[0]: Totals(*row[1:])
+            for row in raw.select_in(
+                "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted "
+                "FROM accounts WHERE id IN (",
+                sorted(account_ids),
+            )
+        }
         plan = plan_batch(
             submissions,
             accounts=totals,
@@ -226,33 +215,49 @@ class Ledger:
             holds=holds,
             due_holds=due,
             now_ns=now,
-            head_timestamp=head.timestamp,
-            head_hash=head.hash,
+            head_timestamp=head_timestamp,
+            head_hash=head_hash,
         )
         if plan.entries:
-            conn.execute(insert(transfers_t), plan.entries)
-            conn.execute(
-                _UPDATE_ACCOUNT,
-                [
-                    {"_id": k, "_dp": t.debits_pending, "_dpo": t.debits_posted, "_cp": t.credits_pending, "_cpo": t.credits_posted}
-                    for k, t in sorted(plan.accounts.items())
-                ],
-            )
-            if plan.holds_opened:
-                conn.execute(insert(holds_t), plan.holds_opened)
-            if plan.holds_resolved:
-                conn.execute(_UPDATE_HOLD, [{"_id": k, "_state": v} for k, v in sorted(plan.holds_resolved.items())])
-            moved = conn.execute(
-                update(head_t)
-                .where(head_t.c.id == 1, head_t.c.hash == head.hash)
-                .values(
-                    timestamp=plan.head_timestamp,
-                    hash=plan.head_hash,
-                    transfers_count=head_t.c.transfers_count + len(plan.entries),
-                )
-            ).rowcount
-            invariant(moved == 1, "the journal head moved under a held lock")
+            self._persist(raw, plan, head_hash)
         return plan
+
+    @staticmethod
+    def _persist(raw: Raw, plan: Plan, head_hash: str) -> None:
+        raw.insert_rows(
+            f"transfers ({_TRANSFER_COLUMNS})",
+            [tuple(e[c] for c in _TRANSFER_FIELDS) for e in plan.entries],
+            len(_TRANSFER_FIELDS),
+        )
+        updated = raw.update_from_values(
+            "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
+            "credits_pending = v.column4, credits_posted = v.column5 "
+            "FROM (VALUES {values}) AS v WHERE accounts.id = v.column1",
+            [
+                (k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted)
+                for k, t in sorted(plan.accounts.items())
+            ],
+            5,
+        )
+        invariant(updated == len(plan.accounts), "every changed account is updated exactly once")
+        if plan.holds_opened:
+            raw.insert_rows(
+                f"holds ({_HOLD_COLUMNS})", [tuple(h[c] for c in _HOLD_FIELDS) for h in plan.holds_opened], len(_HOLD_FIELDS)
+            )
+        if plan.holds_resolved:
+            resolved = raw.update_from_values(
+                "UPDATE holds SET state = v.column2 FROM (VALUES {values}) AS v "
+                "WHERE holds.pending_id = v.column1 AND holds.state = 'pending'",
+                sorted(plan.holds_resolved.items()),
+                2,
+            )
+            invariant(resolved == len(plan.holds_resolved), "a hold resolved twice")
+        moved = raw.run(
+            "UPDATE ledger_head SET timestamp = ?, hash = ?, transfers_count = transfers_count + ? "
+            "WHERE id = 1 AND hash = ?",
+            (plan.head_timestamp, plan.head_hash, len(plan.entries), head_hash),
+        )
+        invariant(moved == 1, "the journal head moved under a held lock")
 
     # -- reads ------------------------------------------------------------------------
 
