@@ -1,0 +1,86 @@
+"""The CLI is usable by hand: clear results, clear errors, non-zero exits on failure."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from danbao.cli.main import app
+from danbao.store import Database
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def url(tmp_path):
+    url = f"sqlite:///{tmp_path}/cli.db"
+    assert runner.invoke(app, ["--database-url", url, "init"]).exit_code == 0
+    return url
+
+
+def run(url, *args):
+    return runner.invoke(app, ["--database-url", url, *args])
+
+
+def test_a_person_can_open_accounts_move_money_and_audit(url):
+    assert run(url, "account", "create", "bank", "--kind", "bank_clearing", "--currency", "CNY").exit_code == 0
+    assert run(url, "account", "create", "alice", "--currency", "CNY", "--no-overdraft").exit_code == 0
+    assert run(url, "account", "create", "bob", "--currency", "CNY").exit_code == 0
+    assert run(url, "transfer", "t1", "bank", "alice", "100.00", "--currency", "CNY").exit_code == 0
+    held = run(url, "transfer", "h1", "alice", "bob", "30.00", "--currency", "CNY", "--pending", "--timeout", "600")
+    assert held.exit_code == 0 and "ok" in held.output
+    assert run(url, "post", "h1", "p1", "--amount", "25.00", "--currency", "CNY").exit_code == 0
+    shown = run(url, "account", "show", "alice")
+    assert "balance 75.00" in shown.output and "available 75.00" in shown.output
+    history = run(url, "account", "history", "alice")
+    assert "t1" in history.output and "p1" in history.output
+    audited = run(url, "audit")
+    assert audited.exit_code == 0 and "OK" in audited.output
+
+
+def test_refusals_exit_non_zero_with_the_result_code(url):
+    run(url, "account", "create", "a", "--no-overdraft")
+    run(url, "account", "create", "b")
+    refused = run(url, "transfer", "t1", "a", "b", "1.00")
+    assert refused.exit_code == 1 and "insufficient_funds" in refused.output
+    bad = run(url, "transfer", "t2", "a", "b", "1.001")
+    assert bad.exit_code == 2 and "amount_invalid" in bad.output
+    bad_meta = run(url, "transfer", "t3", "a", "b", "1", "--metadata", "[1]")
+    assert bad_meta.exit_code == 2 and "metadata_invalid" in bad_meta.output
+    missing = run(url, "account", "show", "nobody")
+    assert missing.exit_code == 2 and "account_not_found" in missing.output
+
+
+def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
+    run(url, "account", "create", "bank", "--kind", "bank_clearing")
+    run(url, "account", "create", "a")
+    run(url, "transfer", "t1", "bank", "a", "5.00")
+    db = Database(url)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE transfers SET amount = 1 WHERE id = 't1'"))
+    db.dispose()
+    result = run(url, "audit")
+    assert result.exit_code == 1
+    assert "VIOLATION" in result.output and "hash chain" in result.output
+
+
+def test_demo_runs_and_its_audit_passes(tmp_path):
+    result = runner.invoke(app, ["demo", "--database-url", f"sqlite:///{tmp_path}/demo.db", "--payments", "200", "--people", "5"])
+    assert result.exit_code == 0, result.output
+    assert "audit: OK" in result.output
+
+
+def test_every_command_help_has_an_example():
+    for command in ["init", "audit", "transfer", "post", "void", "demo"]:
+        assert "Example:" in runner.invoke(app, [command, "--help"]).output
+    for command in ["create", "show", "history"]:
+        assert "Example:" in runner.invoke(app, ["account", command, "--help"]).output
+    assert "Example:" in runner.invoke(app, ["bench", "ledger", "--help"]).output
+
+
+def test_bench_ledger_prints_figures(tmp_path):
+    result = runner.invoke(app, ["bench", "ledger", "--seconds", "0.2", "--backend", "sqlite"])
+    assert result.exit_code == 0, result.output
+    assert "bare driver" in result.output and "hot account" in result.output
+    assert "ledger / bare driver" in result.output
