@@ -1,16 +1,21 @@
 """Group commit: many callers' transfers coalesced into shared database transactions.
 
 Callers block in `submit` until their own results are durable. One writer thread takes
-whatever has queued up while the previous batch was committing (never waiting on a timer:
-batching comes from the commit latency itself), commits it as one transaction, and hands
-each caller its own slice of the results. The queue is bounded, so overload pushes back on
-callers instead of growing without limit.
+whatever has queued up while the previous batch was committing, commits it as one
+transaction, and hands each caller its own slice of the results. The queue is bounded, so
+overload pushes back on callers instead of growing without limit.
+
+Closed-loop callers split into two groups that alternate (one waits on the commit while
+the other is woken), halving every batch. Like PostgreSQL's `commit_delay` with
+`commit_siblings`, the writer therefore lingers, at most `LINGER_SECONDS_MAX`, until the
+callers it served in the last two batches are all queued again. A lone caller never waits.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -19,11 +24,13 @@ from danbao.ledger.model import NewTransfer, TransferResult
 CommitFn = Callable[[list[Sequence[NewTransfer]]], list[list[TransferResult]]]
 
 QUEUE_REQUESTS_MAX = 65_536
+LINGER_SECONDS_MAX = 0.0002
 
 
 @dataclass(slots=True)
 class _Request:
     transfers: Sequence[NewTransfer]
+    caller: int = field(default_factory=threading.get_ident)
     done: threading.Event = field(default_factory=threading.Event)
     results: list[TransferResult] | None = None
     error: BaseException | None = None
@@ -60,6 +67,7 @@ class GroupCommitter:
 
     def _run(self) -> None:
         carried: _Request | None = None
+        recent: list[set[int]] = [set(), set()]  # callers served by the last two batches
         while True:
             first = carried if carried is not None else self._queue.get()
             carried = None
@@ -67,12 +75,20 @@ class GroupCommitter:
                 return
             batch: list[_Request] = [first]  # type: ignore[list-item]
             count = len(first.transfers)  # type: ignore[union-attr]
+            expected = len(recent[0] | recent[1])
+            linger_until = time.perf_counter() + LINGER_SECONDS_MAX
             stop = False
             while count < self._transfers_max:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = linger_until - time.perf_counter()
+                    if len(batch) >= expected or remaining <= 0:
+                        break
+                    try:
+                        item = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if item is _STOP:
                     stop = True
                     break
@@ -82,6 +98,7 @@ class GroupCommitter:
                     break
                 batch.append(item)  # type: ignore[arg-type]
                 count += size
+            recent = [recent[1], {r.caller for r in batch}]
             self._commit_batch(batch)
             if stop:
                 if carried is not None:

@@ -150,20 +150,13 @@ class Ledger:
 
     def expire_due(self) -> int:
         """Void holds whose timeout has passed (the worker calls this). Returns how many."""
-        return len(self.db.write(lambda conn: self._commit_in(conn, [])).entries)
+        return len(self.db.write_raw(lambda raw: self._commit_raw(raw, [])).entries)
 
     def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult]]:
-        return self.db.write(lambda conn: self._commit_in(conn, submissions)).results
-
-    def _commit_in(self, conn: Connection, submissions: list[Sequence[NewTransfer]]) -> Plan:
-        """Load what the batch touches, plan it, persist the plan: one transaction."""
-        raw = Raw(conn, self.db.dialect)
-        try:
-            return self._commit_raw(raw, submissions)
-        finally:
-            raw.close()
+        return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions)).results
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
+        """Load what the batch touches, plan it, persist the plan: one transaction."""
         # The head lock comes first, always: it orders every ledger writer, on every backend.
         [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
         now = self.clock.now_ns()

@@ -29,17 +29,23 @@ _SQLITE_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", 
 
 def translate(error: BaseException) -> BaseException:
     """Map a driver/SQLAlchemy error to the neutral hierarchy (or return it unchanged)."""
+    import sqlite3
+
+    import psycopg
     from sqlalchemy import exc
 
-    if not isinstance(error, exc.DBAPIError):
+    if isinstance(error, exc.DBAPIError):
+        orig = error.orig
+    elif isinstance(error, (sqlite3.Error, psycopg.Error)):
+        orig = error  # raised by the raw DB-API path
+    else:
         return error
-    orig = error.orig
     sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
     message = str(orig)
     if sqlstate in _TRANSIENT_SQLSTATES:
         return TransientStoreError(message)
     if any(text in message.lower() for text in _SQLITE_TRANSIENT_MESSAGES):
         return TransientStoreError(message)
-    if isinstance(error, exc.IntegrityError):
+    if isinstance(error, exc.IntegrityError) or isinstance(orig, (sqlite3.IntegrityError, psycopg.IntegrityError)):
         return IntegrityViolation(message)
     return StoreError(message)

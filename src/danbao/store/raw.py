@@ -13,8 +13,6 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection
-
 # SQLite allows 32,766 bound parameters, PostgreSQL 65,535: stay well under both.
 PARAMETERS_PER_STATEMENT_MAX = 16_000
 
@@ -41,8 +39,8 @@ def list_placeholders(count: int) -> str:
 class Raw:
     """A DB-API cursor on the SQLAlchemy connection's own transaction."""
 
-    def __init__(self, conn: Connection, dialect: str):
-        self._cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    def __init__(self, dbapi_connection: Any, dialect: str):
+        self._cursor = dbapi_connection.cursor()
         self._postgres = dialect == "postgresql"
         self.for_update = " FOR UPDATE" if self._postgres else ""
 
