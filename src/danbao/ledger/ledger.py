@@ -301,10 +301,7 @@ class Ledger:
                     found[row.id] = Transfer(**row._mapping)
             return sorted(found.values(), key=lambda t: t.timestamp)[: limit + 1]
 
-        rows = self.db.read(read)
-        page = rows[:limit]
-        more = len(rows) > limit
-        return Page(page, str(page[-1].timestamp) if more and page else None)
+        return _page(self.db.read(read), limit)
 
     def transfers_by_ref(self, ref: str, *, limit: int = 100) -> list[Transfer]:
         limit = _page_limit(limit)
@@ -344,9 +341,7 @@ class Ledger:
                 (holds_t.c.debit_account_id == account_id) | (holds_t.c.credit_account_id == account_id)
             )
         query = query.order_by(holds_t.c.timestamp).limit(limit + 1)
-        rows = self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)])
-        page = rows[:limit]
-        return Page(page, str(page[-1].timestamp) if len(rows) > limit and page else None)
+        return _page(self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)]), limit)
 
 
 def _totals_query():  # type: ignore[no-untyped-def]
@@ -367,6 +362,12 @@ def _totals_query():  # type: ignore[no-untyped-def]
 def _pending_posted(row: Any) -> tuple[int, int]:
     opened, released, posted = (int(v) for v in row)
     return opened - released, posted
+
+
+def _page(rows: list[Any], limit: int) -> Page:
+    """A page from up to limit + 1 rows in timestamp order: the extra row says there is more."""
+    items = rows[:limit]
+    return Page(items, str(items[-1].timestamp) if len(rows) > limit and items else None)
 
 
 def _page_limit(limit: int) -> int:

@@ -68,13 +68,9 @@ class Database:
                     with conn.begin():
                         return work(conn)
             except Exception as error:  # translated below; anything else propagates as is
-                neutral = translate(error)
-                if isinstance(neutral, TransientStoreError) and attempt < attempts:
-                    _backoff(attempt)
+                if _retryable(error, attempt, attempts):
                     continue
-                if neutral is error:
-                    raise
-                raise neutral from error
+                raise
         raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
 
     def write_raw(self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
@@ -94,13 +90,9 @@ class Database:
                 return result
             except Exception as error:
                 _rollback_quietly(proxy)
-                neutral = translate(error)
-                if isinstance(neutral, TransientStoreError) and attempt < attempts:
-                    _backoff(attempt)
+                if _retryable(error, attempt, attempts):
                     continue
-                if neutral is error:
-                    raise
-                raise neutral from error
+                raise
             finally:
                 raw.close()
                 proxy.close()  # back to the pool
@@ -117,13 +109,27 @@ class Database:
                 with conn.begin():
                     return work(conn)
         except Exception as error:
-            neutral = translate(error)
-            if neutral is error:
-                raise
-            raise neutral from error
+            _raise_neutral(error)
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _raise_neutral(error: Exception) -> None:
+    """Re-raise a driver error as the store's neutral error; return if there is none."""
+    neutral = translate(error)
+    if neutral is not error:
+        raise neutral from error
+
+
+def _retryable(error: Exception, attempt: int, attempts: int) -> bool:
+    """True (after backing off) when a retry may cure `error`; else raise it, translated."""
+    if isinstance(translate(error), TransientStoreError) and attempt < attempts:
+        _backoff(attempt)
+        return True
+    _raise_neutral(error)
+    return False
 
 
 def _rollback_quietly(proxy) -> None:  # type: ignore[no-untyped-def]
