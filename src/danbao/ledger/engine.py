@@ -544,14 +544,13 @@ def plan_batch(
 
 def _check_totals(t: Totals) -> None:
     """Fail loudly if the plan would break an invariant the guards should have kept."""
-    invariant(
-        min(t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) >= 0,
-        f"negative total {t}",
-    )
-    if t.flags & _NO_OVERDRAFT:
-        invariant(t.debits_pending + t.debits_posted <= t.credits_posted, f"overdraft {t}")
-    if t.flags & _NO_OVERCREDIT:
-        invariant(t.credits_pending + t.credits_posted <= t.debits_posted, f"overcredit {t}")
+    # Messages are built only on failure: this runs for every changed account.
+    if min(t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) < 0:
+        invariant(False, f"negative total {t}")
+    if t.flags & _NO_OVERDRAFT and t.debits_pending + t.debits_posted > t.credits_posted:
+        invariant(False, f"overdraft {t}")
+    if t.flags & _NO_OVERCREDIT and t.credits_pending + t.credits_posted > t.debits_posted:
+        invariant(False, f"overcredit {t}")
 
 
 __all__ = ["Plan", "Totals", "check_static", "plan_batch"]

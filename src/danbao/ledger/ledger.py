@@ -9,6 +9,7 @@ head moved. Reads (balances, history, holds, past balances) are here too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, case, func, insert, select
@@ -60,6 +61,8 @@ _TRANSFER_FIELDS = tuple(Transfer.__dataclass_fields__)
 _TRANSFER_COLUMNS = ", ".join(_TRANSFER_FIELDS)
 _HOLD_FIELDS = tuple(Hold.__dataclass_fields__)
 _HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
+_transfer_row = itemgetter(*_TRANSFER_FIELDS)
+_hold_row = itemgetter(*_HOLD_FIELDS)
 
 
 class Ledger:
@@ -219,7 +222,7 @@ class Ledger:
     def _persist(raw: Raw, plan: Plan, head_hash: str) -> None:
         raw.insert_rows(
             f"transfers ({_TRANSFER_COLUMNS})",
-            [tuple(e[c] for c in _TRANSFER_FIELDS) for e in plan.entries],
+            [_transfer_row(e) for e in plan.entries],
             len(_TRANSFER_FIELDS),
         )
         updated = raw.update_from_values(
@@ -234,9 +237,7 @@ class Ledger:
         )
         invariant(updated == len(plan.accounts), "every changed account is updated exactly once")
         if plan.holds_opened:
-            raw.insert_rows(
-                f"holds ({_HOLD_COLUMNS})", [tuple(h[c] for c in _HOLD_FIELDS) for h in plan.holds_opened], len(_HOLD_FIELDS)
-            )
+            raw.insert_rows(f"holds ({_HOLD_COLUMNS})", [_hold_row(h) for h in plan.holds_opened], len(_HOLD_FIELDS))
         if plan.holds_resolved:
             resolved = raw.update_from_values(
                 "UPDATE holds SET state = v.column2 FROM (VALUES {values}) AS v "
