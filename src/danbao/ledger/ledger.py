@@ -61,6 +61,9 @@ _TRANSFER_FIELDS = tuple(Transfer.__dataclass_fields__)
 _TRANSFER_COLUMNS = ", ".join(_TRANSFER_FIELDS)
 _HOLD_FIELDS = tuple(Hold.__dataclass_fields__)
 _HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
+# Column types for PostgreSQL's array parameters, in field order.
+_TRANSFER_TYPES = ("text", "bigint", "text", "text", "bigint", "bigint", "text", "text", "text", "text", "integer", "text", "bigint", "text")
+_HOLD_TYPES = ("text", "text", "text", "bigint", "text", "bigint", "bigint", "text")
 _transfer_row = itemgetter(*_TRANSFER_FIELDS)
 _hold_row = itemgetter(*_HOLD_FIELDS)
 
@@ -186,21 +189,21 @@ class Ledger:
                     account_ids.add(t.credit_account_id)
         journal = {
             row[0]: Transfer(*row)
-            for row in raw.select_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers WHERE id IN (", sorted(transfer_ids | pending_ids))
+            for row in raw.select_where_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers", "id", sorted(transfer_ids | pending_ids))
         }
         holds = {h.pending_id: h for h in due}
         wanted = sorted(pending_ids - holds.keys())
         if wanted:
-            for row in raw.select_in(f"SELECT {_HOLD_COLUMNS} FROM holds WHERE pending_id IN (", wanted):
+            for row in raw.select_where_in(f"SELECT {_HOLD_COLUMNS} FROM holds", "pending_id", wanted):
                 holds[row[0]] = Hold(*row)
         for hold in holds.values():
             account_ids.add(hold.debit_account_id)
             account_ids.add(hold.credit_account_id)
         totals = {
             row[0]: Totals(*row[1:])
-            for row in raw.select_in(
-                "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted "
-                "FROM accounts WHERE id IN (",
+            for row in raw.select_where_in(
+                "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted FROM accounts",
+                "id",
                 sorted(account_ids),
             )
         }
@@ -220,30 +223,26 @@ class Ledger:
 
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str) -> None:
-        raw.insert_rows(
-            f"transfers ({_TRANSFER_COLUMNS})",
-            [_transfer_row(e) for e in plan.entries],
-            len(_TRANSFER_FIELDS),
-        )
-        updated = raw.update_from_values(
+        raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
+        updated = raw.update_from_rows(
             "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
             "credits_pending = v.column4, credits_posted = v.column5 "
-            "FROM (VALUES {values}) AS v WHERE accounts.id = v.column1",
+            "FROM {rows} WHERE accounts.id = v.column1",
+            ("text", "bigint", "bigint", "bigint", "bigint"),
             [
                 (k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted)
                 for k, t in sorted(plan.accounts.items())
             ],
-            5,
         )
         invariant(updated == len(plan.accounts), "every changed account is updated exactly once")
         if plan.holds_opened:
-            raw.insert_rows(f"holds ({_HOLD_COLUMNS})", [_hold_row(h) for h in plan.holds_opened], len(_HOLD_FIELDS))
+            raw.insert_rows("holds", _HOLD_FIELDS, _HOLD_TYPES, [_hold_row(h) for h in plan.holds_opened])
         if plan.holds_resolved:
-            resolved = raw.update_from_values(
-                "UPDATE holds SET state = v.column2 FROM (VALUES {values}) AS v "
+            resolved = raw.update_from_rows(
+                "UPDATE holds SET state = v.column2 FROM {rows} "
                 "WHERE holds.pending_id = v.column1 AND holds.state = 'pending'",
+                ("text", "text"),
                 sorted(plan.holds_resolved.items()),
-                2,
             )
             invariant(resolved == len(plan.holds_resolved), "a hold resolved twice")
         moved = raw.run(

@@ -55,29 +55,57 @@ class Raw:
         self._cursor.execute(self._sql(sql), params)
         return int(self._cursor.rowcount)
 
-    def select_in(self, sql_before_list: str, values: Sequence[Any], sql_after_list: str = ")") -> list[tuple[Any, ...]]:
-        """Run `... IN (<values>)` in chunks and concatenate the rows."""
+    def select_where_in(self, select_from: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """`<select_from> WHERE <column> IN (values)`, chunked; one array parameter on PostgreSQL."""
+        if self._postgres:
+            # One parameter instead of thousands: psycopg parses long queries uncached.
+            return self.rows(f"{select_from} WHERE {column} = ANY(?)", (list(values),)) if values else []
         found: list[tuple[Any, ...]] = []
         for chunk in chunks(values, PARAMETERS_PER_STATEMENT_MAX):
-            found += self.rows(sql_before_list + list_placeholders(len(chunk)) + sql_after_list, chunk)
+            found += self.rows(f"{select_from} WHERE {column} IN ({list_placeholders(len(chunk))})", chunk)
         return found
 
-    def insert_rows(self, table_and_columns: str, rows: Sequence[Sequence[Any]], width: int) -> None:
-        """INSERT INTO <table (cols)> VALUES (...), (...): one statement per chunk."""
-        for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
+    def insert_rows(self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """INSERT many rows: multi-row VALUES on SQLite, one array per column on PostgreSQL."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        if self._postgres:
+            self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(types)}", _columns_of(rows, len(columns)))
+            return
+        for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // len(columns)):
             flat = [value for row in chunk for value in row]
-            self.run(f"INSERT INTO {table_and_columns} VALUES {row_placeholders(len(chunk), width)}", flat)
+            self.run(f"INSERT INTO {table} ({names}) VALUES {row_placeholders(len(chunk), len(columns))}", flat)
 
-    def update_from_values(self, template: str, rows: Sequence[Sequence[Any]], width: int) -> int:
-        """`template` holds `{values}` where the rows go: UPDATE t SET ... FROM (VALUES ...) AS v WHERE ..."""
+    def update_from_rows(self, template: str, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+        """`template` holds `{rows}` where a row source named `v` (columns column1..N) goes:
+        UPDATE t SET x = v.column2 FROM {rows} WHERE t.id = v.column1."""
+        width = len(types)
+        if self._postgres:
+            aliases = ", ".join(f"column{i + 1}" for i in range(width))
+            source = f"{_unnest(types)} AS v({aliases})"
+            return self.run(template.format(rows=source), _columns_of(rows, width))
         changed = 0
         for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
             flat = [value for row in chunk for value in row]
-            changed += self.run(template.format(values=row_placeholders(len(chunk), width)), flat)
+            changed += self.run(template.format(rows=f"(VALUES {row_placeholders(len(chunk), width)}) AS v"), flat)
         return changed
 
     def close(self) -> None:
         self._cursor.close()
+
+
+@lru_cache(maxsize=64)
+def _unnest(types: tuple[str, ...]) -> str:
+    return "unnest(" + ", ".join(f"?::{t}[]" for t in types) + ")"
+
+
+def _columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for i, value in enumerate(row):
+            columns[i].append(value)
+    return columns
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
