@@ -14,7 +14,7 @@ import itertools
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from danbao.clock import ManualClock
 from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit

@@ -31,7 +31,6 @@ from danbao.ledger.model import (
     AccountResult,
     Balance,
     Hold,
-    HoldState,
     NewAccount,
     NewTransfer,
     Page,
