@@ -74,7 +74,7 @@ class Totals:
 class Plan:
     results: list[list[TransferResult]]
     entries: list[dict[str, Any]]
-    accounts: dict[str, Totals]  # final totals of every account the batch changed
+    accounts: dict[str, Totals]  # final totals of every account the batch touched
     holds_opened: list[dict[str, Any]]
     holds_resolved: dict[str, str]  # pending_id -> new state (holds that existed before)
     head_timestamp: int
@@ -500,7 +500,6 @@ def plan_batch(
     head_hash: str,
 ) -> Plan:
     """Plan one committed batch. Each submission's chains stay inside that submission."""
-    original = {k: v.copy() for k, v in accounts.items()}
     o = _Overlay(accounts=dict(accounts), journal=journal, holds=holds, now_ns=now_ns, timestamp=head_timestamp)
     for hold in due_holds:
         _expire(o, hold)
@@ -524,7 +523,9 @@ def plan_batch(
             entry["pending_id"],
             entry["timeout_seconds"],
         )
-    changed = {k: o.accounts[k] for k in o.touched if o.accounts[k] != original.get(k)}
+    # A rolled-back chain leaves its accounts touched but unchanged; rewriting the same
+    # totals is harmless and cheaper than copying every account to compare.
+    changed = {k: o.accounts[k] for k in o.touched}
     for totals in changed.values():
         _check_totals(totals)
     resolved = {k: v for k, v in o.hold_states.items() if k not in o.opened}

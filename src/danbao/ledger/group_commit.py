@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from danbao.errors import invariant
 from danbao.ledger.model import NewTransfer, TransferResult
 
 CommitFn = Callable[[list[Sequence[NewTransfer]]], list[list[TransferResult]]]
@@ -56,8 +57,8 @@ class GroupCommitter:
         request.done.wait()
         if request.error is not None:
             raise request.error
-        assert request.results is not None  # set together with done; a programmer error otherwise
-        return request.results
+        invariant(request.results is not None, "a request was woken without results")
+        return request.results  # type: ignore[return-value]
 
     def close(self) -> None:
         if not self._closed:

@@ -62,16 +62,13 @@ class Database:
 
     def write(self, work: Callable[[Connection], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
         """Run `work` in one write transaction, retrying transient conflicts (bounded)."""
-        for attempt in range(1, attempts + 1):
-            try:
-                with self.engine.connect().execution_options(danbao_write=True) as conn:
-                    with conn.begin():
-                        return work(conn)
-            except Exception as error:  # translated below; anything else propagates as is
-                if _retryable(error, attempt, attempts):
-                    continue
-                raise
-        raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
+
+        def attempt() -> T:
+            with self.engine.connect().execution_options(danbao_write=True) as conn:
+                with conn.begin():
+                    return work(conn)
+
+        return _with_retries(attempt, attempts)
 
     def write_raw(self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
         """Like `write`, on a pooled DB-API connection: for hot paths that send plain SQL.
@@ -79,7 +76,8 @@ class Database:
         SQLAlchemy's connection and transaction bookkeeping costs more CPU than a small
         commit's database work, so the ledger's batch commit skips it.
         """
-        for attempt in range(1, attempts + 1):
+
+        def attempt() -> T:
             proxy = self.engine.raw_connection()
             raw = Raw(proxy, self.dialect)
             try:
@@ -88,15 +86,14 @@ class Database:
                 result = work(raw)
                 proxy.commit()
                 return result
-            except Exception as error:
+            except BaseException:
                 _rollback_quietly(proxy)
-                if _retryable(error, attempt, attempts):
-                    continue
                 raise
             finally:
                 raw.close()
                 proxy.close()  # back to the pool
-        raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
+
+        return _with_retries(attempt, attempts)
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one read transaction (a consistent snapshot on both backends)."""
@@ -123,13 +120,18 @@ def _raise_neutral(error: Exception) -> None:
         raise neutral from error
 
 
-def _retryable(error: Exception, attempt: int, attempts: int) -> bool:
-    """True (after backing off) when a retry may cure `error`; else raise it, translated."""
-    if isinstance(translate(error), TransientStoreError) and attempt < attempts:
-        _backoff(attempt)
-        return True
-    _raise_neutral(error)
-    return False
+def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
+    """Run one transaction attempt at a time, retrying only what a retry can cure."""
+    for number in range(1, attempts + 1):
+        try:
+            return attempt()
+        except Exception as error:  # translated below; anything else propagates as is
+            if isinstance(translate(error), TransientStoreError) and number < attempts:
+                _backoff(number)
+                continue
+            _raise_neutral(error)
+            raise
+    raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
 
 
 def _rollback_quietly(proxy) -> None:  # type: ignore[no-untyped-def]
