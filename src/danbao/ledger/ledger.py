@@ -8,11 +8,11 @@ head moved. Reads (balances, history, holds, past balances) are here too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, case, func, insert, select
+from sqlalchemy import Connection, case, func, select
 
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
@@ -41,7 +41,7 @@ from danbao.ledger.model import (
 from danbao.ledger.results import Result
 from danbao.money import CURRENCIES
 from danbao.store import Database
-from danbao.store.raw import PARAMETERS_PER_STATEMENT_MAX, Raw, chunks
+from danbao.store.raw import Raw
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import transfers as transfers_t
@@ -50,6 +50,9 @@ from danbao.store.schema import transfers as transfers_t
 EXPIRIES_PER_BATCH_MAX = 1000
 _KINDS = frozenset(k.value for k in AccountKind)
 _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
+
+
+T = TypeVar("T")
 
 
 class BatchTooLarge(DanbaoError):
@@ -63,6 +66,9 @@ _HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
 # Column types for PostgreSQL's array parameters, in field order.
 _TRANSFER_TYPES = ("text", "bigint", "text", "text", "bigint", "bigint", "text", "text", "text", "text", "integer", "text", "bigint", "text")
 _HOLD_TYPES = ("text", "text", "text", "bigint", "text", "bigint", "bigint", "text")
+_ACCOUNT_FIELDS = tuple(Account.__dataclass_fields__)
+_ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
+_ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
 _transfer_row = itemgetter(*_TRANSFER_FIELDS)
 _hold_row = itemgetter(*_HOLD_FIELDS)
 
@@ -92,54 +98,44 @@ class Ledger:
     # -- accounts ---------------------------------------------------------------------
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
+        return self.transaction(lambda txn: txn.create_accounts(new))
+
+    def _create_accounts(self, raw: Raw, new: Sequence[NewAccount], now: int) -> list[AccountResult]:
         if len(new) > ACCOUNTS_PER_BATCH_MAX:
             raise BatchTooLarge(f"at most {ACCOUNTS_PER_BATCH_MAX} accounts per batch")
-        return self.db.write(lambda conn: self._create_accounts(conn, new))
-
-    def _create_accounts(self, conn: Connection, new: Sequence[NewAccount]) -> list[AccountResult]:
         checked = [(a, _check_account(a)) for a in new]
         ids = sorted({a.id for a, failure in checked if failure is None})
         existing = {
-            row.id: row for chunk in chunks(ids, PARAMETERS_PER_STATEMENT_MAX) for row in conn.execute(select(accounts_t).where(accounts_t.c.id.in_(chunk)))
+            row[0]: row[1:]
+            for row in raw.select_where_in("SELECT id, currency, kind, owner, flags FROM accounts", "id", ids)
         }
-        now = self.clock.now_ns()
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         results: list[AccountResult] = []
-        seen: dict[str, NewAccount] = {}
         for account, failure in checked:
             if failure is not None:
                 results.append(AccountResult(account.id, failure))
                 continue
+            fields = (account.currency, account.kind, account.owner, account.flags)
             prior = existing.get(account.id)
-            prior_fields = (
-                (prior.currency, prior.kind, prior.owner, prior.flags) if prior is not None else None
-            )
-            if prior is None and account.id in seen:
-                s = seen[account.id]
-                prior_fields = (s.currency, s.kind, s.owner, s.flags)
-            if prior_fields is not None:
-                same = prior_fields == (account.currency, account.kind, account.owner, account.flags)
+            if prior is not None:
+                same = tuple(prior) == fields
                 results.append(AccountResult(account.id, Result.exists if same else Result.exists_with_different_fields))
                 continue
-            seen[account.id] = account
-            rows.append(
-                {
-                    "id": account.id,
-                    "currency": account.currency,
-                    "kind": account.kind,
-                    "owner": account.owner,
-                    "flags": account.flags,
-                    "debits_pending": 0,
-                    "debits_posted": 0,
-                    "credits_pending": 0,
-                    "credits_posted": 0,
-                    "timestamp": now,
-                }
-            )
+            existing[account.id] = fields
+            rows.append((account.id, *fields, 0, 0, 0, 0, now))
             results.append(AccountResult(account.id, Result.ok))
-        if rows:
-            conn.execute(insert(accounts_t), rows)
+        raw.insert_rows("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES, rows)
         return results
+
+    def transaction(self, work: Callable[[LedgerTransaction], T]) -> T:
+        """Run `work` in one write transaction that holds the journal head lock.
+
+        A domain service (trades, payments) reads and writes its own rows through
+        `txn.raw` and moves money through `txn.create_transfers`: its state change and its
+        money movements commit together or not at all. `work` may run more than once
+        (transient conflicts are retried), so it must decide everything from what it reads.
+        """
+        return self.db.write_raw(lambda raw: work(LedgerTransaction(self, raw)))
 
     # -- transfers --------------------------------------------------------------------
 
@@ -161,9 +157,17 @@ class Ledger:
         return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions)).results
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
-        """Load what the batch touches, plan it, persist the plan: one transaction."""
+        return self._apply(raw, submissions, self._lock_head(raw))
+
+    @staticmethod
+    def _lock_head(raw: Raw) -> tuple[int, str]:
         # The head lock comes first, always: it orders every ledger writer, on every backend.
         [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
+        return head_timestamp, head_hash
+
+    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str]) -> Plan:
+        """Load what the batch touches, plan it, persist the plan (the head lock is held)."""
+        head_timestamp, head_hash = head
         now = self.clock.now_ns()
         due = [
             Hold(*row)
@@ -399,3 +403,32 @@ def _check_account(a: NewAccount) -> Result | None:
     if a.owner is not None and (not isinstance(a.owner, str) or not ID_PATTERN.match(a.owner)):
         return Result.owner_invalid
     return None
+
+
+class LedgerTransaction:
+    """The ledger inside a caller's write transaction (see `Ledger.transaction`)."""
+
+    def __init__(self, ledger: Ledger, raw: Raw):
+        self.raw = raw
+        self._ledger = ledger
+        self._head = ledger._lock_head(raw)
+        self.now_ns = ledger.clock.now_ns()
+
+    def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
+        return self._ledger._create_accounts(self.raw, new, self.now_ns)
+
+    def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
+        if len(transfers) > TRANSFERS_PER_BATCH_MAX:
+            raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
+        if not transfers:
+            return []
+        plan = self._ledger._apply(self.raw, [transfers], self._head)
+        self._head = (plan.head_timestamp, plan.head_hash)
+        return plan.results[0]
+
+    def accounts(self, account_ids: Sequence[str]) -> dict[str, Account]:
+        """Current accounts by id, as this transaction sees them (missing ids are absent)."""
+        if len(account_ids) > PAGE_LIMIT_MAX:
+            raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
+        rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted(set(account_ids)))
+        return {row[0]: Account(*row) for row in rows}
