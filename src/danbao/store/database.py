@@ -95,6 +95,21 @@ class Database:
 
         return _with_retries(attempt, attempts)
 
+    def read_raw(self, work: Callable[[Raw], T]) -> T:
+        """Like `read`, on a pooled DB-API connection: one snapshot, no locks, no writes."""
+        proxy = self.engine.raw_connection()
+        raw = Raw(proxy, self.dialect)
+        try:
+            raw.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" if self.dialect == "postgresql" else "BEGIN")
+            return work(raw)
+        except Exception as error:
+            _raise_neutral(error)
+            raise
+        finally:
+            _rollback_quietly(proxy)
+            raw.close()
+            proxy.close()
+
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one read transaction (a consistent snapshot on both backends)."""
         try:

@@ -109,3 +109,84 @@ ledger_head = Table(
 )
 
 GENESIS_HASH = "0" * 64
+
+# -- trades -------------------------------------------------------------------------------
+
+# Who takes part: one role per party (buyer, seller, courier, arbiter, operator).
+parties = Table(
+    "parties",
+    metadata,
+    Column("id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    # Couriers: most cash (minor units, per currency) held before remitting.
+    Column("cash_limit", BigInteger, nullable=True),
+    Column("late_remittances", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("cash_limit IS NULL OR cash_limit >= 0", name="ck_parties_cash_limit"),
+)
+
+# One row per trade: its state machine's current state, amounts and deadlines. Money is
+# never here: these are the trade's own figures, each matched by ledger transfers
+# (ref = trade id) that the audit can reconcile.
+trades = Table(
+    "trades",
+    metadata,
+    Column("id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("model", String(16), nullable=False),
+    Column("status", String(24), nullable=False),
+    Column("buyer_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("seller_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("courier_id", String(ID_LENGTH_MAX), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("items", Text, nullable=False),
+    Column("paid", BigInteger, nullable=False),
+    Column("refunded", BigInteger, nullable=False),
+    Column("released", BigInteger, nullable=False),
+    Column("fee", BigInteger, nullable=False),
+    Column("compensated", BigInteger, nullable=False),
+    Column("refund_requested", BigInteger, nullable=True),
+    Column("collect_method", String(8), nullable=True),
+    Column("confirm_extended", Integer, nullable=False),
+    Column("remit_late", Integer, nullable=False),
+    Column("pay_by", BigInteger, nullable=True),
+    Column("ship_by", BigInteger, nullable=True),
+    Column("confirm_by", BigInteger, nullable=True),
+    Column("confirm_left_ns", BigInteger, nullable=True),
+    Column("respond_by", BigInteger, nullable=True),
+    Column("claim_by", BigInteger, nullable=True),
+    Column("remit_by", BigInteger, nullable=True),
+    # The worker's next job on this trade: what to do, and when.
+    Column("due_at", BigInteger, nullable=True),
+    Column("due_action", String(24), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="ck_trades_amount_positive"),
+    CheckConstraint(
+        "paid >= 0 AND refunded >= 0 AND released >= 0 AND fee >= 0 AND compensated >= 0",
+        name="ck_trades_figures_non_negative",
+    ),
+    CheckConstraint("refunded + released <= paid", name="ck_trades_never_pay_out_more_than_paid"),
+)
+Index("ix_trades_due", trades.c.due_at)
+Index("ix_trades_buyer", trades.c.buyer_id, trades.c.created_at)
+Index("ix_trades_seller", trades.c.seller_id, trades.c.status)
+Index("ix_trades_courier", trades.c.courier_id, trades.c.status)
+
+# Every transition, in order per trade: who did what, when, from which state to which.
+trade_events = Table(
+    "trade_events",
+    metadata,
+    Column("trade_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(ID_LENGTH_MAX), nullable=False),
+    Column("action", String(24), nullable=False),
+    Column("from_status", String(24), nullable=False),
+    Column("to_status", String(24), nullable=False),
+    Column("amount", BigInteger, nullable=True),
+    Column("detail", Text, nullable=True),
+)
+Index("ix_trade_events_actor", trade_events.c.actor, trade_events.c.action)

@@ -1,0 +1,122 @@
+"""Trade rows in the store: parties, trades and trade events, in SQL both backends run.
+
+Everything here runs inside a transaction someone else opened (`Ledger.transaction` for
+writes, `Database.read_raw` for reads); this module owns the SQL text and nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from danbao.errors import invariant
+from danbao.store.raw import Raw
+from danbao.trade.model import Party, Status, Trade, TradeEvent
+
+_PARTY_FIELDS = tuple(Party.__dataclass_fields__)
+_TRADE_FIELDS = tuple(Trade.__dataclass_fields__)
+_EVENT_FIELDS = tuple(TradeEvent.__dataclass_fields__)
+_PARTY_COLUMNS = ", ".join(_PARTY_FIELDS)
+_TRADE_COLUMNS = ", ".join(_TRADE_FIELDS)
+_EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+_UPDATABLE = frozenset(_TRADE_FIELDS) - {"id", "model", "buyer_id", "seller_id", "currency", "amount", "items", "created_at", "version"}
+
+# Trades a seller still answers for: a direct claim may arrive or is open.
+CLAIMABLE = (Status.paid.value, Status.claimed.value)
+
+
+def insert_party(raw: Raw, party: Party) -> None:
+    raw.run(f"INSERT INTO parties ({_PARTY_COLUMNS}) VALUES ({','.join('?' * len(_PARTY_FIELDS))})", [getattr(party, f) for f in _PARTY_FIELDS])
+
+
+def parties(raw: Raw, ids: Sequence[str]) -> dict[str, Party]:
+    rows = raw.select_where_in(f"SELECT {_PARTY_COLUMNS} FROM parties", "id", sorted(set(ids)))
+    return {row[0]: Party(*row) for row in rows}
+
+
+def count_late_remittance(raw: Raw, courier_id: str) -> None:
+    changed = raw.run("UPDATE parties SET late_remittances = late_remittances + 1 WHERE id = ?", (courier_id,))
+    invariant(changed == 1, "a trade's courier exists")
+
+
+def insert_trade(raw: Raw, trade: Trade) -> None:
+    raw.run(f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({','.join('?' * len(_TRADE_FIELDS))})", [getattr(trade, f) for f in _TRADE_FIELDS])
+
+
+def trade(raw: Raw, trade_id: str) -> Trade | None:
+    rows = raw.rows(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE id = ?", (trade_id,))
+    return Trade(*rows[0]) if rows else None
+
+
+def update_trade(raw: Raw, before: Trade, changes: Mapping[str, Any], now_ns: int) -> None:
+    """Apply `changes` if the trade is still at `before.version`; bump the version."""
+    invariant(set(changes) <= _UPDATABLE, f"not updatable: {sorted(set(changes) - _UPDATABLE)}")
+    names = sorted(changes)
+    assignments = ", ".join(f"{name} = ?" for name in names)
+    changed = raw.run(
+        f"UPDATE trades SET {assignments}, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        [*(changes[n] for n in names), now_ns, before.id, before.version],
+    )
+    invariant(changed == 1, "a trade changed under the head lock")
+
+
+def insert_event(raw: Raw, event: TradeEvent) -> None:
+    raw.run(f"INSERT INTO trade_events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(_EVENT_FIELDS))})", [getattr(event, f) for f in _EVENT_FIELDS])
+
+
+def events(raw: Raw, trade_id: str, *, after_seq: int, limit: int) -> list[TradeEvent]:
+    rows = raw.rows(
+        f"SELECT {_EVENT_COLUMNS} FROM trade_events WHERE trade_id = ? AND seq > ? ORDER BY seq LIMIT {int(limit)}",
+        (trade_id, after_seq),
+    )
+    return [TradeEvent(*row) for row in rows]
+
+
+def events_by_actor(raw: Raw, actor: str, action: str, *, limit: int) -> list[TradeEvent]:
+    rows = raw.rows(
+        f"SELECT {_EVENT_COLUMNS} FROM trade_events WHERE actor = ? AND action = ? ORDER BY at LIMIT {int(limit)}",
+        (actor, action),
+    )
+    return [TradeEvent(*row) for row in rows]
+
+
+def trades_of(raw: Raw, party_id: str, *, after: tuple[int, str] | None, limit: int) -> list[Trade]:
+    """A party's trades (as buyer, seller or courier), oldest first, after a cursor."""
+    since, since_id = after if after is not None else (-1, "")
+    rows = raw.rows(
+        f"SELECT {_TRADE_COLUMNS} FROM trades WHERE (buyer_id = ? OR seller_id = ? OR courier_id = ?) "
+        f"AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT {int(limit)}",
+        (party_id, party_id, party_id, since, since, since_id),
+    )
+    return [Trade(*row) for row in rows]
+
+
+def due_trade_ids(raw: Raw, now_ns: int, *, limit: int) -> list[str]:
+    rows = raw.rows(f"SELECT id FROM trades WHERE due_at <= ? ORDER BY due_at, id LIMIT {int(limit)}", (now_ns,))
+    return [row[0] for row in rows]
+
+
+def courier_uncollected(raw: Raw, courier_id: str, currency: str) -> int:
+    """Cash a courier is out collecting: shipped cod trades not yet collected."""
+    [(total,)] = raw.rows(
+        "SELECT COALESCE(SUM(amount), 0) FROM trades WHERE courier_id = ? AND status = ? AND currency = ?",
+        (courier_id, Status.shipped.value, currency),
+    )
+    return int(total)
+
+
+def seller_answers_for_claims(raw: Raw, seller_id: str, currency: str) -> bool:
+    rows = raw.rows(
+        "SELECT id FROM trades WHERE seller_id = ? AND model = 'direct' AND currency = ? AND status IN (?, ?) LIMIT 1",
+        (seller_id, currency, *CLAIMABLE),
+    )
+    return bool(rows)
+
+
+def open_escrow_total(raw: Raw, currency: str) -> int:
+    """What the platform should be holding: paid, not yet refunded or released."""
+    [(total,)] = raw.rows(
+        "SELECT COALESCE(SUM(paid - refunded - released), 0) FROM trades WHERE model != 'direct' AND currency = ?",
+        (currency,),
+    )
+    return int(total)
