@@ -189,4 +189,4 @@ trade_events = Table(
     Column("amount", BigInteger, nullable=True),
     Column("detail", Text, nullable=True),
 )
-Index("ix_trade_events_actor", trade_events.c.actor, trade_events.c.action)
+Index("ix_trade_events_action", trade_events.c.action, trade_events.c.at)

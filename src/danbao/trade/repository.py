@@ -72,10 +72,12 @@ def events(raw: Raw, trade_id: str, *, after_seq: int, limit: int) -> list[Trade
     return [TradeEvent(*row) for row in rows]
 
 
-def events_by_actor(raw: Raw, actor: str, action: str, *, limit: int) -> list[TradeEvent]:
+def claims_rejected(raw: Raw, buyer_id: str, *, limit: int) -> list[TradeEvent]:
+    columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
     rows = raw.rows(
-        f"SELECT {_EVENT_COLUMNS} FROM trade_events WHERE actor = ? AND action = ? ORDER BY at LIMIT {int(limit)}",
-        (actor, action),
+        f"SELECT {columns} FROM trade_events e JOIN trades t ON t.id = e.trade_id "
+        f"WHERE e.action = 'reject_claim' AND t.buyer_id = ? ORDER BY e.at, e.trade_id LIMIT {int(limit)}",
+        (buyer_id,),
     )
     return [TradeEvent(*row) for row in rows]
 

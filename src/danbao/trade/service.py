@@ -105,6 +105,11 @@ class Trades:
         limit = _limit(limit, TRADES_PER_PAGE_MAX)
         return self.ledger.db.read_raw(lambda raw: repository.trades_of(raw, party_id, after=after, limit=limit))
 
+    def claims_rejected(self, buyer_id: str, *, limit: int = 100) -> list[TradeEvent]:
+        """Claims an arbiter rejected as unfounded, by the buyer who made them (credit reads these)."""
+        limit = _limit(limit, EVENTS_PER_PAGE_MAX)
+        return self.ledger.db.read_raw(lambda raw: repository.claims_rejected(raw, buyer_id, limit=limit))
+
     def open_escrow_total(self, currency: str) -> int:
         return self.ledger.db.read_raw(lambda raw: repository.open_escrow_total(raw, currency))
 

@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("amount", sa.BigInteger, nullable=True),
         sa.Column("detail", sa.Text, nullable=True),
     )
-    op.create_index("ix_trade_events_actor", "trade_events", ["actor", "action"])
+    op.create_index("ix_trade_events_action", "trade_events", ["action", "at"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,106 @@
+"""Cash on delivery: the courier collects at the door, remits, and only then is the seller paid."""
+
+from __future__ import annotations
+
+import pytest
+
+from danbao.trade import TradeConfig, TradeError, run_due, share_of
+from tests.trade.helpers import FUNDS, PRICE, Market, assert_books_balance, open_market
+
+
+def shipped_cod(m: Market, amount: int = PRICE):  # type: ignore[no-untyped-def]
+    return m.trades.ship(m.new_trade("cod", amount).id, m.seller, courier_id=m.courier)
+
+
+def test_cash_is_collected_remitted_and_then_the_seller_is_paid(market: Market) -> None:
+    m = market
+    t = shipped_cod(m)
+    assert t.status == "shipped" and t.courier_id == m.courier
+    t = m.trades.collect(t.id, m.courier, method="cash")
+    assert t.status == "collected" and t.paid == PRICE
+    assert m.owned(m.courier, "cash") == -PRICE  # the courier owes the platform the cash
+    assert m.platform("escrow") == PRICE and m.wallet(m.seller) == FUNDS
+    t = m.trades.remit(t.id, m.courier)
+    assert t.status == "remitted" and m.owned(m.courier, "cash") == 0
+    assert m.wallet(m.seller) == FUNDS  # not yet: settlement follows remittance
+    assert run_due(m.trades).trades_advanced == 1
+    t = m.trades.get(t.id, m.seller)
+    assert t.status == "settled"
+    assert m.wallet(m.seller) == FUNDS + PRICE - share_of(PRICE, 200)
+    assert m.wallet(m.buyer) == FUNDS  # paid in cash at the door, not from the wallet
+
+
+def test_an_operator_may_settle_a_remitted_trade(market: Market) -> None:
+    t = market.trades.remit(market.trades.collect(shipped_cod(market).id, market.courier, method="cash").id, market.courier)
+    assert market.trades.settle(t.id, market.operator).status == "settled"
+    assert run_due(market.trades).trades_advanced == 0
+
+
+def test_a_card_payment_reaches_the_platform_without_remittance(market: Market) -> None:
+    t = market.trades.collect(shipped_cod(market).id, market.courier, method="card")
+    assert t.status == "remitted" and t.collect_method == "card"
+    assert market.owned(market.courier, "cash") == 0
+    assert market.trades.settle(t.id, market.operator).status == "settled"
+
+
+def test_collect_needs_cash_or_card(market: Market) -> None:
+    t = shipped_cod(market)
+    with pytest.raises(TradeError) as e:
+        market.trades.collect(t.id, market.courier, method="iou")
+    assert e.value.code == "collect_method_invalid"
+
+
+def test_a_cod_trade_ships_only_with_a_courier(market: Market) -> None:
+    t = market.new_trade("cod")
+    with pytest.raises(TradeError) as e:
+        market.trades.ship(t.id, market.seller)
+    assert e.value.code == "courier_required"
+    with pytest.raises(TradeError) as e:
+        market.trades.ship(t.id, market.seller, courier_id=market.buyer)
+    assert (e.value.code, e.value.field) == ("role_invalid", "courier_id")
+    with pytest.raises(TradeError) as e:
+        market.trades.ship(t.id, market.seller, courier_id="nobody")
+    assert e.value.code == "party_not_found"
+
+
+def test_a_courier_cannot_carry_more_than_its_cash_limit(market: Market) -> None:
+    m = market  # the courier's limit is 5 x PRICE
+    first = shipped_cod(m, 3 * PRICE)
+    m.trades.collect(first.id, m.courier, method="cash")
+    shipped_cod(m, PRICE)
+    with pytest.raises(TradeError) as e:
+        shipped_cod(m, PRICE + 1)
+    assert e.value.code == "courier_cash_limit"
+    m.trades.remit(first.id, m.courier)
+    assert shipped_cod(m, 3 * PRICE).status == "shipped"
+
+
+def test_a_late_remittance_is_flagged_on_the_courier_once(market: Market) -> None:
+    t = market.trades.collect(shipped_cod(market).id, market.courier, method="cash")
+    market.days(0.9)
+    run_due(market.trades)
+    assert market.trades.parties.get(market.courier).late_remittances == 0
+    market.days(0.2)
+    assert run_due(market.trades).trades_advanced == 1
+    assert run_due(market.trades).trades_advanced == 0
+    assert market.trades.parties.get(market.courier).late_remittances == 1
+    t = market.trades.get(t.id, market.courier)
+    assert t.remit_late == 1 and t.status == "collected"
+    assert market.trades.remit(t.id, market.courier).status == "remitted"
+
+
+def test_refused_at_the_door_the_goods_go_back_and_the_seller_pays_the_return(market: Market) -> None:
+    t = market.trades.refuse(shipped_cod(market).id, market.courier)
+    assert t.status == "refused"
+    t = market.trades.return_goods(t.id, market.courier)
+    assert t.status == "returned"
+    assert market.wallet(market.seller) == FUNDS - 1_000 and market.platform("fees") == 1_000
+    assert market.wallet(market.buyer) == FUNDS
+
+
+def test_the_return_fee_payer_is_configurable(ledger, clock) -> None:  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock, TradeConfig(return_fee_payer="buyer", return_fee=700))
+    t = m.trades.refuse(shipped_cod(m).id, m.courier)
+    m.trades.return_goods(t.id, m.courier)
+    assert m.wallet(m.buyer) == FUNDS - 700 and m.wallet(m.seller) == FUNDS
+    assert_books_balance(m)
