@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,6 +52,25 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{path}"
     pg: ThrowawayPostgres = request.getfixturevalue("postgres")
     return pg.create_database(f"test_{next(_names)}", template=_TEMPLATE)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_factory(request: pytest.FixtureRequest, sqlite_template: Path):  # type: ignore[no-untyped-def]
+    """For hypothesis state machines: a fresh database per example, and its clean-up."""
+    if request.param == "sqlite":
+
+        def sqlite_factory():  # type: ignore[no-untyped-def]
+            tmp = tempfile.mkdtemp(prefix="danbao-stateful-")
+            shutil.copy(sqlite_template, f"{tmp}/danbao.db")
+            return Database(f"sqlite:///{tmp}/danbao.db"), lambda: shutil.rmtree(tmp, ignore_errors=True)
+
+        return sqlite_factory
+    pg: ThrowawayPostgres = request.getfixturevalue("postgres")
+
+    def postgres_factory():  # type: ignore[no-untyped-def]
+        return Database(pg.create_database(f"stateful_{next(_names)}", template=_TEMPLATE)), lambda: None
+
+    return postgres_factory
 
 
 @pytest.fixture

@@ -7,25 +7,19 @@ model's, and at the end the audit passes.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import itertools
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
 from danbao.clock import ManualClock
 from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
-from danbao.store import Database
-from tests.conftest import _TEMPLATE
 from tests.ledger.reference_model import ModelAccount, ModelLedger
 
 ACCOUNT_NAMES = ["a", "b", "c", "d", "eur", "late"]
 OPENED_AT_START = {"a": ("USD", True), "b": ("USD", True), "c": ("USD", False), "d": ("USD", True), "eur": ("EUR", True)}
 FLAG = {"plain": 0, "pending": int(TransferFlags.pending), "post": int(TransferFlags.post_pending), "void": int(TransferFlags.void_pending)}
-_db_names = itertools.count()
 
 
 def make_machine(database_factory):
@@ -178,22 +172,6 @@ def make_machine(database_factory):
             assert self._totals() == self.model.snapshot()
 
     return LedgerMachine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_factory(request, sqlite_template):
-    if request.param == "sqlite":
-        def factory():
-            tmp = tempfile.mkdtemp(prefix="danbao-stateful-")
-            shutil.copy(sqlite_template, f"{tmp}/danbao.db")
-            return Database(f"sqlite:///{tmp}/danbao.db"), lambda: shutil.rmtree(tmp, ignore_errors=True)
-        return factory
-    pg = request.getfixturevalue("postgres")
-
-    def factory():
-        name = f"stateful_{next(_db_names)}"
-        return Database(pg.create_database(name, template=_TEMPLATE)), lambda: None
-    return factory
 
 
 def test_ledger_agrees_with_the_reference_model(database_factory):
