@@ -1,62 +1,94 @@
-"""`danbao demo`: a guided tour of the ledger on the embedded default, ending in an audit."""
+"""`danbao demo`: a simulated marketplace on the embedded default, ending in a readable report."""
 
 from __future__ import annotations
 
-import random
-import uuid
+from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import track
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
 from danbao.money import format_amount
-from danbao.store import Database, upgrade
+from danbao.sim.market import CURRENCY, MarketNotEmpty, MarketPlan, MarketReport, simulate
 
 console = Console()
+DEMO_DATABASE = "danbao-demo.db"
 
 
 def demo(
-    database_url: str = typer.Option("sqlite:///danbao-demo.db", help="where to run the demo"),
-    people: int = typer.Option(20, min=2, max=10_000),
-    payments: int = typer.Option(2000, min=1, max=1_000_000),
-    seed: int = typer.Option(7),
+    buyers: int = typer.Option(30, min=1, max=10_000),
+    sellers: int = typer.Option(10, min=1, max=10_000),
+    couriers: int = typer.Option(4, min=1, max=10_000),
+    days: int = typer.Option(30, min=1, max=365, help="simulated days"),
+    trades_per_day: int = typer.Option(40, min=1, max=10_000),
+    seed: int = typer.Option(7, help="the same seed gives the same marketplace"),
+    database: Path = typer.Option(Path(DEMO_DATABASE), help="SQLite file, made afresh for each run"),
 ) -> None:
-    """Open wallets, top them up, pay, hold and settle, then audit. Example: danbao demo --payments 5000"""
-    rng = random.Random(seed)
-    db = Database(database_url)
-    upgrade(db)
-    run = uuid.uuid4().hex[:8]
-    wallets = [f"{run}-w{i}" for i in range(people)]
-    bank = f"{run}-bank"
-    with Ledger(db) as ledger:
-        ledger.create_accounts(
-            [NewAccount(bank, "CNY", "bank_clearing")]
-            + [NewAccount(w, "CNY", "wallet", owner=w, flags=int(AccountFlags.no_overdraft)) for w in wallets]
-        )
-        ledger.create_transfers([NewTransfer(f"{w}-topup", bank, w, 100_00, "CNY", code="topup") for w in wallets])
-        outcome: dict[str, int] = {}
-        for i in track(range(payments), description="payments"):
-            payer, payee = rng.sample(wallets, 2)
-            amount = rng.randint(1, 80_00)
-            if rng.random() < 0.2:
-                hold = NewTransfer(f"{run}-h{i}", payer, payee, amount, "CNY", code="hold", flags=int(TransferFlags.pending))
-                settle_flag = TransferFlags.post_pending if rng.random() < 0.7 else TransferFlags.void_pending
-                settle = NewTransfer(f"{run}-s{i}", pending_id=hold.id, flags=int(settle_flag))
-                results = ledger.create_transfers([hold])
-                if results[0].result is Result.ok:
-                    results += ledger.create_transfers([settle])
-            else:
-                results = ledger.create_transfers([NewTransfer(f"{run}-p{i}", payer, payee, amount, "CNY", code="payment")])
-            for r in results:
-                outcome[r.result.value] = outcome.get(r.result.value, 0) + 1
-        held = sum(a.balance for a in ledger.accounts(wallets))
-    report = audit(db)
-    db.dispose()
-    console.print(f"{people} wallets, {payments} payments on {database_url}")
-    for name, count in sorted(outcome.items()):
-        console.print(f"  {name:>24}: {count}")
-    console.print(f"money in wallets: {format_amount(held, 'CNY')} CNY (topped up {format_amount(people * 100_00, 'CNY')})")
-    console.print("audit: " + ("[green]OK[/green]" if report.ok else f"[red]{report.violations}[/red]"))
-    if not report.ok or held != people * 100_00 or outcome.get(Result.ok.value, 0) == 0:
+    """Simulate a marketplace in all three settlement models and audit the books.
+
+    Example: danbao demo --days 60 --buyers 100 --seed 3
+    """
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database}{suffix}").unlink(missing_ok=True)
+    plan = MarketPlan(buyers=buyers, sellers=sellers, couriers=couriers, days=days, trades_per_day=trades_per_day, seed=seed)
+    columns = (TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("market", total=days * 24)
+        try:
+            report = simulate(f"sqlite:///{database}", plan, lambda done, total: progress.update(task, completed=done))
+        except MarketNotEmpty as error:  # pragma: no cover - the file was just removed
+            console.print(f"[red]error[/red] {error}")
+            raise typer.Exit(2) from error
+    render(report)
+    if not report.audit_ok:
         raise typer.Exit(1)
+
+
+def _money(minor: int) -> str:
+    return f"{format_amount(minor, CURRENCY)} {CURRENCY}"
+
+
+def render(report: MarketReport) -> None:
+    plan = report.plan
+    console.print(
+        f"\n[bold]{plan.days} days[/bold] of a market with {plan.buyers} buyers, {plan.sellers} sellers "
+        f"({round(plan.dishonest_share * 100)}% dishonest), {plan.couriers} couriers; seed {plan.seed}"
+    )
+    outcomes = Table(title="Trades by outcome and model")
+    models = ("escrow", "direct", "cod")
+    outcomes.add_column("outcome")
+    for model in (*models, "total"):
+        outcomes.add_column(model, justify="right")
+    for status in sorted({status for _, status in report.outcomes}):
+        counts = [report.outcomes.get((model, status), 0) for model in models]
+        outcomes.add_row(status, *(str(c) if c else "" for c in counts), str(sum(counts)))
+    totals = [sum(n for (m, _), n in report.outcomes.items() if m == model) for model in models]
+    outcomes.add_row("[bold]all[/bold]", *(str(t) for t in totals), str(sum(totals)))
+    console.print(outcomes)
+
+    money = Table(title="Money")
+    money.add_column("what")
+    money.add_column("amount", justify="right")
+    for label, value in (
+        ("held in escrow for open trades", report.escrow_held),
+        ("platform fees earned", report.fees),
+        ("insurance premiums paid in", report.premiums),
+        ("compensation paid from seller deposits", report.compensation_from_deposits),
+        ("compensation paid from the insurance pool", report.compensation_from_pool),
+        ("insurance pool now, counting what sellers owe it", report.insurance_pool),
+        ("sellers' debts to the pool", report.seller_debts),
+    ):
+        money.add_row(label, _money(value))
+    console.print(money)
+    console.print(
+        f"false claims rejected: {report.claims_rejected}; late remittances flagged on couriers: {report.late_remittances}"
+    )
+    if report.refusals:
+        console.print("refused along the way (as a marketplace expects): " + ", ".join(f"{code} {n}" for code, n in report.refusals.most_common()))
+    if report.audit_ok:
+        console.print(f"audit: [green]OK[/green]: {report.transfers} transfers, the books balance and escrow matches open trades")
+    else:
+        console.print("audit: [red]FAILED[/red]")
+        for violation in report.audit_violations:
+            console.print(f"  [red]{violation}[/red]")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
@@ -14,6 +15,8 @@ from danbao.errors import DanbaoError
 from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
 from danbao.store import Database, upgrade
+from danbao.trade import Trades, run_until_idle
+from danbao.trade.reconcile import reconcile
 
 app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_help=True, add_completion=False)
 account_app = typer.Typer(help="Open and inspect ledger accounts.", no_args_is_help=True)
@@ -65,7 +68,6 @@ def audit_command() -> None:
     """Prove the books: hash chain, totals, debits = credits, no overdraft. Example: danbao audit"""
     db = _database()
     report = audit(db)
-    db.dispose()
     table = Table(title="danbao audit")
     for column in ("currency", "debits posted", "credits posted", "debits pending", "credits pending"):
         table.add_column(column, justify="right")
@@ -73,13 +75,42 @@ def audit_command() -> None:
         table.add_row(code, *(format_amount(v, code) for v in (c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)))
     console.print(table)
     console.print(f"{report.transfers_checked} transfers, {report.accounts_checked} accounts checked")
-    if report.ok:
+    trades = reconcile(db)
+    db.dispose()
+    console.print(f"{trades.trades_checked} escrow and cod trades reconciled with the escrow accounts")
+    violations = [*report.violations, *trades.violations]
+    if not violations:
         console.print("[green]OK[/green]: the books balance and the journal is intact")
         return
-    for violation in report.violations:
+    for violation in violations:
         console.print(f"[red]VIOLATION[/red] {violation}")
-    console.print(f"[red]{report.violations_count} violation(s)[/red]")
+    console.print(f"[red]{report.violations_count + len(trades.violations)} violation(s)[/red]")
     raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    once: bool = typer.Option(False, "--once", help="run what is due now, then exit"),
+    interval: float = typer.Option(1.0, min=0.05, max=3600, help="seconds between passes"),
+) -> None:
+    """Run due jobs: trade timeouts and expired holds. Safe to run twice at once.
+
+    Example: danbao worker --once
+    """
+    db = _database()
+    trades = Trades(Ledger(db, group_commit=False))
+    try:
+        while True:
+            run = run_until_idle(trades)
+            if run.trades_advanced or run.holds_expired or once:
+                console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+            if once:
+                return
+            time.sleep(interval)  # a daemon's idle wait, not synchronisation
+    except KeyboardInterrupt:
+        console.print("worker stopped")
+    finally:
+        db.dispose()
 
 
 @account_app.command("create")
