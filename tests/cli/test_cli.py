@@ -71,6 +71,7 @@ def test_every_command_help_has_an_example():
     for command in ["create", "show", "history"]:
         assert "Example:" in runner.invoke(app, ["account", command, "--help"]).output
     assert "Example:" in runner.invoke(app, ["bench", "ledger", "--help"]).output
+    assert "Example:" in runner.invoke(app, ["bench", "trades", "--help"]).output
 
 
 def test_bench_ledger_prints_figures(tmp_path):
@@ -78,6 +79,15 @@ def test_bench_ledger_prints_figures(tmp_path):
     assert result.exit_code == 0, result.output
     assert "bare driver" in result.output and "hot account" in result.output
     assert "ledger / bare driver" in result.output
+
+
+def test_bench_trades_prints_lifecycles_per_second():
+    result = runner.invoke(app, ["bench", "trades", "--seconds", "0.2", "--backend", "sqlite", "--clients", "1", "--clients", "2"])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "sqlite" in line]
+    assert len(rows) == 2
+    # lifecycles completed in each run: a positive count in the third column
+    assert all(int(row.split("│")[3].strip()) > 0 for row in rows)
 
 
 def _market_with_an_old_unpaid_trade(url):  # type: ignore[no-untyped-def]

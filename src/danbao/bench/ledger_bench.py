@@ -43,7 +43,7 @@ class Figure:
         return self.transfers / self.seconds if self.seconds else 0.0
 
 
-def _run_clients(clients: int, seconds: float, work: Callable[[int, Callable[[], bool]], int]) -> tuple[int, float]:
+def run_clients(clients: int, seconds: float, work: Callable[[int, Callable[[], bool]], int]) -> tuple[int, float]:
     """Run `work(client_index, still_running)` on `clients` threads for a bounded time."""
     deadline = time.perf_counter() + seconds
     counts = [0] * clients
@@ -128,7 +128,7 @@ def bare_rate(backend: str, target: str, *, clients: int, batch: int, seconds: f
         conn.close()
         return done
 
-    count, elapsed = _run_clients(clients, seconds, work)
+    count, elapsed = run_clients(clients, seconds, work)
     return Figure(backend, "bare driver", clients, batch, count, elapsed)
 
 
@@ -169,7 +169,7 @@ def ledger_rate(
                 done += batch
             return done
 
-        count, elapsed = _run_clients(clients, seconds, work)
+        count, elapsed = run_clients(clients, seconds, work)
     db.dispose()
     scenario = "ledger, hot account" if hot else f"ledger, {accounts} accounts"
     return Figure(backend, scenario, clients, batch, count, elapsed)

@@ -82,3 +82,47 @@ def _ratios(backend: str, figures: list[Figure]) -> None:
         console.print(f"{backend}: 8 clients single transfers, ledger (group commit) / bare = {led_8.rate / bare_8.rate:.2f} (target >= 3)")
     if hot and spread:
         console.print(f"{backend}: hot account / spread = {hot.rate / spread.rate:.2f} (target >= 0.8)")
+
+
+@app.command("trades")
+def bench_trades(
+    seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
+    backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite and/or postgresql"),
+    clients: list[int] = typer.Option([1, 8], help="concurrent clients, one run each"),
+    postgres_url: Optional[str] = typer.Option(None, help="use this server instead of a throwaway cluster"),
+) -> None:
+    """Complete escrow lifecycles per second (create, pay, ship, confirm), 1 and 8 clients.
+
+    Example: danbao bench trades --seconds 5 --backend sqlite --clients 1 --clients 8
+    """
+    from danbao.bench.trade_bench import lifecycle_rate
+
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp:
+        pg = None
+        try:
+            urls = []
+            if "sqlite" in backend:
+                urls.append(("sqlite", f"sqlite:///{tmp}/trades.db"))
+            if "postgresql" in backend:
+                if postgres_url is None:
+                    from danbao.store.throwaway import ThrowawayPostgres
+
+                    pg = ThrowawayPostgres().start()
+                    postgres_url = pg.create_database("bench_trades")
+                urls.append(("postgresql", postgres_url))
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("benchmarking", total=len(urls) * len(clients))
+                for name, url in urls:
+                    for n in clients:
+                        figures.append(lifecycle_rate(name, url, clients=n, seconds=seconds))
+                        progress.advance(task)
+        finally:
+            if pg is not None:
+                pg.stop()
+    table = Table(title=f"danbao bench trades ({platform.machine()}, {platform.python_version()})")
+    for column in ("backend", "clients", "lifecycles", "lifecycles/s", "ledger transactions/s"):
+        table.add_column(column, justify="right")
+    for f in figures:
+        table.add_row(f.backend, str(f.clients), str(f.lifecycles), f"{f.rate:,.1f}", f"{4 * f.rate:,.0f}")
+    console.print(table)
