@@ -36,7 +36,8 @@ def lifecycle_rate(backend: str, url: str, *, clients: int, seconds: float) -> T
         raise ValueError(f"clients must be between 1 and {CLIENTS_MAX}")
     db = Database(url, pool_size=clients + 2)
     upgrade(db)
-    trades = Trades(Ledger(db, group_commit=False), ids=Ids())
+    ledger = Ledger(db)
+    trades = Trades(ledger, ids=Ids())
     run = trades.ids.new("x")[2:10]
     buyers = [f"b{i}-{run}" for i in range(clients)]
     sellers = [f"s{i}-{run}" for i in range(clients)]
@@ -58,5 +59,6 @@ def lifecycle_rate(backend: str, url: str, *, clients: int, seconds: float) -> T
     try:
         lifecycles, elapsed = run_clients(clients, seconds, client)
     finally:
+        ledger.close()
         db.dispose()
     return TradeFigure(backend, clients, lifecycles, elapsed)

@@ -121,7 +121,7 @@ def bench_trades(
             if pg is not None:
                 pg.stop()
     table = Table(title=f"danbao bench trades ({platform.machine()}, {platform.python_version()})")
-    for column in ("backend", "clients", "lifecycles", "lifecycles/s", "ledger transactions/s"):
+    for column in ("backend", "clients", "lifecycles", "lifecycles/s", "trade operations/s"):
         table.add_column(column, justify="right")
     for f in figures:
         table.add_row(f.backend, str(f.clients), str(f.lifecycles), f"{f.rate:,.1f}", f"{4 * f.rate:,.0f}")

@@ -1,14 +1,15 @@
-"""Group commit: many callers' transfers coalesced into shared database transactions.
+"""Group commit: many callers' requests coalesced into shared database transactions.
 
-Callers block in `submit` until their own results are durable. One writer thread takes
-whatever has queued up while the previous batch was committing, commits it as one
-transaction, and hands each caller its own slice of the results. The queue is bounded, so
-overload pushes back on callers instead of growing without limit.
+Callers block in `submit` until their own outcome is durable. One writer thread takes
+whatever has queued up while the previous group was committing, commits it as one
+transaction, and hands each caller its own outcome (a result, or the error that refused
+that caller alone). The queue is bounded, so overload pushes back on callers instead of
+growing without limit; a group is bounded by the sum of its requests' sizes.
 
 Closed-loop callers split into two groups that alternate (one waits on the commit while
-the other is woken), halving every batch. Like PostgreSQL's `commit_delay` with
+the other is woken), halving every group. Like PostgreSQL's `commit_delay` with
 `commit_siblings`, the writer therefore lingers, at most `LINGER_SECONDS_MAX`, until the
-callers it served in the last two batches are all queued again. A lone caller never waits.
+callers it served in the last two groups are all queued again. A lone caller never waits.
 """
 
 from __future__ import annotations
@@ -16,49 +17,75 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from danbao.errors import invariant
-from danbao.ledger.model import NewTransfer, TransferResult
 
-CommitFn = Callable[[list[Sequence[NewTransfer]]], list[list[TransferResult]]]
+P = TypeVar("P")
+R = TypeVar("R")
 
 QUEUE_REQUESTS_MAX = 65_536
 LINGER_SECONDS_MAX = 0.0002
 
 
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One request's own failure inside a group that otherwise committed."""
+
+    error: BaseException
+
+
+_PENDING = object()
+
+
 @dataclass(slots=True)
-class _Request:
-    transfers: Sequence[NewTransfer]
+class _Request(Generic[P, R]):
+    payload: P
+    size: int
     caller: int = field(default_factory=threading.get_ident)
     done: threading.Event = field(default_factory=threading.Event)
-    results: list[TransferResult] | None = None
-    error: BaseException | None = None
+    outcome: object = _PENDING  # R or Failed, once done
 
 
 _STOP = object()
 
 
-class GroupCommitter:
-    def __init__(self, commit: CommitFn, *, transfers_per_batch_max: int, name: str = "danbao-group-commit"):
+class GroupCommitter(Generic[P, R]):
+    """`commit(payloads) -> one outcome per payload`, called on one writer thread."""
+
+    def __init__(
+        self,
+        commit: Callable[[list[P]], list[R | Failed]],
+        *,
+        size_max: int,
+        size: Callable[[P], int] = lambda payload: 1,
+        name: str = "danbao-group-commit",
+    ):
         self._commit = commit
-        self._transfers_max = transfers_per_batch_max
+        self._size = size
+        self._size_max = size_max
         self._queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_REQUESTS_MAX)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
+    def submit(self, payload: P) -> R:
         if self._closed:
             raise RuntimeError("the ledger is closed")
-        request = _Request(transfers)
+        # The writer thread submitting to itself would wait forever.
+        invariant(threading.current_thread() is not self._thread, "no nested group commits")
+        size = self._size(payload)
+        invariant(0 < size <= self._size_max, "a request fits in one group")
+        request: _Request[P, R] = _Request(payload, size)
         self._queue.put(request)
         request.done.wait()
-        if request.error is not None:
-            raise request.error
-        invariant(request.results is not None, "a request was woken without results")
-        return request.results  # type: ignore[return-value]
+        outcome = request.outcome
+        if isinstance(outcome, Failed):
+            raise outcome.error
+        invariant(outcome is not _PENDING, "a request was woken without an outcome")
+        return outcome  # type: ignore[return-value]
 
     def close(self) -> None:
         if not self._closed:
@@ -67,24 +94,24 @@ class GroupCommitter:
             self._thread.join()
 
     def _run(self) -> None:
-        carried: _Request | None = None
-        recent: list[set[int]] = [set(), set()]  # callers served by the last two batches
+        carried: _Request[P, R] | None = None
+        recent: list[set[int]] = [set(), set()]  # callers served by the last two groups
         while True:
             first = carried if carried is not None else self._queue.get()
             carried = None
             if first is _STOP:
                 return
-            batch: list[_Request] = [first]  # type: ignore[list-item]
-            count = len(first.transfers)  # type: ignore[union-attr]
+            group: list[_Request[P, R]] = [first]  # type: ignore[list-item]
+            total = first.size  # type: ignore[union-attr]
             expected = len(recent[0] | recent[1])
             linger_until = time.perf_counter() + LINGER_SECONDS_MAX
             stop = False
-            while count < self._transfers_max:
+            while total < self._size_max:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     remaining = linger_until - time.perf_counter()
-                    if len(batch) >= expected or remaining <= 0:
+                    if len(group) >= expected or remaining <= 0:
                         break
                     try:
                         item = self._queue.get(timeout=remaining)
@@ -93,27 +120,27 @@ class GroupCommitter:
                 if item is _STOP:
                     stop = True
                     break
-                size = len(item.transfers)  # type: ignore[union-attr]
-                if count + size > self._transfers_max:
+                if total + item.size > self._size_max:  # type: ignore[attr-defined]
                     carried = item  # type: ignore[assignment]
                     break
-                batch.append(item)  # type: ignore[arg-type]
-                count += size
-            recent = [recent[1], {r.caller for r in batch}]
-            self._commit_batch(batch)
+                group.append(item)  # type: ignore[arg-type]
+                total += item.size  # type: ignore[attr-defined]
+            recent = [recent[1], {r.caller for r in group}]
+            self._commit_group(group)
             if stop:
                 if carried is not None:
-                    self._commit_batch([carried])
+                    self._commit_group([carried])
                 return
 
-    def _commit_batch(self, batch: list[_Request]) -> None:
+    def _commit_group(self, group: list[_Request[P, R]]) -> None:
         try:
-            results = self._commit([r.transfers for r in batch])
-            for request, result in zip(batch, results, strict=True):
-                request.results = result
+            outcomes = self._commit([r.payload for r in group])
+            invariant(len(outcomes) == len(group), "one outcome per request")
+            for request, outcome in zip(group, outcomes, strict=True):
+                request.outcome = outcome
         except BaseException as error:  # every waiter must wake, whatever happened
-            for request in batch:
-                request.error = error
+            for request in group:
+                request.outcome = Failed(error)
         finally:
-            for request in batch:
+            for request in group:
                 request.done.set()

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, case, func, select
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
 from danbao.ledger.engine import Plan, Totals, plan_batch
-from danbao.ledger.group_commit import GroupCommitter
+from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
     ID_PATTERN,
@@ -41,11 +41,14 @@ from danbao.ledger.model import (
 from danbao.ledger.results import Result
 from danbao.money import CURRENCIES
 from danbao.store import Database
+from danbao.store.errors import TransientStoreError, translate
 from danbao.store.raw import Raw
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import transfers as transfers_t
 
+# Works (domain transactions) sharing one database transaction.
+WORKS_PER_GROUP_MAX = 64
 # Expired holds voided per batch: expiry work never starves client transfers.
 EXPIRIES_PER_BATCH_MAX = 1000
 _KINDS = frozenset(k.value for k in AccountKind)
@@ -79,15 +82,16 @@ class Ledger:
     def __init__(self, db: Database, clock: Clock | None = None, *, group_commit: bool = True):
         self.db = db
         self.clock = clock or SystemClock()
-        self._committer = (
-            GroupCommitter(self._commit, transfers_per_batch_max=TRANSFERS_PER_BATCH_MAX)
-            if group_commit
-            else None
-        )
+        self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
+        self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
+        if group_commit:
+            self._committer = GroupCommitter(self._commit, size_max=TRANSFERS_PER_BATCH_MAX, size=len)
+            self._works = GroupCommitter(self._commit_works, size_max=WORKS_PER_GROUP_MAX, name="danbao-group-works")
 
     def close(self) -> None:
-        if self._committer is not None:
-            self._committer.close()
+        for committer in (self._committer, self._works):
+            if committer is not None:
+                committer.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -135,7 +139,32 @@ class Ledger:
         money movements commit together or not at all. `work` may run more than once
         (transient conflicts are retried), so it must decide everything from what it reads.
         """
+        if self._works is not None:
+            return self._works.submit(work)  # type: ignore[no-any-return]
         return self.db.write_raw(lambda raw: work(LedgerTransaction(self, raw)))
+
+    def _commit_works(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
+        return self.db.write_raw(lambda raw: self._run_works(raw, works))
+
+    def _run_works(self, raw: Raw, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
+        """Run each work under its own savepoint: one refusal rolls back that work alone."""
+        txn = LedgerTransaction(self, raw)
+        if len(works) == 1:
+            return [works[0](txn)]  # a refusal rolls back the whole (one-work) transaction
+        outcomes: list[Any] = []
+        for work in works:
+            head = txn._head
+            raw.run("SAVEPOINT work")
+            try:
+                outcomes.append(work(txn))
+            except Exception as error:
+                if isinstance(translate(error), TransientStoreError):
+                    raise  # the whole group is retried
+                raw.run("ROLLBACK TO SAVEPOINT work")
+                txn._head = head
+                outcomes.append(Failed(error))
+            raw.run("RELEASE SAVEPOINT work")
+        return outcomes
 
     # -- transfers --------------------------------------------------------------------
 
@@ -147,13 +176,13 @@ class Ledger:
             return []
         if self._committer is not None:
             return self._committer.submit(transfers)
-        return self._commit([transfers])[0]
+        return self._commit([transfers])[0]  # type: ignore[return-value]
 
     def expire_due(self) -> int:
         """Void holds whose timeout has passed (the worker calls this). Returns how many."""
         return len(self.db.write_raw(lambda raw: self._commit_raw(raw, [])).entries)
 
-    def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult]]:
+    def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult] | Failed]:
         return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions)).results
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
