@@ -1,0 +1,111 @@
+"""Bad input to parties and trades gets a clear code and the field at fault, and changes nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from danbao.money import AMOUNT_MAX_MINOR
+from danbao.trade import TradeError
+from tests.trade.helpers import CUR, FUNDS, Market
+
+
+@pytest.mark.parametrize(
+    ("role", "name", "party_id", "code", "field"),
+    [
+        ("emperor", "X", "x1", "role_invalid", "role"),
+        ("buyer", "", "x1", "name_invalid", "name"),
+        ("buyer", "x" * 129, "x1", "name_invalid", "name"),
+        ("buyer", "X", "Has.Dots", "party_id_invalid", "party_id"),
+        ("buyer", "X", "x" * 33, "party_id_invalid", "party_id"),
+        ("buyer", "X", "buyer", "party_exists", "party_id"),
+    ],
+)
+def test_a_party_needs_a_role_a_name_and_a_fresh_id(market: Market, role: str, name: str, party_id: str, code: str, field: str) -> None:
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.create(role, name, party_id=party_id)
+    assert (e.value.code, e.value.field) == (code, field)
+
+
+def test_a_party_gets_a_fresh_id_when_none_is_given(market: Market) -> None:
+    a = market.trades.parties.create("buyer", "A")
+    b = market.trades.parties.create("buyer", "B")
+    assert a.id != b.id and market.trades.parties.get(a.id) == a
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "code"),
+    [(0, CUR, "amount_invalid"), (-5, CUR, "amount_invalid"), (1.5, CUR, "amount_invalid"), ("100", CUR, "amount_invalid"),
+     (AMOUNT_MAX_MINOR + 1, CUR, "amount_invalid"), (True, CUR, "amount_invalid"), (100, "XXX", "currency_unknown"), (100, "cny", "currency_unknown")],
+)
+def test_money_in_and_out_needs_a_positive_bounded_amount_in_a_known_currency(market: Market, amount: object, currency: str, code: str) -> None:
+    before = market.snapshot()
+    for call in (market.trades.parties.top_up, market.trades.parties.withdraw):
+        with pytest.raises(TradeError) as e:
+            call(market.buyer, amount, currency)  # type: ignore[arg-type]
+        assert e.value.code == code
+    assert market.snapshot() == before
+
+
+def test_a_wallet_cannot_give_more_than_it_holds(market: Market) -> None:
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.withdraw(market.buyer, FUNDS + 1, CUR)
+    assert e.value.code == "insufficient_funds"
+    market.trades.parties.withdraw(market.buyer, FUNDS, CUR)
+    assert market.wallet(market.buyer) == 0
+
+
+def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(market: Market) -> None:
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.top_up("nobody", 100, CUR)
+    assert e.value.code == "party_not_found"
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.deposit(market.buyer, 100, CUR)
+    assert e.value.code == "role_invalid"
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.fund_insurance(market.buyer, 100, CUR)
+    assert e.value.code == "role_invalid"
+
+
+@pytest.mark.parametrize(
+    ("changes", "code", "field"),
+    [
+        ({"model": "barter"}, "model_unknown", "model"),
+        ({"amount": 0}, "amount_invalid", "amount"),
+        ({"amount": AMOUNT_MAX_MINOR + 1}, "amount_invalid", "amount"),
+        ({"amount": 99.99}, "amount_invalid", "amount"),
+        ({"currency": "ZZZ"}, "currency_unknown", "currency"),
+        ({"items": {"x": float("nan")}}, "items_invalid", "items"),
+        ({"items": [{"sku": "x" * 5000}]}, "items_invalid", "items"),
+        ({"items": {1, 2}}, "items_invalid", "items"),
+        ({"seller_id": "nobody"}, "party_not_found", "seller_id"),
+        ({"seller_id": "buyer"}, "role_invalid", "seller_id"),
+        ({"buyer_id": "seller"}, "role_invalid", "buyer_id"),
+    ],
+)
+def test_a_trade_needs_parties_in_their_roles_and_sound_terms(market: Market, changes: dict, code: str, field: str) -> None:  # type: ignore[type-arg]
+    terms = {"buyer_id": market.buyer, "seller_id": market.seller, "model": "escrow", "amount": 100, "currency": CUR, "items": []}
+    terms.update(changes)
+    buyer = terms.pop("buyer_id")
+    with pytest.raises(TradeError) as e:
+        market.trades.create(buyer, **terms)
+    assert (e.value.code, e.value.field) == (code, field)
+    assert market.trades.of_party(market.buyer) == []
+
+
+def test_trade_events_and_a_partys_trades_come_in_bounded_pages(market: Market) -> None:
+    made = []
+    for _ in range(3):
+        made.append(market.new_trade())
+        market.clock.advance(1)  # listed oldest first (ties at the same instant go by id)
+    assert [t.id for t in market.trades.of_party(market.buyer)] == [t.id for t in made]
+    first = market.trades.of_party(market.buyer, limit=2)
+    rest = market.trades.of_party(market.buyer, after=(first[-1].created_at, first[-1].id), limit=2)
+    assert [t.id for t in first + rest] == [t.id for t in made]
+    t = market.trades.confirm(market.trades.ship(market.trades.pay(made[0].id, market.buyer).id, market.seller).id, market.buyer)
+    page = market.trades.events(t.id, market.buyer, limit=2)
+    more = market.trades.events(t.id, market.buyer, after_seq=page[-1].seq, limit=10)
+    assert [e.action for e in page + more] == ["create", "pay", "ship", "confirm"]
+    for bad in (0, 1001, "10"):
+        with pytest.raises(TradeError) as e:
+            market.trades.events(t.id, market.buyer, limit=bad)  # type: ignore[arg-type]
+        assert e.value.code == "limit_invalid"
