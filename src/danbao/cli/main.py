@@ -227,6 +227,36 @@ def _report(id: str, result) -> None:  # type: ignore[no-untyped-def]
     raise typer.Exit(1)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="interface to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535),
+    log_level: str = typer.Option("warning", help="uvicorn log level"),
+) -> None:
+    """Serve the HTTP API (and run due jobs and webhooks beside it).
+
+    At first start it creates the operator party and prints its admin key, once.
+    Example: danbao serve --port 8000
+    """
+    import uvicorn
+
+    from danbao.api import Services, create_app
+    from danbao.api.background import Background
+    from danbao.api.keys import bootstrap_operator
+
+    services = Services.open(_state["url"])
+    admin = bootstrap_operator(services.keys, services.trades.parties)
+    if admin is not None:
+        console.print(f"operator admin key (shown once, keep it safe): [bold]{admin.key}[/bold]")
+    background = Background(services).start()
+    console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.url}")
+    try:
+        uvicorn.run(create_app(services), host=host, port=port, log_level=log_level)
+    finally:
+        background.stop()
+        services.close()
+
+
 def _register_extras() -> None:
     from danbao.cli import bench, demo
 

@@ -188,5 +188,80 @@ trade_events = Table(
     Column("to_status", String(24), nullable=False),
     Column("amount", BigInteger, nullable=True),
     Column("detail", Text, nullable=True),
+    # The outbox flag: 0 until the event has been handed to its subscribers (webhooks).
+    Column("dispatched", Integer, nullable=False),
 )
 Index("ix_trade_events_action", trade_events.c.action, trade_events.c.at)
+Index("ix_trade_events_dispatched", trade_events.c.dispatched, trade_events.c.at)
+
+# -- the HTTP API -------------------------------------------------------------------------
+
+# API keys: only a keyed hash of the secret is kept; the secret is shown once.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("party_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+Index("ix_api_keys_party", api_keys.c.party_id)
+
+# Idempotency-Key records: the first response, replayed for a retry with the same body.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("party_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+Index("ix_idempotency_keys_expires", idempotency_keys.c.expires_at)
+
+# Server-side secrets (the API key pepper), made once per database.
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(128), nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("party_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("event_types", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+Index("ix_webhook_endpoints_party", webhook_endpoints.c.party_id)
+
+# One row per (endpoint, event): attempts so far, the last status, the next attempt.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("endpoint_id", String(32), nullable=False),
+    Column("party_id", String(ID_LENGTH_MAX), nullable=False),
+    Column("event_id", String(96), nullable=False),
+    Column("event_type", String(48), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(12), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error", String(256), nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+Index("ix_webhook_deliveries_due", webhook_deliveries.c.state, webhook_deliveries.c.next_attempt_at)
+Index("ix_webhook_deliveries_endpoint", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.created_at)
+Index("ux_webhook_deliveries_event", webhook_deliveries.c.endpoint_id, webhook_deliveries.c.event_id, unique=True)

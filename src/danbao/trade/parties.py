@@ -104,6 +104,17 @@ class Parties:
         currency = check_currency(currency)
         return self._transfer(party_id, accounts.owned(party_id, "wallet", currency), accounts.platform("bank", currency), amount, "wallet.withdraw")
 
+    def send(self, payer_id: str, payee_id: str, amount: int, currency: str) -> str:
+        """Wallet to wallet between two parties."""
+        currency = check_currency(currency)
+        if payer_id == payee_id:
+            raise TradeError(TradeCode.parties_must_differ, "a party cannot pay itself", field="to_party_id")
+
+        def payee_exists(txn: LedgerTransaction) -> None:
+            load_party(txn.raw, payee_id, field="to_party_id")
+
+        return self._transfer(payer_id, accounts.owned(payer_id, "wallet", currency), accounts.owned(payee_id, "wallet", currency), amount, "wallet.transfer", guard=payee_exists)
+
     def deposit(self, seller_id: str, amount: int, currency: str) -> str:
         """Wallet -> security deposit: what lets a seller sell direct."""
         currency = check_currency(currency)

@@ -61,7 +61,45 @@ def update_trade(raw: Raw, before: Trade, changes: Mapping[str, Any], now_ns: in
 
 
 def insert_event(raw: Raw, event: TradeEvent) -> None:
-    raw.run(f"INSERT INTO trade_events ({_EVENT_COLUMNS}) VALUES ({','.join('?' * len(_EVENT_FIELDS))})", [getattr(event, f) for f in _EVENT_FIELDS])
+    raw.run(
+        f"INSERT INTO trade_events ({_EVENT_COLUMNS}, dispatched) VALUES ({','.join('?' * len(_EVENT_FIELDS))}, 0)",
+        [getattr(event, f) for f in _EVENT_FIELDS],
+    )
+
+
+def undispatched_events(raw: Raw, *, limit: int) -> list[tuple[TradeEvent, Trade]]:
+    """The outbox: events not yet handed to subscribers, oldest first, with their trades."""
+    columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
+    trade_columns = ", ".join(f"t.{f}" for f in _TRADE_FIELDS)
+    rows = raw.rows(
+        f"SELECT {columns}, {trade_columns} FROM trade_events e JOIN trades t ON t.id = e.trade_id "
+        f"WHERE e.dispatched = 0 ORDER BY e.at, e.trade_id, e.seq LIMIT {int(limit)}"
+    )
+    width = len(_EVENT_FIELDS)
+    return [(TradeEvent(*row[:width]), Trade(*row[width:])) for row in rows]
+
+
+def mark_dispatched(raw: Raw, events: Sequence[TradeEvent]) -> None:
+    raw.update_from_rows(
+        "UPDATE trade_events SET dispatched = 1 FROM {rows} "
+        "WHERE trade_events.trade_id = v.column1 AND trade_events.seq = v.column2",
+        ("text", "integer"),
+        [(e.trade_id, e.seq) for e in events],
+    )
+
+
+def events_of_party(raw: Raw, party_id: str, *, after: tuple[int, str, int] | None, limit: int) -> list[TradeEvent]:
+    """Events on the party's trades, in time order, after a cursor (at, trade_id, seq)."""
+    at, trade_id, seq = after if after is not None else (-1, "", 0)
+    columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
+    rows = raw.rows(
+        f"SELECT {columns} FROM trade_events e JOIN trades t ON t.id = e.trade_id "
+        "WHERE (t.buyer_id = ? OR t.seller_id = ? OR t.courier_id = ?) "
+        "AND (e.at > ? OR (e.at = ? AND (e.trade_id > ? OR (e.trade_id = ? AND e.seq > ?)))) "
+        f"ORDER BY e.at, e.trade_id, e.seq LIMIT {int(limit)}",
+        (party_id, party_id, party_id, at, at, trade_id, trade_id, seq),
+    )
+    return [TradeEvent(*row) for row in rows]
 
 
 def events(raw: Raw, trade_id: str, *, after_seq: int, limit: int) -> list[TradeEvent]:

@@ -101,6 +101,11 @@ class Trades:
 
         return self.ledger.db.read_raw(read)
 
+    def events_of_party(self, party_id: str, *, after: tuple[int, str, int] | None = None, limit: int = 100) -> list[TradeEvent]:
+        """Events on every trade the party is part of, in time order."""
+        limit = _limit(limit, EVENTS_PER_PAGE_MAX)
+        return self.ledger.db.read_raw(lambda raw: repository.events_of_party(raw, party_id, after=after, limit=limit))
+
     def of_party(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Trade]:
         limit = _limit(limit, TRADES_PER_PAGE_MAX)
         return self.ledger.db.read_raw(lambda raw: repository.trades_of(raw, party_id, after=after, limit=limit))

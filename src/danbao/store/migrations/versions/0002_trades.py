@@ -78,8 +78,10 @@ def upgrade() -> None:
         sa.Column("to_status", sa.String(24), nullable=False),
         sa.Column("amount", sa.BigInteger, nullable=True),
         sa.Column("detail", sa.Text, nullable=True),
+        sa.Column("dispatched", sa.Integer, nullable=False),
     )
     op.create_index("ix_trade_events_action", "trade_events", ["action", "at"])
+    op.create_index("ix_trade_events_dispatched", "trade_events", ["dispatched", "at"])
 
 
 def downgrade() -> None:

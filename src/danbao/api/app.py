@@ -1,0 +1,214 @@
+"""The FastAPI application: routes, the problem+json error handlers, and the middleware that
+bounds bodies, makes POSTs idempotent and counts requests for Prometheus.
+
+Middleware order (outermost first): metrics, body limit, idempotency, then the routes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from danbao.api.auth import authenticate
+from danbao.api.idempotency import KEY_CHARS_MAX, IdempotencyError
+from danbao.api.models import Problem
+from danbao.api.problems import PROBLEM_JSON, problem
+from danbao.api.routes import money, operator, parties, trades, webhooks
+from danbao.api.services import Services
+from danbao.errors import DanbaoError
+
+BODY_BYTES_MAX = 64 * 1024
+# Field names whose validation failures carry the domain's own code.
+FIELD_CODES = {"amount": "amount_invalid", "currency": "currency_unknown", "model": "model_unknown", "role": "role_invalid", "items": "items_invalid", "name": "name_invalid",
+               "reason": "claim_reason_invalid", "evidence": "evidence_invalid", "decision": "decision_invalid", "method": "collect_method_invalid", "limit": "limit_invalid", "after": "cursor_invalid"}
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="danbao",
+        version="1",
+        description="Trust and payments for commerce: escrow, direct and cash-on-delivery trades on one double-entry ledger. "
+        "Amounts are integers in minor units. Authenticate with `Authorization: Bearer <key>`; every POST takes `Idempotency-Key`.",
+        responses={400: {"model": Problem, "description": "problem+json"}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+    )
+    app.state.services = services
+    for module in (parties, money, trades, webhooks, operator):
+        app.include_router(module.router)
+    metrics = Metrics()
+    app.state.metrics = metrics
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(DanbaoError)
+    async def danbao_error(_: Request, error: DanbaoError) -> Response:
+        return problem(error.code, error.message, field=error.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, error: RequestValidationError) -> Response:
+        first = error.errors()[0] if error.errors() else {}
+        location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        field = ".".join(location) or None
+        if first.get("type") == "json_invalid":
+            return problem("body_invalid", "the body is not valid JSON")
+        code = FIELD_CODES.get(location[0] if location else "", "request_invalid")
+        return problem(code, f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "request_invalid")
+        return problem(code, str(error.detail), status=error.status_code)
+
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("danbao_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("danbao_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.transfers = Counter("danbao_ledger_transfers_total", "Ledger transfers committed through the API", registry=self.registry)
+        self.webhook_deliveries = Counter("danbao_webhook_delivery_attempts_total", "Webhook delivery attempts", ["outcome"], registry=self.registry)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.requests.labels(scope["method"], path, str(status[0])).inc()
+            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
+
+
+async def _send_problem(send: Send, response: Response) -> None:
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class BodyLimitMiddleware:
+    """Read at most BODY_BYTES_MAX of a request body; a bigger one is 413 before any work."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > BODY_BYTES_MAX):
+            await _send_problem(send, problem("body_too_large", f"bodies are at most {BODY_BYTES_MAX} bytes"))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > BODY_BYTES_MAX:
+                await _send_problem(send, problem("body_too_large", f"bodies are at most {BODY_BYTES_MAX} bytes"))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        scope.setdefault("state", {})["body"] = body
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+class IdempotencyMiddleware:
+    """POST with `Idempotency-Key`: run once per party and key, replay the first response."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = dict(scope.get("headers", [])).get(b"idempotency-key") if scope["type"] == "http" else None
+        if key is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        text = key.decode("latin-1")
+        if not 0 < len(text) <= KEY_CHARS_MAX or not text.isprintable():
+            await _send_problem(send, problem("idempotency_key_invalid", f"Idempotency-Key is 1 to {KEY_CHARS_MAX} printable characters", field="Idempotency-Key"))
+            return
+        request = Request(scope, receive)
+        request.scope["app"] = scope.get("app")
+        services: Services = scope["app"].state.services
+        party = await anyio.to_thread.run_sync(authenticate, request)
+        if party is None:
+            await self.app(scope, receive, send)  # the route answers 401
+            return
+        body = scope.get("state", {}).get("body", b"")
+        digest = hashlib.sha256(b"POST\n" + scope["path"].encode() + b"\n" + body).hexdigest()
+        try:
+            replay = await anyio.to_thread.run_sync(services.idempotency.begin, party.id, text, digest)
+        except IdempotencyError as error:
+            await _send_problem(send, problem(error.code, error.message, field=error.field))
+            return
+        if replay is not None:
+            media = PROBLEM_JSON if replay.status_code >= 400 else "application/json"
+            headers = [(b"content-type", media.encode()), (b"content-length", str(len(replay.body)).encode()), (b"idempotent-replayed", b"true")]
+            await send({"type": "http.response.start", "status": replay.status_code, "headers": headers})
+            await send({"type": "http.response.body", "body": replay.body})
+            return
+        captured: dict[str, Any] = {"status": 500, "body": []}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                captured["body"].append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            await anyio.to_thread.run_sync(services.idempotency.abandon, party.id, text)
+            raise
+        await anyio.to_thread.run_sync(services.idempotency.finish, party.id, text, captured["status"], b"".join(captured["body"]))
+
+
+__all__ = ["create_app", "json"]

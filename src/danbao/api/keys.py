@@ -1,0 +1,140 @@
+"""API keys: long random secrets shown once, stored only as a keyed hash, one party each.
+
+A key reads `dbk_<id>_<secret>`: the id finds the row, the secret is checked against its
+HMAC-SHA256 under the server's pepper (a fast keyed hash: the secret has 256 bits of
+entropy, so a slow password hash would only cap throughput). Keys can be revoked, and
+rotated (a new key issued, the old one revoked, in one transaction).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+
+from danbao.clock import Clock
+from danbao.store import Database
+from danbao.store.raw import Raw
+from danbao.trade import Party
+from danbao.trade import repository as trade_rows
+
+KEY_PREFIX = "dbk_"
+KEY_ID_BYTES = 8
+KEY_SECRET_BYTES = 32
+KEYS_PER_PARTY_MAX = 20
+PEPPER_ENV = "DANBAO_API_KEY_PEPPER"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    id: str
+    party_id: str
+    key: str  # the only time the secret is seen
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: str
+    party_id: str
+    created_at: int
+    revoked_at: int | None
+
+
+class KeyError_(Exception):
+    """Internal: a key that cannot be issued (too many for one party)."""
+
+
+class ApiKeys:
+    def __init__(self, db: Database, clock: Clock):
+        self.db = db
+        self.clock = clock
+        self._pepper = self._load_pepper()
+
+    def _load_pepper(self) -> bytes:
+        configured = os.environ.get(PEPPER_ENV)
+        if configured:
+            return configured.encode()
+
+        def work(raw: Raw) -> str:
+            rows = raw.rows("SELECT value FROM server_secrets WHERE name = 'api_key_pepper'")
+            if rows:
+                return str(rows[0][0])
+            value = secrets.token_hex(32)
+            raw.run("INSERT INTO server_secrets (name, value) VALUES ('api_key_pepper', ?)", (value,))
+            return value
+
+        return self.db.write_raw(work).encode()
+
+    def _hash(self, secret: str) -> str:
+        return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
+
+    def issue(self, party_id: str, *, revoke: str | None = None) -> IssuedKey:
+        key_id = secrets.token_hex(KEY_ID_BYTES)
+        secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
+        now = self.clock.now_ns()
+
+        def work(raw: Raw) -> None:
+            if revoke is not None:
+                raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke))
+            [(live,)] = raw.rows("SELECT COUNT(*) FROM api_keys WHERE party_id = ? AND revoked_at IS NULL", (party_id,))
+            if live >= KEYS_PER_PARTY_MAX:
+                raise KeyError_(f"a party holds at most {KEYS_PER_PARTY_MAX} live keys")
+            raw.run(
+                "INSERT INTO api_keys (id, party_id, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
+                (key_id, party_id, self._hash(secret), now),
+            )
+
+        self.db.write_raw(work)
+        return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
+
+    def revoke(self, key_id: str) -> bool:
+        now = self.clock.now_ns()
+        return self.db.write_raw(lambda raw: raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
+
+    def get(self, key_id: str) -> KeyInfo | None:
+        rows = self.db.read_raw(lambda raw: raw.rows("SELECT id, party_id, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)))
+        return KeyInfo(*rows[0]) if rows else None
+
+    def of_party(self, party_id: str) -> list[KeyInfo]:
+        rows = self.db.read_raw(
+            lambda raw: raw.rows(
+                "SELECT id, party_id, created_at, revoked_at FROM api_keys WHERE party_id = ? ORDER BY created_at, id LIMIT 100",
+                (party_id,),
+            )
+        )
+        return [KeyInfo(*row) for row in rows]
+
+    def verify(self, presented: str) -> Party | None:
+        """The party a presented key acts as, or None (unknown, wrong secret, revoked)."""
+        if not presented.startswith(KEY_PREFIX) or len(presented) > 128:
+            return None
+        key_id, _, secret = presented[len(KEY_PREFIX) :].partition("_")
+        if not key_id or not secret:
+            return None
+
+        def read(raw: Raw) -> Party | None:
+            rows = raw.rows("SELECT party_id, secret_hash FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,))
+            if not rows or not hmac.compare_digest(rows[0][1], self._hash(secret)):
+                return None
+            return trade_rows.parties(raw, [rows[0][0]]).get(rows[0][0])
+
+        return self.db.read_raw(read)
+
+
+OPERATOR_ID = "operator"
+
+
+def bootstrap_operator(keys: ApiKeys, parties) -> IssuedKey | None:  # type: ignore[no-untyped-def]
+    """At first start: make the operator party and its admin key. None once one exists."""
+    live = keys.db.read_raw(
+        lambda raw: raw.rows(
+            "SELECT k.id FROM api_keys k JOIN parties p ON p.id = k.party_id WHERE p.role = 'operator' AND k.revoked_at IS NULL LIMIT 1"
+        )
+    )
+    if live:
+        return None
+    if not keys.db.read_raw(lambda raw: trade_rows.parties(raw, [OPERATOR_ID])):
+        parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
+    return keys.issue(OPERATOR_ID)

@@ -1,0 +1,225 @@
+"""Request and response bodies: the OpenAPI document is generated from these, so they are
+the contract. Amounts are integers in minor units with an ISO 4217 currency."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from danbao.money import AMOUNT_MAX_MINOR
+from danbao.trade.model import EVIDENCE_CHARS_MAX, NAME_CHARS_MAX
+
+Amount = Field(gt=0, le=AMOUNT_MAX_MINOR, description="minor units (CNY 12.30 is 1230)")
+Currency = Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$", description="ISO 4217 code")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class PartyIn(Strict):
+    role: Literal["buyer", "seller", "courier", "arbiter", "operator"]
+    name: StrictStr = Field(min_length=1, max_length=NAME_CHARS_MAX)
+    id: StrictStr | None = Field(default=None, pattern="^[a-z0-9][a-z0-9_-]{0,31}$")
+    cash_limit: StrictInt | None = Field(default=None, ge=0, le=AMOUNT_MAX_MINOR)
+
+
+class PartyOut(BaseModel):
+    id: str
+    role: str
+    name: str
+    cash_limit: int | None
+    late_remittances: int
+    created_at: int
+
+
+class KeyOut(BaseModel):
+    id: str
+    party_id: str
+    key: str | None = Field(default=None, description="the secret, shown only when issued")
+    created_at: int | None = None
+    revoked_at: int | None = None
+
+
+class MoneyIn(Strict):
+    amount: StrictInt = Amount
+    currency: StrictStr = Currency
+
+
+class TransferIn(MoneyIn):
+    to_party_id: StrictStr = Field(min_length=1, max_length=64)
+
+
+class MoveOut(BaseModel):
+    transfer_id: str
+    amount: int
+    currency: str
+
+
+class AccountOut(BaseModel):
+    id: str
+    currency: str
+    kind: str
+    balance: int
+    available: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+
+class AccountPage(BaseModel):
+    data: list[AccountOut]
+
+
+class TransferOut(BaseModel):
+    id: str
+    timestamp: int
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    code: str
+    ref: str | None
+
+
+class TransferPage(BaseModel):
+    data: list[TransferOut]
+    next_cursor: str | None
+
+
+class TradeIn(Strict):
+    seller_id: StrictStr = Field(min_length=1, max_length=64)
+    model: Literal["escrow", "direct", "cod"]
+    amount: StrictInt = Amount
+    currency: StrictStr = Currency
+    items: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+
+
+class TradeOut(BaseModel):
+    id: str
+    model: str
+    status: str
+    buyer_id: str
+    seller_id: str
+    courier_id: str | None
+    currency: str
+    amount: int
+    items: list[dict[str, Any]]
+    paid: int
+    refunded: int
+    released: int
+    fee: int
+    compensated: int
+    refund_requested: int | None
+    collect_method: str | None
+    confirm_extended: bool
+    remit_late: bool
+    pay_by: int | None
+    ship_by: int | None
+    confirm_by: int | None
+    respond_by: int | None
+    claim_by: int | None
+    remit_by: int | None
+    version: int
+    created_at: int
+    updated_at: int
+
+
+class TradePage(BaseModel):
+    data: list[TradeOut]
+    next_cursor: str | None
+
+
+class ShipIn(Strict):
+    courier_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
+
+
+class RefundRequestIn(Strict):
+    amount: StrictInt = Amount
+
+
+class ArbitrateIn(Strict):
+    decision: Literal["release", "refund_full", "refund_partial"]
+    amount: StrictInt | None = Field(default=None, gt=0, le=AMOUNT_MAX_MINOR)
+
+
+class ClaimIn(Strict):
+    reason: Literal["non_delivery", "counterfeit", "not_as_described"]
+    evidence: StrictStr = Field(min_length=1, max_length=EVIDENCE_CHARS_MAX)
+
+
+class CollectIn(Strict):
+    method: Literal["cash", "card"]
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    trade_id: str
+    seq: int
+    at: int
+    actor: str
+    action: str
+    from_status: str
+    to_status: str
+    amount: int | None
+    detail: dict[str, Any] | None
+
+
+class EventPage(BaseModel):
+    data: list[EventOut]
+    next_cursor: str | None
+
+
+class WebhookEndpointIn(Strict):
+    url: StrictStr = Field(min_length=8, max_length=2048)
+    event_types: list[StrictStr] = Field(min_length=1, max_length=32)
+
+
+class WebhookEndpointOut(BaseModel):
+    id: str
+    url: str
+    event_types: list[str]
+    secret: str | None = Field(default=None, description="the signing secret, shown only at registration")
+    created_at: int
+
+
+class WebhookEndpointPage(BaseModel):
+    data: list[WebhookEndpointOut]
+
+
+class DeliveryOut(BaseModel):
+    id: str
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: int | None
+    created_at: int
+    updated_at: int
+
+
+class DeliveryPage(BaseModel):
+    data: list[DeliveryOut]
+
+
+class AuditOut(BaseModel):
+    ok: bool
+    violations: list[str]
+    transfers_checked: int
+    accounts_checked: int
+    trades_checked: int
+    escrow_by_currency: dict[str, int]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    field: str | None = None

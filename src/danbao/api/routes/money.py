@@ -1,0 +1,99 @@
+"""Accounts, balances and money outside trades: wallet top-up and withdrawal, transfers
+between parties, the direct seller's deposit and debt, the insurance pool."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from danbao.api.auth import Caller, Operator, Svc
+from danbao.api.models import AccountOut, AccountPage, MoneyIn, MoveOut, TransferIn, TransferOut, TransferPage
+from danbao.errors import DanbaoError
+from danbao.ledger import Account
+from danbao.trade import Party
+
+router = APIRouter(prefix="/v1", tags=["money"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+class AccountNotFound(DanbaoError):
+    code = "account_not_found"
+
+
+def account_out(a: Account) -> AccountOut:
+    return AccountOut(
+        id=a.id, currency=a.currency, kind=a.kind, balance=a.balance, available=a.available,
+        debits_pending=a.debits_pending, debits_posted=a.debits_posted, credits_pending=a.credits_pending, credits_posted=a.credits_posted,
+    )
+
+
+def _own_account(svc, caller: Party, account_id: str) -> Account:  # type: ignore[no-untyped-def]
+    account = svc.ledger.account(account_id)
+    if account is None or (caller.role != "operator" and account.owner != caller.id):
+        raise AccountNotFound(f"no account {account_id!r}", field="account_id")
+    return account  # type: ignore[no-any-return]
+
+
+@router.get("/accounts", response_model=AccountPage)
+def list_accounts(svc: Svc, caller: Caller) -> AccountPage:
+    """The caller's own accounts (wallet, deposit, debt, cash), one per currency."""
+    return AccountPage(data=[account_out(a) for a in svc.ledger.accounts_of(caller.id, limit=1000)])
+
+
+@router.get("/accounts/{account_id}", response_model=AccountOut)
+def get_account(account_id: str, svc: Svc, caller: Caller) -> AccountOut:
+    return account_out(_own_account(svc, caller, account_id))
+
+
+@router.get("/accounts/{account_id}/transfers", response_model=TransferPage)
+def account_transfers(account_id: str, svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> TransferPage:
+    _own_account(svc, caller, account_id)
+    page = svc.ledger.transfers_of(account_id, after=after, limit=limit)
+    return TransferPage(
+        data=[TransferOut(id=t.id, timestamp=t.timestamp, debit_account_id=t.debit_account_id, credit_account_id=t.credit_account_id, amount=t.amount, currency=t.currency, code=t.code, ref=t.ref) for t in page.items],
+        next_cursor=page.next_cursor,
+    )
+
+
+def _moved(transfer_id: str, body: MoneyIn) -> MoveOut:
+    return MoveOut(transfer_id=transfer_id, amount=body.amount, currency=body.currency)
+
+
+@router.post("/wallet/top-up", status_code=201, response_model=MoveOut)
+def top_up(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+    """Money in from the bank to the caller's wallet."""
+    return _moved(svc.trades.parties.top_up(caller.id, body.amount, body.currency), body)
+
+
+@router.post("/wallet/withdraw", status_code=201, response_model=MoveOut)
+def withdraw(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+    """Money out from the caller's wallet to the bank."""
+    return _moved(svc.trades.parties.withdraw(caller.id, body.amount, body.currency), body)
+
+
+@router.post("/transfers", status_code=201, response_model=MoveOut)
+def transfer(body: TransferIn, svc: Svc, caller: Caller) -> MoveOut:
+    """Pay another party from the caller's wallet to theirs."""
+    return _moved(svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency), body)
+
+
+@router.post("/deposit", status_code=201, response_model=MoveOut)
+def deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+    """A seller moves money from its wallet to its security deposit."""
+    return _moved(svc.trades.parties.deposit(caller.id, body.amount, body.currency), body)
+
+
+@router.post("/deposit/withdraw", status_code=201, response_model=MoveOut)
+def withdraw_deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+    return _moved(svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency), body)
+
+
+@router.post("/debt/repay", status_code=201, response_model=MoveOut)
+def repay_debt(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+    return _moved(svc.trades.parties.repay_debt(caller.id, body.amount, body.currency), body)
+
+
+@router.post("/insurance/fund", status_code=201, response_model=MoveOut)
+def fund_insurance(body: MoneyIn, svc: Svc, caller: Operator) -> MoveOut:
+    return _moved(svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency), body)

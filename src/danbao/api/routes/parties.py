@@ -1,0 +1,76 @@
+"""Parties and their API keys: operators create parties and issue keys; a party sees itself."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from danbao.api.auth import AuthError, Caller, Operator, Svc
+from danbao.api.keys import KeyError_, KeyInfo
+from danbao.api.models import KeyOut, PartyIn, PartyOut
+from danbao.errors import DanbaoError
+from danbao.trade import Party, TradeCode, TradeError
+
+router = APIRouter(prefix="/v1", tags=["parties"])
+
+
+def party_out(p: Party) -> PartyOut:
+    return PartyOut(id=p.id, role=p.role, name=p.name, cash_limit=p.cash_limit, late_remittances=p.late_remittances, created_at=p.created_at)
+
+
+def _visible_party(svc, caller: Party, party_id: str) -> Party:  # type: ignore[no-untyped-def]
+    if caller.role != "operator" and caller.id != party_id:
+        raise TradeError(TradeCode.party_not_found, f"no party {party_id!r}", field="party_id")
+    return svc.trades.parties.get(party_id)  # type: ignore[no-any-return]
+
+
+def _own_key(svc, caller: Party, key_id: str) -> KeyInfo:  # type: ignore[no-untyped-def]
+    info = svc.keys.get(key_id)
+    if info is None or (caller.role != "operator" and info.party_id != caller.id):
+        raise AuthError(f"no key {key_id!r}", code="key_not_found", field="key_id")
+    return info  # type: ignore[no-any-return]
+
+
+@router.post("/parties", status_code=201, response_model=PartyOut)
+def create_party(body: PartyIn, svc: Svc, _: Operator) -> PartyOut:
+    """Create a buyer, seller, courier, arbiter or operator (operators only)."""
+    return party_out(svc.trades.parties.create(body.role, body.name, party_id=body.id, cash_limit=body.cash_limit))
+
+
+@router.get("/parties/{party_id}", response_model=PartyOut)
+def get_party(party_id: str, svc: Svc, caller: Caller) -> PartyOut:
+    return party_out(_visible_party(svc, caller, party_id))
+
+
+@router.post("/parties/{party_id}/keys", status_code=201, response_model=KeyOut)
+def issue_key(party_id: str, svc: Svc, _: Operator) -> KeyOut:
+    """Issue an API key acting as the party; the secret is in this response only."""
+    party = svc.trades.parties.get(party_id)
+    try:
+        issued = svc.keys.issue(party.id)
+    except KeyError_ as error:
+        raise DanbaoError(str(error), code="keys_limit") from error
+    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
+
+
+@router.get("/parties/{party_id}/keys", response_model=list[KeyOut])
+def list_keys(party_id: str, svc: Svc, caller: Caller) -> list[KeyOut]:
+    _visible_party(svc, caller, party_id)
+    return [KeyOut(id=k.id, party_id=k.party_id, created_at=k.created_at, revoked_at=k.revoked_at) for k in svc.keys.of_party(party_id)]
+
+
+@router.post("/keys/{key_id}/revoke", response_model=KeyOut)
+def revoke_key(key_id: str, svc: Svc, caller: Caller) -> KeyOut:
+    info = _own_key(svc, caller, key_id)
+    svc.keys.revoke(key_id)
+    after = svc.keys.get(key_id)
+    return KeyOut(id=info.id, party_id=info.party_id, created_at=info.created_at, revoked_at=after.revoked_at if after else None)
+
+
+@router.post("/keys/{key_id}/rotate", status_code=201, response_model=KeyOut)
+def rotate_key(key_id: str, svc: Svc, caller: Caller) -> KeyOut:
+    """Issue a new key for the same party and revoke this one, at once."""
+    info = _own_key(svc, caller, key_id)
+    if info.revoked_at is not None:
+        raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id")
+    issued = svc.keys.issue(info.party_id, revoke=key_id)
+    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)

@@ -1,0 +1,139 @@
+"""Trades of all three models and every operation of the trade engine, one POST each.
+
+Who may do what is the trade engine's transition table: a party in the wrong role gets
+403 (`role_forbidden`), on a trade not its own 404 (`trade_not_found`), in the wrong
+state 409 (`trade_state_invalid`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from danbao.api.auth import Caller, Svc
+from danbao.api.models import (
+    ArbitrateIn,
+    ClaimIn,
+    CollectIn,
+    EventOut,
+    EventPage,
+    RefundRequestIn,
+    ShipIn,
+    TradeIn,
+    TradeOut,
+    TradePage,
+)
+from danbao.api.webhooks import event_id, event_type
+from danbao.errors import DanbaoError
+from danbao.trade import Trade, TradeEvent, Trades
+
+router = APIRouter(prefix="/v1", tags=["trades"])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
+def trade_out(t: Trade) -> TradeOut:
+    return TradeOut(
+        id=t.id, model=t.model, status=t.status, buyer_id=t.buyer_id, seller_id=t.seller_id, courier_id=t.courier_id,
+        currency=t.currency, amount=t.amount, items=json.loads(t.items), paid=t.paid, refunded=t.refunded, released=t.released,
+        fee=t.fee, compensated=t.compensated, refund_requested=t.refund_requested, collect_method=t.collect_method,
+        confirm_extended=bool(t.confirm_extended), remit_late=bool(t.remit_late), pay_by=t.pay_by, ship_by=t.ship_by,
+        confirm_by=t.confirm_by, respond_by=t.respond_by, claim_by=t.claim_by, remit_by=t.remit_by, version=t.version,
+        created_at=t.created_at, updated_at=t.updated_at,
+    )
+
+
+def event_out(e: TradeEvent) -> EventOut:
+    return EventOut(
+        id=event_id(e), type=event_type(e), trade_id=e.trade_id, seq=e.seq, at=e.at, actor=e.actor, action=e.action,
+        from_status=e.from_status, to_status=e.to_status, amount=e.amount, detail=json.loads(e.detail) if e.detail else None,
+    )
+
+
+def _cursor(after: str | None, parts: int) -> list[str] | None:
+    if after is None:
+        return None
+    pieces = after.split(":")
+    if len(pieces) != parts or not pieces[0].isdigit() or len(after) > 200:
+        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
+    return pieces
+
+
+@router.post("/trades", status_code=201, response_model=TradeOut)
+def create_trade(body: TradeIn, svc: Svc, caller: Caller) -> TradeOut:
+    """The caller (a buyer) orders from a seller, to settle by escrow, direct or cod."""
+    return trade_out(svc.trades.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency, items=body.items))
+
+
+@router.get("/trades", response_model=TradePage)
+def list_trades(svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> TradePage:
+    """The caller's trades (as buyer, seller or courier), oldest first."""
+    cursor = _cursor(after, 2)
+    found = svc.trades.of_party(caller.id, after=(int(cursor[0]), cursor[1]) if cursor else None, limit=limit)
+    next_cursor = f"{found[-1].created_at}:{found[-1].id}" if len(found) == limit else None
+    return TradePage(data=[trade_out(t) for t in found], next_cursor=next_cursor)
+
+
+@router.get("/trades/{trade_id}", response_model=TradeOut)
+def get_trade(trade_id: str, svc: Svc, caller: Caller) -> TradeOut:
+    return trade_out(svc.trades.get(trade_id, caller.id))
+
+
+@router.get("/trades/{trade_id}/events", response_model=EventPage)
+def trade_events(trade_id: str, svc: Svc, caller: Caller, after: int = Query(0, ge=0, le=2**31), limit: Limit = 100) -> EventPage:
+    found = svc.trades.events(trade_id, caller.id, after_seq=after, limit=limit)
+    return EventPage(data=[event_out(e) for e in found], next_cursor=str(found[-1].seq) if len(found) == limit else None)
+
+
+@router.get("/events", response_model=EventPage)
+def events(svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> EventPage:
+    """Events on the caller's trades, in time order (the same events webhooks deliver)."""
+    cursor = _cursor(after, 3)
+    if cursor is not None and not cursor[2].isdigit():
+        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
+    found = svc.trades.events_of_party(caller.id, after=(int(cursor[0]), cursor[1], int(cursor[2])) if cursor else None, limit=limit)
+    last = found[-1] if found else None
+    return EventPage(data=[event_out(e) for e in found], next_cursor=f"{last.at}:{last.trade_id}:{last.seq}" if last and len(found) == limit else None)
+
+
+def _operation(path: str, call: Callable[..., Trade], body_model: type | None = None, summary: str = "") -> None:
+    """One POST per trade operation; the body, if any, is validated by `body_model`."""
+    if body_model is None:
+
+        def endpoint(trade_id: str, svc: Svc, caller: Caller) -> TradeOut:
+            return trade_out(call(svc.trades, trade_id, caller.id))
+
+    else:
+
+        def endpoint(trade_id: str, svc: Svc, caller: Caller, body: Any) -> TradeOut:  # type: ignore[misc]
+            return trade_out(call(svc.trades, trade_id, caller.id, body))
+
+        endpoint.__annotations__["body"] = body_model
+    endpoint.__name__ = path.replace("-", "_")
+    router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "))(endpoint)
+
+
+_operation("pay", lambda t, i, c: t.pay(i, c), summary="buyer pays (escrow: into escrow; direct: to the seller)")
+_operation("cancel", lambda t, i, c: t.cancel(i, c))
+_operation("refund", lambda t, i, c: t.refund(i, c), summary="before shipping, the whole amount back to the buyer")
+_operation("ship", lambda t, i, c, b: t.ship(i, c, courier_id=b.courier_id), ShipIn)
+_operation("confirm", lambda t, i, c: t.confirm(i, c), summary="the buyer confirms receipt; the seller is paid")
+_operation("extend", lambda t, i, c: t.extend(i, c), summary="the buyer extends the confirm window once")
+_operation("request-refund", lambda t, i, c, b: t.request_refund(i, c, b.amount), RefundRequestIn)
+_operation("agree-refund", lambda t, i, c: t.agree_refund(i, c))
+_operation("refuse-refund", lambda t, i, c: t.refuse_refund(i, c))
+_operation("dispute", lambda t, i, c: t.dispute(i, c))
+_operation("arbitrate", lambda t, i, c, b: t.arbitrate(i, c, b.decision, amount=b.amount), ArbitrateIn)
+_operation("claim", lambda t, i, c, b: t.claim(i, c, reason=b.reason, evidence=b.evidence), ClaimIn)
+_operation("settle-claim", lambda t, i, c: t.settle_claim(i, c))
+_operation("uphold-claim", lambda t, i, c: t.uphold_claim(i, c))
+_operation("reject-claim", lambda t, i, c: t.reject_claim(i, c))
+_operation("collect", lambda t, i, c, b: t.collect(i, c, method=b.method), CollectIn)
+_operation("refuse", lambda t, i, c: t.refuse(i, c), summary="the courier records a refusal at the door")
+_operation("return", lambda t, i, c: t.return_goods(i, c))
+_operation("remit", lambda t, i, c: t.remit(i, c))
+_operation("settle", lambda t, i, c: t.settle(i, c))
+
+__all__ = ["Trades", "router"]

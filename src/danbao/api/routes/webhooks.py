@@ -1,0 +1,41 @@
+"""Webhook endpoints a party registers, and the record of deliveries to each."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from danbao.api.auth import Caller, Svc
+from danbao.api.models import (
+    DeliveryOut,
+    DeliveryPage,
+    WebhookEndpointIn,
+    WebhookEndpointOut,
+    WebhookEndpointPage,
+)
+
+router = APIRouter(prefix="/v1", tags=["webhooks"])
+
+
+@router.post("/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
+def register(body: WebhookEndpointIn, svc: Svc, caller: Caller) -> WebhookEndpointOut:
+    """Subscribe a URL to event types ("*" for all); the signing secret is shown once."""
+    e = svc.webhooks.register(caller.id, body.url, list(body.event_types))
+    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, secret=e.secret, created_at=e.created_at)
+
+
+@router.get("/webhook-endpoints", response_model=WebhookEndpointPage)
+def list_endpoints(svc: Svc, caller: Caller) -> WebhookEndpointPage:
+    return WebhookEndpointPage(data=[WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at) for e in svc.webhooks.endpoints(caller.id)])
+
+
+@router.get("/webhook-endpoints/{endpoint_id}/deliveries", response_model=DeliveryPage)
+def deliveries(endpoint_id: str, svc: Svc, caller: Caller) -> DeliveryPage:
+    """Every delivery to the endpoint: attempts, last status code, next attempt."""
+    found = svc.webhooks.deliveries(caller.id, endpoint_id)
+    return DeliveryPage(
+        data=[
+            DeliveryOut(id=d.id, event_id=d.event_id, event_type=d.event_type, state=d.state, attempts=d.attempts, last_status_code=d.last_status_code,
+                        last_error=d.last_error, next_attempt_at=d.next_attempt_at, created_at=d.created_at, updated_at=d.updated_at)
+            for d in found
+        ]
+    )

@@ -1,0 +1,41 @@
+"""What the HTTP layer stands on: one object built from configuration, in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from danbao.api.idempotency import IdempotencyStore
+from danbao.api.keys import ApiKeys
+from danbao.api.webhooks import Webhooks
+from danbao.clock import Clock, SystemClock
+from danbao.ledger import Ledger
+from danbao.store import Database, upgrade
+from danbao.trade import TradeConfig, Trades
+
+
+@dataclass
+class Services:
+    db: Database
+    clock: Clock
+    ledger: Ledger
+    trades: Trades
+    keys: ApiKeys
+    idempotency: IdempotencyStore
+    webhooks: Webhooks
+
+    @classmethod
+    def open(cls, database_url: str | None = None, *, clock: Clock | None = None, config: TradeConfig | None = None,
+             webhook_transport: httpx.BaseTransport | None = None, webhook_timeout_seconds: float | None = None) -> Services:
+        clock = clock or SystemClock()
+        db = Database(database_url)
+        upgrade(db)
+        ledger = Ledger(db, clock)
+        trades = Trades(ledger, config)
+        return cls(db, clock, ledger, trades, ApiKeys(db, clock), IdempotencyStore(db, clock), Webhooks(trades, clock, transport=webhook_transport, timeout_seconds=webhook_timeout_seconds))
+
+    def close(self) -> None:
+        self.webhooks.close()
+        self.ledger.close()
+        self.db.dispose()

@@ -1,0 +1,272 @@
+"""Webhooks: endpoints a party registers, deliveries fanned out from the trade event outbox,
+signed, retried with exponential backoff for a bounded time, and recorded.
+
+Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
+wrote the events), so each event reaches each subscribed endpoint exactly once as a
+delivery row. Delivery happens off the request path, on a small bounded pool, with a
+timeout per attempt: a slow or failing receiver never slows the API.
+
+Signature (as Stripe's): header `Danbao-Signature: t=<unix seconds>,v1=<hex>` where v1 is
+HMAC-SHA256 of `"<t>.<body>"` under the endpoint's secret; receivers reject stale `t`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from danbao.clock import NS_PER_SECOND, Clock
+from danbao.errors import DanbaoError
+from danbao.store import Database
+from danbao.store.raw import Raw
+from danbao.trade import Trade, TradeEvent, Trades
+from danbao.trade import repository as trade_rows
+
+ENDPOINTS_PER_PARTY_MAX = 16
+EVENTS_PER_DISPATCH_MAX = 500
+DELIVERIES_PER_PASS_MAX = 100
+ATTEMPTS_MAX = 12
+RETRY_BACKOFF_BASE_SECONDS = 5
+RETRY_BACKOFF_MAX_SECONDS = 3600
+DELIVERY_TIMEOUT_SECONDS = 5.0
+DELIVERY_THREADS = 8
+URL_CHARS_MAX = 2048
+SIGNATURE_HEADER = "Danbao-Signature"
+
+EVENT_TYPES = (
+    "trade.created", "trade.paid", "trade.shipped", "trade.completed", "trade.refunded", "trade.closed",
+    "trade.extended", "refund.requested", "refund.paid", "refund.refused", "trade.disputed",
+    "claim.opened", "claim.upheld", "claim.rejected", "cod.collected", "cod.remitted", "cod.settled",
+    "cod.refused", "cod.returned", "cod.remittance_late",
+)
+_BY_ACTION = {
+    "extend": "trade.extended", "claim": "claim.opened", "uphold_claim": "claim.upheld", "reject_claim": "claim.rejected",
+    "flag_late": "cod.remittance_late", "collect": "cod.collected", "remit": "cod.remitted", "settle": "cod.settled",
+    "refuse": "cod.refused", "return_goods": "cod.returned", "request_refund": "refund.requested",
+    "refuse_refund": "refund.refused", "dispute": "trade.disputed", "create": "trade.created",
+}
+_BY_STATUS = {"paid": "trade.paid", "shipped": "trade.shipped", "completed": "trade.completed", "refunded": "trade.refunded", "closed": "trade.closed"}
+
+
+def event_type(event: TradeEvent) -> str:
+    if event.action in _BY_ACTION:
+        return _BY_ACTION[event.action]
+    if event.action in ("agree_refund", "refund_timeout") and event.to_status == "shipped":
+        return "refund.paid"
+    return _BY_STATUS.get(event.to_status, f"trade.{event.to_status}")
+
+
+def event_id(event: TradeEvent) -> str:
+    return f"{event.trade_id}.{event.seq}"
+
+
+def event_payload(event: TradeEvent, trade: Trade) -> dict[str, Any]:
+    return {
+        "id": event_id(event),
+        "type": event_type(event),
+        "created_at": event.at,
+        "data": {
+            "trade_id": trade.id, "model": trade.model, "action": event.action, "actor": event.actor,
+            "from_status": event.from_status, "status": event.to_status, "amount": event.amount,
+            "currency": trade.currency, "buyer_id": trade.buyer_id, "seller_id": trade.seller_id, "courier_id": trade.courier_id,
+        },
+    }
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str, header: str, body: bytes, *, now_seconds: int, tolerance_seconds: int = 300) -> bool:
+    """What a receiver does: check the HMAC and refuse a stale timestamp (a replay)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        timestamp = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now_seconds - timestamp) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), header)
+
+
+class WebhookError(DanbaoError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: str
+    party_id: str
+    url: str
+    secret: str
+    event_types: list[str]
+    created_at: int
+    disabled_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    endpoint_id: str
+    event_id: str
+    event_type: str
+    state: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: int | None
+    created_at: int
+    updated_at: int
+
+
+_DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at"
+
+
+class Webhooks:
+    def __init__(self, trades: Trades, clock: Clock, *, transport: httpx.BaseTransport | None = None, timeout_seconds: float | None = None):
+        self.trades = trades
+        self.db: Database = trades.ledger.db
+        self.clock = clock
+        self._client = httpx.Client(timeout=min(timeout_seconds or DELIVERY_TIMEOUT_SECONDS, DELIVERY_TIMEOUT_SECONDS), transport=transport, follow_redirects=False)
+        self._pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="danbao-webhook")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._client.close()
+
+    # -- endpoints --------------------------------------------------------------------
+
+    def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX:
+            raise WebhookError("url must be an http(s) URL", field="url", code="url_invalid")
+        unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
+        if not event_types or unknown:
+            raise WebhookError(f"unknown event types: {unknown}" if unknown else "name at least one event type", field="event_types", code="event_types_invalid")
+        endpoint = Endpoint(f"we_{secrets.token_hex(8)}", party_id, url, f"whsec_{secrets.token_urlsafe(24)}", sorted(set(event_types)), self.clock.now_ns(), None)
+
+        def work(raw: Raw) -> None:
+            [(count,)] = raw.rows("SELECT COUNT(*) FROM webhook_endpoints WHERE party_id = ? AND disabled_at IS NULL", (party_id,))
+            if count >= ENDPOINTS_PER_PARTY_MAX:
+                raise WebhookError(f"at most {ENDPOINTS_PER_PARTY_MAX} endpoints per party", code="endpoints_limit")
+            raw.run(
+                "INSERT INTO webhook_endpoints (id, party_id, url, secret, event_types, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (endpoint.id, party_id, url, endpoint.secret, json.dumps(endpoint.event_types), endpoint.created_at),
+            )
+
+        self.db.write_raw(work)
+        return endpoint
+
+    def endpoints(self, party_id: str) -> list[Endpoint]:
+        rows = self.db.read_raw(
+            lambda raw: raw.rows(
+                f"SELECT id, party_id, url, secret, event_types, created_at, disabled_at FROM webhook_endpoints "
+                f"WHERE party_id = ? ORDER BY created_at, id LIMIT {ENDPOINTS_PER_PARTY_MAX * 4}",
+                (party_id,),
+            )
+        )
+        return [Endpoint(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+
+    def deliveries(self, party_id: str, endpoint_id: str, *, limit: int = 100) -> list[Delivery]:
+        if not any(e.id == endpoint_id for e in self.endpoints(party_id)):
+            raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
+        rows = self.db.read_raw(
+            lambda raw: raw.rows(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY created_at, id LIMIT {int(limit)}",
+                (endpoint_id,),
+            )
+        )
+        return [Delivery(*row) for row in rows]
+
+    # -- fan-out and delivery -----------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Turn undispatched trade events into deliveries; returns how many deliveries."""
+
+        def work(txn) -> int:  # type: ignore[no-untyped-def]
+            raw = txn.raw
+            pending = trade_rows.undispatched_events(raw, limit=EVENTS_PER_DISPATCH_MAX)
+            if not pending:
+                return 0
+            parties = sorted({p for _, t in pending for p in (t.buyer_id, t.seller_id, t.courier_id) if p})
+            subscribed: dict[str, list[tuple[str, set[str]]]] = {}
+            for endpoint_id, party_id, types in self._endpoints_of(raw, parties):
+                subscribed.setdefault(party_id, []).append((endpoint_id, set(json.loads(types))))
+            now = txn.now_ns
+            rows = []
+            for event, trade in pending:
+                kind = event_type(event)
+                body = json.dumps(event_payload(event, trade), separators=(",", ":"), sort_keys=True)
+                for party in {trade.buyer_id, trade.seller_id, trade.courier_id} - {None}:
+                    for endpoint_id, types in subscribed.get(party, []):  # type: ignore[arg-type]
+                        if kind in types or "*" in types:
+                            rows.append((f"wd_{secrets.token_hex(8)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
+            raw.insert_rows(
+                "webhook_deliveries",
+                ("id", "endpoint_id", "party_id", "event_id", "event_type", "payload", "state", "attempts", "last_status_code", "last_error", "next_attempt_at", "created_at", "updated_at"),
+                ("text", "text", "text", "text", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint"),
+                rows,
+            )
+            trade_rows.mark_dispatched(raw, [e for e, _ in pending])
+            return len(rows)
+
+        return self.trades.ledger.transaction(work)
+
+    @staticmethod
+    def _endpoints_of(raw: Raw, parties: list[str]) -> list[tuple[str, str, str]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in raw.select_where_in("SELECT id, party_id, event_types, disabled_at FROM webhook_endpoints", "party_id", parties)
+            if r[3] is None
+        ]
+
+    def deliver_due(self) -> int:
+        """Attempt every due delivery (bounded per pass), concurrently; returns attempts made."""
+        now = self.clock.now_ns()
+        due = self.db.read_raw(
+            lambda raw: raw.rows(
+                "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.created_at FROM webhook_deliveries d "
+                "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+                f"WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT {DELIVERIES_PER_PASS_MAX}",
+                (now,),
+            )
+        )
+        list(self._pool.map(lambda row: self._attempt(*row), due))
+        return len(due)
+
+    def _attempt(self, delivery_id: str, payload: str, url: str, secret: str, attempts: int, created_at: int) -> None:
+        body = payload.encode()
+        now = self.clock.now_ns()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, now // NS_PER_SECOND, body), "User-Agent": "danbao-webhooks"}
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = self._client.post(url, content=body, headers=headers)
+            status_code = response.status_code
+        except httpx.HTTPError as failure:
+            error = f"{type(failure).__name__}: {failure}"[:256]
+        attempts += 1
+        delivered = status_code is not None and 200 <= status_code < 300
+        if delivered:
+            state, next_at = "delivered", None
+        elif attempts >= ATTEMPTS_MAX:
+            state, next_at = "failed", None
+        else:
+            backoff = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
+            state, next_at = "pending", now + backoff * NS_PER_SECOND
+        self.db.write_raw(
+            lambda raw: raw.run(
+                "UPDATE webhook_deliveries SET state = ?, attempts = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                (state, attempts, status_code, error, next_at, now, delivery_id),
+            )
+        )
+
+    def run_once(self) -> tuple[int, int]:
+        return self.dispatch(), self.deliver_due()

@@ -1,0 +1,161 @@
+"""A small typed Python client for the danbao HTTP API, over httpx.
+
+Every POST carries an Idempotency-Key (made here unless given), and a request that fails
+on the network is retried with the same key, so a retry never does anything twice.
+Refusals raise `ApiError` with the server's stable `code`, `status`, `detail` and `field`.
+
+    from danbao.client import Danbao
+    with Danbao("http://127.0.0.1:8000", key) as api:
+        trade = api.create_trade(seller_id="tea", model="escrow", amount=128_00, currency="CNY")
+        api.pay(trade.id)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from danbao.api.models import (
+    AccountOut,
+    AuditOut,
+    DeliveryOut,
+    EventOut,
+    KeyOut,
+    MoveOut,
+    PartyOut,
+    TradeOut,
+    WebhookEndpointOut,
+)
+
+RETRIES_MAX = 3
+RETRY_BACKOFF_SECONDS = 0.05
+M = TypeVar("M", bound=BaseModel)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, detail: str, field: str | None = None):
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail, self.field = status, code, detail, field
+
+
+class Danbao:
+    def __init__(self, base_url: str, key: str | None = None, *, timeout: float = 10.0, retries: int = RETRIES_MAX, transport: httpx.BaseTransport | None = None):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
+        self._retries = min(max(retries, 0), 10)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Danbao:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None, idempotency_key: str | None = None) -> Any:
+        headers = {}
+        if method == "POST":
+            headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
+        for attempt in range(self._retries + 1):
+            try:
+                response = self._http.request(method, path, json=json, params=params, headers=headers)
+                break
+            except httpx.TransportError:
+                if attempt == self._retries:
+                    raise
+                time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)  # backoff before a network retry
+        if response.status_code >= 400:
+            body = response.json() if response.headers.get("content-type", "").endswith("json") else {}
+            raise ApiError(response.status_code, body.get("code", "error"), body.get("detail", response.text), body.get("field"))
+        return response.json()
+
+    def _post(self, model: type[M], path: str, body: Any = None, **kw: Any) -> M:
+        return model.model_validate(self.request("POST", path, json=body if body is not None else {}, **kw))
+
+    def _get(self, model: type[M], path: str, **params: Any) -> M:
+        return model.model_validate(self.request("GET", path, params={k: v for k, v in params.items() if v is not None}))
+
+    # -- parties and keys -------------------------------------------------------------
+
+    def create_party(self, role: str, name: str, *, id: str | None = None, cash_limit: int | None = None) -> PartyOut:
+        body = {"role": role, "name": name, **({"id": id} if id else {}), **({"cash_limit": cash_limit} if cash_limit is not None else {})}
+        return self._post(PartyOut, "/v1/parties", body)
+
+    def issue_key(self, party_id: str) -> KeyOut:
+        return self._post(KeyOut, f"/v1/parties/{party_id}/keys")
+
+    def revoke_key(self, key_id: str) -> KeyOut:
+        return self._post(KeyOut, f"/v1/keys/{key_id}/revoke")
+
+    def rotate_key(self, key_id: str) -> KeyOut:
+        return self._post(KeyOut, f"/v1/keys/{key_id}/rotate")
+
+    # -- money ------------------------------------------------------------------------
+
+    def accounts(self) -> list[AccountOut]:
+        return [AccountOut.model_validate(a) for a in self.request("GET", "/v1/accounts")["data"]]
+
+    def top_up(self, amount: int, currency: str) -> MoveOut:
+        return self._post(MoveOut, "/v1/wallet/top-up", {"amount": amount, "currency": currency})
+
+    def withdraw(self, amount: int, currency: str) -> MoveOut:
+        return self._post(MoveOut, "/v1/wallet/withdraw", {"amount": amount, "currency": currency})
+
+    def transfer(self, to_party_id: str, amount: int, currency: str) -> MoveOut:
+        return self._post(MoveOut, "/v1/transfers", {"to_party_id": to_party_id, "amount": amount, "currency": currency})
+
+    def deposit(self, amount: int, currency: str) -> MoveOut:
+        return self._post(MoveOut, "/v1/deposit", {"amount": amount, "currency": currency})
+
+    def fund_insurance(self, amount: int, currency: str) -> MoveOut:
+        return self._post(MoveOut, "/v1/insurance/fund", {"amount": amount, "currency": currency})
+
+    # -- trades -----------------------------------------------------------------------
+
+    def create_trade(self, *, seller_id: str, model: str, amount: int, currency: str, items: list[dict[str, Any]] | None = None, idempotency_key: str | None = None) -> TradeOut:
+        body = {"seller_id": seller_id, "model": model, "amount": amount, "currency": currency, "items": items or []}
+        return self._post(TradeOut, "/v1/trades", body, idempotency_key=idempotency_key)
+
+    def trade(self, trade_id: str) -> TradeOut:
+        return self._get(TradeOut, f"/v1/trades/{trade_id}")
+
+    def act(self, trade_id: str, operation: str, *, idempotency_key: str | None = None, **body: Any) -> TradeOut:
+        """Any trade operation by its path name: pay, ship, confirm, request-refund, ..."""
+        return self._post(TradeOut, f"/v1/trades/{trade_id}/{operation}", body, idempotency_key=idempotency_key)
+
+    def pay(self, trade_id: str, **kw: Any) -> TradeOut:
+        return self.act(trade_id, "pay", **kw)
+
+    def ship(self, trade_id: str, courier_id: str | None = None) -> TradeOut:
+        return self.act(trade_id, "ship", **({"courier_id": courier_id} if courier_id else {}))
+
+    def confirm(self, trade_id: str) -> TradeOut:
+        return self.act(trade_id, "confirm")
+
+    def request_refund(self, trade_id: str, amount: int) -> TradeOut:
+        return self.act(trade_id, "request-refund", amount=amount)
+
+    def trade_events(self, trade_id: str) -> list[EventOut]:
+        return [EventOut.model_validate(e) for e in self.request("GET", f"/v1/trades/{trade_id}/events")["data"]]
+
+    def events(self, after: str | None = None, limit: int = 100) -> tuple[list[EventOut], str | None]:
+        page = self.request("GET", "/v1/events", params={"limit": limit, **({"after": after} if after else {})})
+        return [EventOut.model_validate(e) for e in page["data"]], page["next_cursor"]
+
+    # -- webhooks and operations ------------------------------------------------------
+
+    def register_webhook(self, url: str, event_types: list[str]) -> WebhookEndpointOut:
+        return self._post(WebhookEndpointOut, "/v1/webhook-endpoints", {"url": url, "event_types": event_types})
+
+    def deliveries(self, endpoint_id: str) -> list[DeliveryOut]:
+        return [DeliveryOut.model_validate(d) for d in self.request("GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]]
+
+    def audit(self) -> AuditOut:
+        return self._get(AuditOut, "/v1/audit")

@@ -1,0 +1,64 @@
+"""Every trade model from start to finish over real HTTP, each party with its own key."""
+
+from __future__ import annotations
+
+from danbao.trade import share_of
+from tests.api.conftest import Live
+
+CUR = "CNY"
+
+
+def test_an_escrow_trade_from_order_to_payout(live: Live) -> None:
+    buyer, seller = live.party("buyer", "ann"), live.party("seller", "tea")
+    buyer.top_up(500_00, CUR)
+    t = buyer.create_trade(seller_id="tea", model="escrow", amount=128_00, currency=CUR, items=[{"sku": "longjing", "qty": 1}])
+    assert (t.status, t.buyer_id, t.items) == ("created", "ann", [{"sku": "longjing", "qty": 1}])
+    assert buyer.pay(t.id).status == "paid"
+    assert seller.ship(t.id).status == "shipped"
+    done = buyer.confirm(t.id)
+    assert done.status == "completed" and done.fee == share_of(128_00, 200)
+    wallets = {a.id: a.balance for a in seller.accounts()}
+    assert wallets["tea.wallet.CNY"] == 128_00 - done.fee
+    assert [e.type for e in buyer.trade_events(t.id)] == ["trade.created", "trade.paid", "trade.shipped", "trade.completed"]
+    report = live.admin.audit()
+    assert report.ok and report.trades_checked == 1
+
+
+def test_a_disputed_escrow_trade_decided_by_an_arbiter(live: Live) -> None:
+    buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
+    buyer.top_up(100_00, CUR)
+    t = buyer.create_trade(seller_id="tea", model="escrow", amount=60_00, currency=CUR)
+    buyer.pay(t.id)
+    seller.ship(t.id)
+    buyer.request_refund(t.id, 60_00)
+    seller.act(t.id, "refuse-refund")
+    buyer.act(t.id, "dispute")
+    decided = arbiter.act(t.id, "arbitrate", decision="refund_partial", amount=20_00)
+    assert (decided.status, decided.refunded, decided.released) == ("completed", 20_00, 40_00)
+    assert live.admin.audit().ok
+
+
+def test_a_direct_trade_with_an_upheld_claim(live: Live) -> None:
+    buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
+    live.admin.fund_insurance(1_000_00, CUR)
+    seller.top_up(600_00, CUR)
+    seller.deposit(500_00, CUR)
+    buyer.top_up(400_00, CUR)
+    t = buyer.create_trade(seller_id="tea", model="direct", amount=300_00, currency=CUR)
+    buyer.pay(t.id)
+    buyer.act(t.id, "claim", reason="counterfeit", evidence="the seal is fake")
+    upheld = arbiter.act(t.id, "uphold-claim")
+    assert upheld.status == "compensated" and upheld.compensated == 600_00
+    balances = {a.id: a.balance for a in seller.accounts()}
+    assert balances["tea.deposit.CNY"] == 0 and balances["tea.debt.CNY"] == -100_00
+    assert live.admin.audit().ok
+
+
+def test_a_cod_trade_collected_remitted_and_settled(live: Live) -> None:
+    buyer, seller, courier = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("courier", "kuai", cash_limit=1_000_00)
+    t = buyer.create_trade(seller_id="tea", model="cod", amount=88_00, currency=CUR)
+    seller.ship(t.id, courier_id="kuai")
+    assert courier.act(t.id, "collect", method="cash").status == "collected"
+    assert courier.act(t.id, "remit").status == "remitted"
+    assert live.admin.act(t.id, "settle").status == "settled"
+    assert live.admin.audit().ok
