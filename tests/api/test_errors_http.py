@@ -1,0 +1,79 @@
+"""Bad requests get 4xx problem+json with a stable code and the field at fault, never 500,
+and change nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.api.conftest import Live
+
+CUR = "CNY"
+
+
+@pytest.fixture
+def ann(live: Live) -> httpx.Client:
+    live.party("buyer", "ann")
+    live.party("seller", "tea")
+    key = live.admin.issue_key("ann").key
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
+
+
+def problem_of(response: httpx.Response) -> tuple[int, str, str | None]:
+    assert response.headers["content-type"] == "application/problem+json", response.text
+    body = response.json()
+    assert body["status"] == response.status_code and body["detail"]
+    return response.status_code, body["code"], body.get("field")
+
+
+CASES = [
+    ("malformed JSON", "/v1/wallet/top-up", b'{"amount": 5', (400, "body_invalid", None)),
+    ("not an object", "/v1/wallet/top-up", b"[1, 2]", (400, "request_invalid", None)),
+    ("missing amount", "/v1/wallet/top-up", b'{"currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("amount as string", "/v1/wallet/top-up", b'{"amount": "100", "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("amount as float", "/v1/wallet/top-up", b'{"amount": 1.5, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("amount as bool", "/v1/wallet/top-up", b'{"amount": true, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("zero amount", "/v1/wallet/top-up", b'{"amount": 0, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("negative amount", "/v1/wallet/top-up", b'{"amount": -5, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("huge amount", "/v1/wallet/top-up", b'{"amount": 10000000000000000000000, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("unknown currency", "/v1/wallet/top-up", b'{"amount": 5, "currency": "XYZ"}', (400, "currency_unknown", "currency")),
+    ("lower-case currency", "/v1/wallet/top-up", b'{"amount": 5, "currency": "cny"}', (400, "currency_unknown", "currency")),
+    ("extra field", "/v1/wallet/top-up", b'{"amount": 5, "currency": "CNY", "to": "x"}', (400, "request_invalid", "to")),
+    ("unknown model", "/v1/trades", b'{"seller_id": "tea", "model": "barter", "amount": 5, "currency": "CNY"}', (400, "model_unknown", "model")),
+    ("unknown seller", "/v1/trades", b'{"seller_id": "nobody", "model": "escrow", "amount": 5, "currency": "CNY"}', (404, "party_not_found", "seller_id")),
+    ("unknown trade", "/v1/trades/t_missing/pay", b"{}", (404, "trade_not_found", "trade_id")),
+    ("unknown route", "/v1/nothing", b"{}", (404, "not_found", None)),
+    ("withdraw too much", "/v1/wallet/withdraw", b'{"amount": 5, "currency": "CNY"}', (422, "insufficient_funds", None)),
+]
+
+
+@pytest.mark.parametrize(("label", "path", "body", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_bad_requests_are_refused_with_a_code(live: Live, ann: httpx.Client, label: str, path: str, body: bytes, expected: tuple) -> None:  # type: ignore[type-arg]
+    before = live.admin.audit()
+    response = ann.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert problem_of(response) == expected
+    after = live.admin.audit()
+    assert after.transfers_checked == before.transfers_checked and after.ok
+
+
+def test_an_oversized_body_is_refused_before_any_work(ann: httpx.Client) -> None:
+    response = ann.post("/v1/trades", content=b'{"items": "' + b"x" * 70_000 + b'"}', headers={"Content-Type": "application/json"})
+    assert problem_of(response)[:2] == (413, "body_too_large")
+
+
+def test_no_key_and_bad_keys_are_401(live: Live) -> None:
+    plain = httpx.Client(base_url=live.url)
+    assert problem_of(plain.get("/v1/accounts"))[:2] == (401, "auth_required")
+    for header in ("Bearer nonsense", "Bearer dbk_abc_def", "Basic dXNlcjpwYXNz"):
+        assert problem_of(plain.get("/v1/accounts", headers={"Authorization": header}))[0] == 401
+
+
+def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Client) -> None:
+    plain = httpx.Client(base_url=live.url)
+    assert plain.get("/healthz").json() == {"status": "ok"}
+    ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR})
+    metrics = plain.get("/metrics").text
+    assert 'danbao_http_requests_total{method="POST",route="/v1/wallet/top-up",status="201"} 1.0' in metrics
+    assert "danbao_http_request_seconds_bucket" in metrics
+    spec = plain.get("/openapi.json").json()
+    assert "/v1/trades/{trade_id}/pay" in spec["paths"] and "/v1/webhook-endpoints" in spec["paths"]
