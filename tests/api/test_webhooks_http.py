@@ -1,0 +1,142 @@
+"""Webhooks over real HTTP: signed, retried with backoff through failure and timeout until the
+receiver succeeds, recorded where the party can list them, never slowing the API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from danbao.api.webhooks import SIGNATURE_HEADER, verify_signature
+from danbao.clock import NS_PER_SECOND
+from tests.api.conftest import Live
+
+CUR = "CNY"
+
+
+class Receiver:
+    """A webhook receiver that answers from a script: a status code, or "hang"."""
+
+    def __init__(self, script: list[int | str]):
+        self.script = list(script)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.release = threading.Event()
+        self.hanging = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                answer = receiver.script.pop(0) if receiver.script else 200
+                if answer == "hang":
+                    receiver.hanging.set()
+                    receiver.release.wait(10)  # until the test lets go; the sender has long timed out
+                    answer = 200
+                try:
+                    self.send_response(int(answer))
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender gave up on us
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver([500, "hang", 200])
+    yield r
+    r.close()
+
+
+def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, receiver: Receiver) -> None:
+    ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+    endpoint = ann.register_webhook(receiver.url, ["trade.paid"])
+    assert endpoint.secret and endpoint.secret.startswith("whsec_")
+    ann.top_up(500, CUR)
+    t = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    ann.pay(t.id)
+    tea.ship(t.id)
+    hooks = live.services.webhooks
+    assert hooks.dispatch() == 1  # one subscribed event (trade.paid) for one endpoint
+    assert hooks.dispatch() == 0  # dispatched once only
+    assert hooks.deliver_due() == 1  # -> 500
+    assert hooks.deliver_due() == 0  # not due again until the backoff passes
+    live.clock.advance(5)
+    assert hooks.deliver_due() == 1  # -> hangs past the sender's timeout
+    receiver.release.set()
+    live.clock.advance(9)
+    assert hooks.deliver_due() == 0
+    live.clock.advance(1)
+    assert hooks.deliver_due() == 1  # -> 200
+    [delivery] = ann.deliveries(endpoint.id)
+    assert (delivery.state, delivery.attempts, delivery.last_status_code, delivery.event_type) == ("delivered", 3, 200, "trade.paid")
+    assert len(receiver.received) == 3
+    for headers, body in receiver.received:
+        now = live.clock.now_ns() // NS_PER_SECOND
+        assert verify_signature(endpoint.secret, headers[SIGNATURE_HEADER], body, now_seconds=now)
+        assert not verify_signature(endpoint.secret, headers[SIGNATURE_HEADER], body + b" ", now_seconds=now)
+        assert not verify_signature(endpoint.secret, headers[SIGNATURE_HEADER], body, now_seconds=now + 3600)  # a replay
+        event = json.loads(body)
+        assert (event["type"], event["data"]["trade_id"], event["data"]["status"]) == ("trade.paid", t.id, "paid")
+    events, _ = ann.events()
+    assert [e.id for e in events if e.type == "trade.paid"] == [json.loads(receiver.received[0][1])["id"]]
+
+
+def test_a_hanging_receiver_never_slows_the_api(live: Live) -> None:
+    receiver = Receiver(["hang"])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        ann.register_webhook(receiver.url, ["*"])
+        t = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        live.services.webhooks.dispatch()
+        delivering = threading.Thread(target=live.services.webhooks.deliver_due)
+        delivering.start()
+        assert receiver.hanging.wait(10)
+        # The receiver is stuck; the API still answers.
+        ann.top_up(500, CUR)
+        assert ann.pay(t.id).status == "paid"
+        assert not receiver.release.is_set()
+        receiver.release.set()
+        delivering.join()
+    finally:
+        receiver.close()
+
+
+def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(live: Live) -> None:
+    receiver = Receiver([])
+    try:
+        ann, tea, bob = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("buyer", "bob")
+        ann_hook = ann.register_webhook(receiver.url, ["trade.completed"])
+        tea_hook = tea.register_webhook(receiver.url, ["*"])
+        bob_hook = bob.register_webhook(receiver.url, ["*"])
+        ann.top_up(500, CUR)
+        t = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        ann.pay(t.id)
+        tea.ship(t.id)
+        ann.confirm(t.id)
+        live.services.webhooks.run_once()
+        assert [d.event_type for d in ann.deliveries(ann_hook.id)] == ["trade.completed"]
+        assert sorted(d.event_type for d in tea.deliveries(tea_hook.id)) == ["trade.completed", "trade.created", "trade.paid", "trade.shipped"]
+        assert bob.deliveries(bob_hook.id) == []
+        for bad in (["trade.exploded"], []):
+            with pytest.raises(Exception) as e:
+                ann.register_webhook(receiver.url, bad)
+            assert getattr(e.value, "status", None) == 400
+    finally:
+        receiver.close()
