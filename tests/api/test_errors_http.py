@@ -75,5 +75,7 @@ def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Clie
     metrics = plain.get("/metrics").text
     assert 'danbao_http_requests_total{method="POST",route="/v1/wallet/top-up",status="201"} 1.0' in metrics
     assert "danbao_http_request_seconds_bucket" in metrics
+    assert "danbao_ledger_transfers_total 1.0" in metrics  # the top-up
+    assert "danbao_webhook_deliveries" in metrics
     spec = plain.get("/openapi.json").json()
     assert "/v1/trades/{trade_id}/pay" in spec["paths"] and "/v1/webhook-endpoints" in spec["paths"]

@@ -14,9 +14,12 @@ from typing import Any
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from danbao.api.auth import authenticate
@@ -39,12 +42,12 @@ def create_app(services: Services) -> FastAPI:
         version="1",
         description="Trust and payments for commerce: escrow, direct and cash-on-delivery trades on one double-entry ledger. "
         "Amounts are integers in minor units. Authenticate with `Authorization: Bearer <key>`; every POST takes `Idempotency-Key`.",
-        responses={400: {"model": Problem, "description": "problem+json"}, 401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+        responses={400: {"model": Problem}},
     )
     app.state.services = services
     for module in (parties, money, trades, webhooks, operator):
         app.include_router(module.router)
-    metrics = Metrics()
+    metrics = Metrics(services)
     app.state.metrics = metrics
 
     @app.get("/metrics", include_in_schema=False)
@@ -66,24 +69,77 @@ def create_app(services: Services) -> FastAPI:
         return problem(code, f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "request_invalid")
-        return problem(code, str(error.detail), status=error.status_code)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            # Every route on this path, not only the first one the router tried (RFC 9110).
+            allowed = sorted({m for r in app.routes if r.matches(request.scope)[0] != Match.NONE for m in (getattr(r, "methods", None) or ())})
+            headers["Allow"] = ", ".join(allowed)
+        return problem(code, str(error.detail), status=error.status_code, headers=headers)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _problem_json_errors(get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 
+ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422")
+
+
+def _problem_json_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every error is problem+json with the Problem schema, on every operation."""
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+    for operations in spec.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in ERROR_STATUSES:
+                responses[status] = {"description": "a problem (RFC 9457)", "content": {PROBLEM_JSON: {"schema": problem_ref}}}
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    return spec
+
+
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, services: Services) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("danbao_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry)
         self.latency = Histogram("danbao_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-        self.transfers = Counter("danbao_ledger_transfers_total", "Ledger transfers committed through the API", registry=self.registry)
-        self.webhook_deliveries = Counter("danbao_webhook_delivery_attempts_total", "Webhook delivery attempts", ["outcome"], registry=self.registry)
+        self.registry.register(StoreCollector(services))
+
+
+class StoreCollector:
+    """Figures read from the database at scrape time, so every process reports the same truth."""
+
+    def __init__(self, services: Services):
+        self.services = services
+
+    def describe(self) -> list[Any]:
+        return []  # collected at scrape time only
+
+    def collect(self) -> Any:
+        def read(raw):  # type: ignore[no-untyped-def]
+            [(transfers,)] = raw.rows("SELECT transfers_count FROM ledger_head WHERE id = 1")
+            deliveries = raw.rows("SELECT state, COUNT(*), COALESCE(SUM(attempts), 0) FROM webhook_deliveries GROUP BY state")
+            return int(transfers), deliveries
+
+        transfers, deliveries = self.services.db.read_raw(read)
+        yield CounterMetricFamily("danbao_ledger_transfers", "Journal entries committed to the ledger", value=transfers)
+        by_state = GaugeMetricFamily("danbao_webhook_deliveries", "Webhook deliveries by state", labels=["state"])
+        attempts = CounterMetricFamily("danbao_webhook_delivery_attempts", "Webhook delivery attempts made", labels=["state"])
+        for state, count, tries in deliveries:
+            by_state.add_metric([state], int(count))
+            attempts.add_metric([state], int(tries))
+        yield by_state
+        yield attempts
 
 
 class MetricsMiddleware:

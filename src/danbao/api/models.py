@@ -3,19 +3,32 @@ the contract. Amounts are integers in minor units with an ISO 4217 currency."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from enum import Enum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
-from danbao.money import AMOUNT_MAX_MINOR
+from danbao.api.webhooks import EVENT_TYPES
+from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.trade.model import EVIDENCE_CHARS_MAX, NAME_CHARS_MAX
 
+
+def _whole(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; 5.5, "5" and true are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+StrictInt = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
 Amount = Field(gt=0, le=AMOUNT_MAX_MINOR, description="minor units (CNY 12.30 is 1230)")
-Currency = Field(min_length=3, max_length=3, pattern="^[A-Z]{3}$", description="ISO 4217 code")
+CurrencyCode = Enum("CurrencyCode", {code: code for code in sorted(CURRENCIES)}, type=str)  # type: ignore[misc]
+Currency = Field(description="ISO 4217 code")
+EventType = Enum("EventType", {t.replace(".", "_"): t for t in (*EVENT_TYPES, "*")}, type=str)  # type: ignore[misc]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid")  # strictness per field: enums accept their string values
 
 
 class PartyIn(Strict):
@@ -44,7 +57,7 @@ class KeyOut(BaseModel):
 
 class MoneyIn(Strict):
     amount: StrictInt = Amount
-    currency: StrictStr = Currency
+    currency: CurrencyCode = Currency  # type: ignore[valid-type]
 
 
 class TransferIn(MoneyIn):
@@ -93,7 +106,7 @@ class TradeIn(Strict):
     seller_id: StrictStr = Field(min_length=1, max_length=64)
     model: Literal["escrow", "direct", "cod"]
     amount: StrictInt = Amount
-    currency: StrictStr = Currency
+    currency: CurrencyCode = Currency  # type: ignore[valid-type]
     items: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
 
 
@@ -174,8 +187,8 @@ class EventPage(BaseModel):
 
 
 class WebhookEndpointIn(Strict):
-    url: StrictStr = Field(min_length=8, max_length=2048)
-    event_types: list[StrictStr] = Field(min_length=1, max_length=32)
+    url: StrictStr = Field(min_length=8, max_length=2048, pattern="^https?://[^\\s]+$")
+    event_types: list[EventType] = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
 
 
 class WebhookEndpointOut(BaseModel):

@@ -47,7 +47,7 @@ def get_account(account_id: str, svc: Svc, caller: Caller) -> AccountOut:
 
 
 @router.get("/accounts/{account_id}/transfers", response_model=TransferPage)
-def account_transfers(account_id: str, svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> TransferPage:
+def account_transfers(account_id: str, svc: Svc, caller: Caller, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = 100) -> TransferPage:
     _own_account(svc, caller, account_id)
     page = svc.ledger.transfers_of(account_id, after=after, limit=limit)
     return TransferPage(
@@ -57,43 +57,43 @@ def account_transfers(account_id: str, svc: Svc, caller: Caller, after: str | No
 
 
 def _moved(transfer_id: str, body: MoneyIn) -> MoveOut:
-    return MoveOut(transfer_id=transfer_id, amount=body.amount, currency=body.currency)
+    return MoveOut(transfer_id=transfer_id, amount=body.amount, currency=body.currency.value)
 
 
 @router.post("/wallet/top-up", status_code=201, response_model=MoveOut)
 def top_up(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
     """Money in from the bank to the caller's wallet."""
-    return _moved(svc.trades.parties.top_up(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.top_up(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/wallet/withdraw", status_code=201, response_model=MoveOut)
 def withdraw(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
     """Money out from the caller's wallet to the bank."""
-    return _moved(svc.trades.parties.withdraw(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.withdraw(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/transfers", status_code=201, response_model=MoveOut)
 def transfer(body: TransferIn, svc: Svc, caller: Caller) -> MoveOut:
     """Pay another party from the caller's wallet to theirs."""
-    return _moved(svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency.value), body)
 
 
 @router.post("/deposit", status_code=201, response_model=MoveOut)
 def deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
     """A seller moves money from its wallet to its security deposit."""
-    return _moved(svc.trades.parties.deposit(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.deposit(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/deposit/withdraw", status_code=201, response_model=MoveOut)
 def withdraw_deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
-    return _moved(svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/debt/repay", status_code=201, response_model=MoveOut)
 def repay_debt(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
-    return _moved(svc.trades.parties.repay_debt(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.repay_debt(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/insurance/fund", status_code=201, response_model=MoveOut)
 def fund_insurance(body: MoneyIn, svc: Svc, caller: Operator) -> MoveOut:
-    return _moved(svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency), body)
+    return _moved(svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency.value), body)

@@ -32,6 +32,8 @@ from danbao.trade import Trade, TradeEvent, Trades
 
 router = APIRouter(prefix="/v1", tags=["trades"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
+TradeCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}$", description="next_cursor of the page before")]
+EventCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}:[0-9]{1,10}$", description="next_cursor of the page before")]
 
 
 def trade_out(t: Trade) -> TradeOut:
@@ -64,11 +66,11 @@ def _cursor(after: str | None, parts: int) -> list[str] | None:
 @router.post("/trades", status_code=201, response_model=TradeOut)
 def create_trade(body: TradeIn, svc: Svc, caller: Caller) -> TradeOut:
     """The caller (a buyer) orders from a seller, to settle by escrow, direct or cod."""
-    return trade_out(svc.trades.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency, items=body.items))
+    return trade_out(svc.trades.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items))
 
 
 @router.get("/trades", response_model=TradePage)
-def list_trades(svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> TradePage:
+def list_trades(svc: Svc, caller: Caller, after: TradeCursor = None, limit: Limit = 100) -> TradePage:
     """The caller's trades (as buyer, seller or courier), oldest first."""
     cursor = _cursor(after, 2)
     found = svc.trades.of_party(caller.id, after=(int(cursor[0]), cursor[1]) if cursor else None, limit=limit)
@@ -88,7 +90,7 @@ def trade_events(trade_id: str, svc: Svc, caller: Caller, after: int = Query(0, 
 
 
 @router.get("/events", response_model=EventPage)
-def events(svc: Svc, caller: Caller, after: str | None = None, limit: Limit = 100) -> EventPage:
+def events(svc: Svc, caller: Caller, after: EventCursor = None, limit: Limit = 100) -> EventPage:
     """Events on the caller's trades, in time order (the same events webhooks deliver)."""
     cursor = _cursor(after, 3)
     if cursor is not None and not cursor[2].isdigit():

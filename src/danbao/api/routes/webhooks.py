@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 @router.post("/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
 def register(body: WebhookEndpointIn, svc: Svc, caller: Caller) -> WebhookEndpointOut:
     """Subscribe a URL to event types ("*" for all); the signing secret is shown once."""
-    e = svc.webhooks.register(caller.id, body.url, list(body.event_types))
+    e = svc.webhooks.register(caller.id, body.url, [t.value for t in body.event_types])
     return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, secret=e.secret, created_at=e.created_at)
 
 
