@@ -20,7 +20,8 @@ from tests.api.conftest import Live
 @pytest.fixture
 def api_schema(live: Live):  # type: ignore[no-untyped-def]
     # Something real to find: parties, money and a trade, so ids are not all unknown.
-    ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+    ann = live.party("buyer", "ann")
+    live.party("seller", "tea")
     ann.top_up(10_000, "CNY")
     ann.create_trade(seller_id="tea", model="escrow", amount=500, currency="CNY")
     return schemathesis.openapi.from_url(f"{live.url}/openapi.json")
