@@ -126,3 +126,42 @@ def bench_trades(
     for f in figures:
         table.add_row(f.backend, str(f.clients), str(f.lifecycles), f"{f.rate:,.1f}", f"{4 * f.rate:,.0f}")
     console.print(table)
+
+
+@app.command("api")
+def bench_api(
+    seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
+    clients: list[int] = typer.Option([1, 16], help="concurrent clients, one run each"),
+    database_url: Optional[str] = typer.Option(None, help="database for the API server (default: a fresh SQLite file)"),
+) -> None:
+    """Requests/s and p50/p99 latency of escrow lifecycles over HTTP, and of a bare endpoint.
+
+    Example: danbao bench api --seconds 10 --clients 1 --clients 16
+    """
+    from danbao.bench.api_bench import ServerProcess, bare, lifecycles
+
+    figures = []
+    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp:
+        servers = [ServerProcess("danbao", database_url or f"sqlite:///{tmp}/api.db"), ServerProcess("bare")]
+        try:
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("benchmarking", total=2 * len(clients))
+                for n in clients:
+                    figures.append(lifecycles(servers[0], clients=n, seconds=seconds))
+                    progress.advance(task)
+                    figures.append(bare(servers[1], clients=n, seconds=seconds))
+                    progress.advance(task)
+        finally:
+            for server in servers:
+                server.stop()
+    table = Table(title=f"danbao bench api ({platform.machine()}, {platform.python_version()})")
+    for column in ("scenario", "clients", "requests", "requests/s", "lifecycles/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for f in figures:
+        table.add_row(f.scenario, str(f.clients), str(f.requests), f"{f.requests_per_second:,.0f}",
+                      f"{f.lifecycles_per_second:,.1f}" if f.lifecycles else "", f"{f.percentile(50):.2f}", f"{f.percentile(99):.2f}")
+    console.print(table)
+    for n in clients:
+        trade = next(f for f in figures if f.clients == n and f.lifecycles)
+        ceiling = next(f for f in figures if f.clients == n and not f.lifecycles)
+        console.print(f"{n} client(s): trade calls / bare endpoint = {trade.requests_per_second / ceiling.requests_per_second:.2f} (target >= 0.40)")

@@ -110,9 +110,13 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type | None = 
     else:
 
         def endpoint(trade_id: str, svc: Svc, caller: Caller, body: Any) -> TradeOut:  # type: ignore[misc]
-            return trade_out(call(svc.trades, trade_id, caller.id, body))
+            return trade_out(call(svc.trades, trade_id, caller.id, body if body is not None else body_model()))
 
         endpoint.__annotations__["body"] = body_model
+        if all(not f.is_required() for f in body_model.model_fields.values()):  # type: ignore[attr-defined]
+            # Every field optional: the body itself may be left out.
+            endpoint.__annotations__["body"] = body_model | None
+            endpoint.__defaults__ = (None,)
     endpoint.__name__ = path.replace("-", "_")
     router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "))(endpoint)
 
