@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 
 from danbao.api.services import Services
@@ -15,7 +16,8 @@ class AuthError(DanbaoError):
     pass
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
+    # async: a plain attribute read must not cost a hop to the thread pool.
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -25,12 +27,22 @@ def authenticate(request: Request) -> Party | None:
     if "party" not in state:
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        state["party"] = services(request).keys.verify(key.strip()) if scheme.lower() == "bearer" and key else None
+        svc: Services = request.app.state.services
+        state["party"] = svc.keys.verify(key.strip()) if scheme.lower() == "bearer" and key else None
     return state["party"]  # type: ignore[no-any-return]
 
 
-def current_party(request: Request) -> Party:
-    party = authenticate(request)
+async def current_party(request: Request) -> Party:
+    state = request.scope.setdefault("state", {})
+    if "party" in state:
+        party = state["party"]
+    else:
+        svc: Services = request.app.state.services
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        cached = svc.keys.cached(key.strip()) if scheme.lower() == "bearer" and key else None
+        party = cached if cached is not None else await anyio.to_thread.run_sync(authenticate, request)
+        state["party"] = party
     if party is None:
         if not request.headers.get("authorization"):
             raise AuthError("send Authorization: Bearer <api key>", code="auth_required")
@@ -38,7 +50,7 @@ def current_party(request: Request) -> Party:
     return party
 
 
-def require_operator(party: Annotated[Party, Depends(current_party)]) -> Party:
+async def require_operator(party: Annotated[Party, Depends(current_party)]) -> Party:
     if party.role != "operator":
         raise AuthError("only an operator may do this", code="role_forbidden")
     return party

@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 
 from danbao.clock import Clock
@@ -24,6 +26,10 @@ KEY_PREFIX = "dbk_"
 KEY_ID_BYTES = 8
 KEY_SECRET_BYTES = 32
 KEYS_PER_PARTY_MAX = 20
+# Verified keys are remembered this long, so most requests skip the database. A key revoked
+# through this process is forgotten at once; another process notices within this bound.
+VERIFIED_CACHE_SECONDS = 5.0
+VERIFIED_CACHE_KEYS_MAX = 10_000
 PEPPER_ENV = "DANBAO_API_KEY_PEPPER"
 
 
@@ -51,6 +57,8 @@ class ApiKeys:
         self.db = db
         self.clock = clock
         self._pepper = self._load_pepper()
+        self._verified: dict[str, tuple[str, Party, float]] = {}  # key id -> (hash, party, until)
+        self._lock = threading.Lock()
 
     def _load_pepper(self) -> bytes:
         configured = os.environ.get(PEPPER_ENV)
@@ -75,6 +83,10 @@ class ApiKeys:
         secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
         now = self.clock.now_ns()
 
+        if revoke is not None:
+            with self._lock:
+                self._verified.pop(revoke, None)
+
         def work(raw: Raw) -> None:
             if revoke is not None:
                 raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke))
@@ -90,6 +102,8 @@ class ApiKeys:
         return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
 
     def revoke(self, key_id: str) -> bool:
+        with self._lock:
+            self._verified.pop(key_id, None)
         now = self.clock.now_ns()
         return self.db.write_raw(lambda raw: raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
 
@@ -106,21 +120,46 @@ class ApiKeys:
         )
         return [KeyInfo(*row) for row in rows]
 
-    def verify(self, presented: str) -> Party | None:
-        """The party a presented key acts as, or None (unknown, wrong secret, revoked)."""
+    @staticmethod
+    def _split(presented: str) -> tuple[str, str] | None:
         if not presented.startswith(KEY_PREFIX) or len(presented) > 128:
             return None
         key_id, _, secret = presented[len(KEY_PREFIX) :].partition("_")
-        if not key_id or not secret:
-            return None
+        return (key_id, secret) if key_id and secret else None
 
-        def read(raw: Raw) -> Party | None:
+    def cached(self, presented: str) -> Party | None:
+        """The party, if this key was verified moments ago (no database); else None."""
+        parts = self._split(presented)
+        if parts is None:
+            return None
+        with self._lock:
+            entry = self._verified.get(parts[0])
+        if entry is None or entry[2] < time.monotonic() or not hmac.compare_digest(entry[0], self._hash(parts[1])):
+            return None
+        return entry[1]
+
+    def verify(self, presented: str) -> Party | None:
+        """The party a presented key acts as, or None (unknown, wrong secret, revoked)."""
+        parts = self._split(presented)
+        if parts is None:
+            return None
+        key_id, secret = parts
+
+        def read(raw: Raw) -> tuple[str, Party] | None:
             rows = raw.rows("SELECT party_id, secret_hash FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,))
             if not rows or not hmac.compare_digest(rows[0][1], self._hash(secret)):
                 return None
-            return trade_rows.parties(raw, [rows[0][0]]).get(rows[0][0])
+            party = trade_rows.parties(raw, [rows[0][0]]).get(rows[0][0])
+            return (rows[0][1], party) if party is not None else None
 
-        return self.db.read_raw(read)
+        found = self.db.read_raw(read)
+        if found is None:
+            return None
+        with self._lock:
+            if len(self._verified) >= VERIFIED_CACHE_KEYS_MAX:
+                self._verified.clear()  # bounded: start over rather than grow
+            self._verified[key_id] = (found[0], found[1], time.monotonic() + VERIFIED_CACHE_SECONDS)
+        return found[1]
 
 
 OPERATOR_ID = "operator"
