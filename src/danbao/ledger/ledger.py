@@ -194,18 +194,25 @@ class Ledger:
         [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
         return head_timestamp, head_hash
 
-    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str]) -> Plan:
-        """Load what the batch touches, plan it, persist the plan (the head lock is held)."""
+    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str], *, expire: bool = True) -> Plan:
+        """Load what the batch touches, plan it, persist the plan (the head lock is held).
+
+        `expire=False` skips voiding due holds: a transaction that already did so moments
+        ago (the engine still refuses to post a hold past its deadline)."""
         head_timestamp, head_hash = head
         now = self.clock.now_ns()
-        due = [
-            Hold(*row)
-            for row in raw.rows(
-                f"SELECT {_HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
-                f"ORDER BY expires_at, pending_id LIMIT {EXPIRIES_PER_BATCH_MAX}",
-                (now,),
-            )
-        ]
+        due = (
+            [
+                Hold(*row)
+                for row in raw.rows(
+                    f"SELECT {_HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
+                    f"ORDER BY expires_at, pending_id LIMIT {EXPIRIES_PER_BATCH_MAX}",
+                    (now,),
+                )
+            ]
+            if expire
+            else []
+        )
         transfer_ids: set[str] = set()
         pending_ids: set[str] = set()
         account_ids: set[str] = set()
@@ -441,6 +448,7 @@ class LedgerTransaction:
         self.raw = raw
         self._ledger = ledger
         self._head = ledger._lock_head(raw)
+        self._expired = False  # due holds are voided once per transaction
         self.now_ns = ledger.clock.now_ns()
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
@@ -451,7 +459,8 @@ class LedgerTransaction:
             raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
         if not transfers:
             return []
-        plan = self._ledger._apply(self.raw, [transfers], self._head)
+        plan = self._ledger._apply(self.raw, [transfers], self._head, expire=not self._expired)
+        self._expired = True
         self._head = (plan.head_timestamp, plan.head_hash)
         return plan.results[0]
 

@@ -24,6 +24,7 @@ from danbao.trade.machine import CONFIRM_CLOCK_STOPPED, DUE, Rule, arrive
 from danbao.trade.model import Action, Model, Status, Trade, TradeEvent
 
 MOVES_PER_STEP_MAX = 8
+_ACCOUNT_MISSING = frozenset({Result.debit_account_not_found, Result.credit_account_not_found})
 
 
 def ensure_accounts(txn: LedgerTransaction, account_ids: list[str]) -> None:
@@ -37,9 +38,13 @@ def move_money(txn: LedgerTransaction, transfers: list[NewTransfer]) -> None:
     invariant(len(transfers) <= MOVES_PER_STEP_MAX, "a step moves a bounded amount of money")
     if not transfers:
         return
-    ensure_accounts(txn, [a for t in transfers for a in (t.debit_account_id, t.credit_account_id) if a])
     chain = [dataclasses.replace(t, flags=t.flags | int(TransferFlags.linked)) for t in transfers[:-1]] + [transfers[-1]]
     results = txn.create_transfers(chain)
+    if any(r.result in _ACCOUNT_MISSING for r in results):
+        # First use of an account: open it and try again. A refused chain wrote nothing,
+        # and accounts that exist are the common case, so this costs nothing then.
+        ensure_accounts(txn, [a for t in transfers for a in (t.debit_account_id, t.credit_account_id) if a])
+        results = txn.create_transfers(chain)
     failed = [r for r in results if r.result != Result.ok]
     if failed:
         # The first cause, not the `linked_event_failed` echoes of it.
