@@ -25,6 +25,14 @@ class Services:
     idempotency: IdempotencyStore
     webhooks: Webhooks
 
+    @property
+    def trade_works(self) -> Trades:
+        """Trade operations as units of work, for the async routes (see `Trades.as_works`)."""
+        return self._trade_works
+
+    def __post_init__(self) -> None:
+        self._trade_works = self.trades.as_works()
+
     @classmethod
     def open(cls, database_url: str | None = None, *, clock: Clock | None = None, config: TradeConfig | None = None,
              webhook_transport: httpx.BaseTransport | None = None, webhook_timeout_seconds: float | None = None) -> Services:

@@ -14,12 +14,13 @@ callers it served in the last two groups are all queued again. A lone caller nev
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from danbao.errors import invariant
 
@@ -47,6 +48,23 @@ class _Request(Generic[P, R]):
     caller: int = field(default_factory=threading.get_ident)
     done: threading.Event = field(default_factory=threading.Event)
     outcome: object = _PENDING  # R or Failed, once done
+    # For an asyncio caller: the future to resolve on its own loop instead of `done`.
+    future: asyncio.Future[Any] | None = None
+
+    def wake(self) -> None:
+        if self.future is None:
+            self.done.set()
+            return
+        self.future.get_loop().call_soon_threadsafe(_resolve, self.future, self.outcome)
+
+
+def _resolve(future: asyncio.Future[Any], outcome: object) -> None:
+    if future.cancelled():
+        return
+    if isinstance(outcome, Failed):
+        future.set_exception(outcome.error)
+    else:
+        future.set_result(outcome)
 
 
 _STOP = object()
@@ -86,6 +104,17 @@ class GroupCommitter(Generic[P, R]):
             raise outcome.error
         invariant(outcome is not _PENDING, "a request was woken without an outcome")
         return outcome  # type: ignore[return-value]
+
+    async def submit_async(self, payload: P) -> R:
+        """`submit` for asyncio callers: waits on the event loop, not on a thread."""
+        if self._closed:
+            raise RuntimeError("the ledger is closed")
+        size = self._size(payload)
+        invariant(0 < size <= self._size_max, "a request fits in one group")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        request: _Request[P, R] = _Request(payload, size, future=future)
+        self._queue.put(request)  # bounded; a full queue briefly blocks the loop, as back-pressure
+        return await future  # type: ignore[no-any-return]
 
     def close(self) -> None:
         if not self._closed:
@@ -143,4 +172,4 @@ class GroupCommitter(Generic[P, R]):
                 request.outcome = Failed(error)
         finally:
             for request in group:
-                request.done.set()
+                request.wake()

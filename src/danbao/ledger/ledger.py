@@ -143,6 +143,14 @@ class Ledger:
             return self._works.submit(work)  # type: ignore[no-any-return]
         return self.db.write_raw(lambda raw: work(LedgerTransaction(self, raw)))
 
+    async def transaction_async(self, work: Callable[[LedgerTransaction], T]) -> T:
+        """`transaction` for asyncio callers: the work joins a group without a thread hop."""
+        if self._works is not None:
+            return await self._works.submit_async(work)  # type: ignore[no-any-return]
+        import anyio
+
+        return await anyio.to_thread.run_sync(self.transaction, work)
+
     def _commit_works(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
         return self.db.write_raw(lambda raw: self._run_works(raw, works))
 

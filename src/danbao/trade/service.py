@@ -8,8 +8,10 @@ before anything is written, so it changes nothing.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
+from typing import Any
 
 from danbao.errors import invariant
 from danbao.ids import Ids
@@ -51,6 +53,15 @@ class Trades:
         self.config = config or TradeConfig()
         self.ids = ids or Ids()
         self.parties = Parties(ledger, self.config, self.ids)
+        self._run: Callable[[Callable[[LedgerTransaction], Any]], Any] = ledger.transaction
+
+    def as_works(self) -> Trades:
+        """The same service, whose trade operations return their unit of work instead of
+        running it: for callers that run works their own way (the async HTTP API hands
+        them to `Ledger.transaction_async`). Input checks made before the work still raise."""
+        view = copy.copy(self)
+        view._run = lambda work: work
+        return view
 
     # -- creating and reading ---------------------------------------------------------
 
@@ -86,7 +97,7 @@ class Trades:
             )
             return trade
 
-        return self.ledger.transaction(work)
+        return self._run(work)
 
     def get(self, trade_id: str, party_id: str) -> Trade:
         """The trade, if `party_id` may see it (its parties, any arbiter or operator)."""
@@ -348,7 +359,7 @@ class Trades:
             step = Step(txn, trade, rule, action, SYSTEM_ACTOR, self.config, txn.now_ns)
             return self._timeouts[action](self, step)
 
-        return self.ledger.transaction(work)
+        return self._run(work)
 
     def _close(self, step: Step) -> Trade:
         return step.finish(Status.closed)
@@ -386,7 +397,7 @@ class Trades:
             rule = authorise(Model(trade.model), Status(trade.status), action, actor)
             return decide(Step(txn, trade, rule, action, actor_id, self.config, txn.now_ns))
 
-        return self.ledger.transaction(work)
+        return self._run(work)
 
     @staticmethod
     def _visible(raw, trade_id: str, party_id: str) -> tuple[Trade, str]:  # type: ignore[no-untyped-def]

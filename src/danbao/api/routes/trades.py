@@ -64,9 +64,10 @@ def _cursor(after: str | None, parts: int) -> list[str] | None:
 
 
 @router.post("/trades", status_code=201, response_model=TradeOut)
-def create_trade(body: TradeIn, svc: Svc, caller: Caller) -> TradeOut:
+async def create_trade(body: TradeIn, svc: Svc, caller: Caller) -> TradeOut:
     """The caller (a buyer) orders from a seller, to settle by escrow, direct or cod."""
-    return trade_out(svc.trades.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items))
+    work = svc.trade_works.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items)
+    return trade_out(await svc.ledger.transaction_async(work))
 
 
 @router.get("/trades", response_model=TradePage)
@@ -102,15 +103,18 @@ def events(svc: Svc, caller: Caller, after: EventCursor = None, limit: Limit = 1
 
 def _operation(path: str, call: Callable[..., Trade], body_model: type | None = None, summary: str = "") -> None:
     """One POST per trade operation; the body, if any, is validated by `body_model`."""
+    # async: the operation's work joins the ledger's group commit straight from the event
+    # loop (`transaction_async`), with no hop through the thread pool.
     if body_model is None:
 
-        def endpoint(trade_id: str, svc: Svc, caller: Caller) -> TradeOut:
-            return trade_out(call(svc.trades, trade_id, caller.id))
+        async def endpoint(trade_id: str, svc: Svc, caller: Caller) -> TradeOut:
+            return trade_out(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id)))
 
     else:
 
-        def endpoint(trade_id: str, svc: Svc, caller: Caller, body: Any) -> TradeOut:  # type: ignore[misc]
-            return trade_out(call(svc.trades, trade_id, caller.id, body if body is not None else body_model()))
+        async def endpoint(trade_id: str, svc: Svc, caller: Caller, body: Any) -> TradeOut:  # type: ignore[misc]
+            work = call(svc.trade_works, trade_id, caller.id, body if body is not None else body_model())
+            return trade_out(await svc.ledger.transaction_async(work))
 
         endpoint.__annotations__["body"] = body_model
         if all(not f.is_required() for f in body_model.model_fields.values()):  # type: ignore[attr-defined]
