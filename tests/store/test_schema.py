@@ -2,9 +2,11 @@
 
 from sqlalchemy import inspect
 
+import danbao.api
 import danbao.ledger
 import danbao.money
 import danbao.store
+import danbao.trade
 from danbao.store import current_revision, head_revision, upgrade
 from danbao.store.schema import metadata
 
@@ -26,6 +28,6 @@ def test_upgrade_is_idempotent(db):
 
 
 def test_public_surfaces_export_what_they_declare():
-    for module in (danbao.ledger, danbao.money, danbao.store):
+    for module in (danbao.ledger, danbao.money, danbao.store, danbao.trade, danbao.api):
         for name in module.__all__:
             assert hasattr(module, name), (module.__name__, name)
