@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from danbao.api.auth import Caller, Operator, Svc
+from danbao.api.auth import who
 from danbao.api.models import AccountOut, AccountPage, MoneyIn, MoveOut, TransferIn, TransferOut, TransferPage
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
@@ -36,18 +36,21 @@ def _own_account(svc, caller: Party, account_id: str) -> Account:  # type: ignor
 
 
 @router.get("/accounts", response_model=AccountPage)
-def list_accounts(svc: Svc, caller: Caller) -> AccountPage:
+def list_accounts(request: Request) -> AccountPage:
     """The caller's own accounts (wallet, deposit, debt, cash), one per currency."""
+    svc, caller = who(request)
     return AccountPage(data=[account_out(a) for a in svc.ledger.accounts_of(caller.id, limit=1000)])
 
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)
-def get_account(account_id: str, svc: Svc, caller: Caller) -> AccountOut:
+def get_account(account_id: str, request: Request) -> AccountOut:
+    svc, caller = who(request)
     return account_out(_own_account(svc, caller, account_id))
 
 
 @router.get("/accounts/{account_id}/transfers", response_model=TransferPage)
-def account_transfers(account_id: str, svc: Svc, caller: Caller, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = 100) -> TransferPage:
+def account_transfers(account_id: str, request: Request, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = 100) -> TransferPage:
+    svc, caller = who(request)
     _own_account(svc, caller, account_id)
     page = svc.ledger.transfers_of(account_id, after=after, limit=limit)
     return TransferPage(
@@ -61,39 +64,46 @@ def _moved(transfer_id: str, body: MoneyIn) -> MoveOut:
 
 
 @router.post("/wallet/top-up", status_code=201, response_model=MoveOut)
-def top_up(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+def top_up(body: MoneyIn, request: Request) -> MoveOut:
     """Money in from the bank to the caller's wallet."""
+    svc, caller = who(request)
     return _moved(svc.trades.parties.top_up(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/wallet/withdraw", status_code=201, response_model=MoveOut)
-def withdraw(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+def withdraw(body: MoneyIn, request: Request) -> MoveOut:
     """Money out from the caller's wallet to the bank."""
+    svc, caller = who(request)
     return _moved(svc.trades.parties.withdraw(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/transfers", status_code=201, response_model=MoveOut)
-def transfer(body: TransferIn, svc: Svc, caller: Caller) -> MoveOut:
+def transfer(body: TransferIn, request: Request) -> MoveOut:
     """Pay another party from the caller's wallet to theirs."""
+    svc, caller = who(request)
     return _moved(svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency.value), body)
 
 
 @router.post("/deposit", status_code=201, response_model=MoveOut)
-def deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+def deposit(body: MoneyIn, request: Request) -> MoveOut:
     """A seller moves money from its wallet to its security deposit."""
+    svc, caller = who(request)
     return _moved(svc.trades.parties.deposit(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/deposit/withdraw", status_code=201, response_model=MoveOut)
-def withdraw_deposit(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+def withdraw_deposit(body: MoneyIn, request: Request) -> MoveOut:
+    svc, caller = who(request)
     return _moved(svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/debt/repay", status_code=201, response_model=MoveOut)
-def repay_debt(body: MoneyIn, svc: Svc, caller: Caller) -> MoveOut:
+def repay_debt(body: MoneyIn, request: Request) -> MoveOut:
+    svc, caller = who(request)
     return _moved(svc.trades.parties.repay_debt(caller.id, body.amount, body.currency.value), body)
 
 
 @router.post("/insurance/fund", status_code=201, response_model=MoveOut)
-def fund_insurance(body: MoneyIn, svc: Svc, caller: Operator) -> MoveOut:
+def fund_insurance(body: MoneyIn, request: Request) -> MoveOut:
+    svc, caller = who(request, operator=True)
     return _moved(svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency.value), body)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from danbao.api.auth import AuthError, Caller, Operator, Svc
+from danbao.api.auth import AuthError, who
 from danbao.api.keys import KeyError_, KeyInfo
 from danbao.api.models import KeyOut, PartyIn, PartyOut
 from danbao.errors import DanbaoError
@@ -31,19 +31,22 @@ def _own_key(svc, caller: Party, key_id: str) -> KeyInfo:  # type: ignore[no-unt
 
 
 @router.post("/parties", status_code=201, response_model=PartyOut)
-def create_party(body: PartyIn, svc: Svc, _: Operator) -> PartyOut:
+def create_party(body: PartyIn, request: Request) -> PartyOut:
     """Create a buyer, seller, courier, arbiter or operator (operators only)."""
+    svc, _ = who(request, operator=True)
     return party_out(svc.trades.parties.create(body.role, body.name, party_id=body.id, cash_limit=body.cash_limit))
 
 
 @router.get("/parties/{party_id}", response_model=PartyOut)
-def get_party(party_id: str, svc: Svc, caller: Caller) -> PartyOut:
+def get_party(party_id: str, request: Request) -> PartyOut:
+    svc, caller = who(request)
     return party_out(_visible_party(svc, caller, party_id))
 
 
 @router.post("/parties/{party_id}/keys", status_code=201, response_model=KeyOut)
-def issue_key(party_id: str, svc: Svc, _: Operator) -> KeyOut:
+def issue_key(party_id: str, request: Request) -> KeyOut:
     """Issue an API key acting as the party; the secret is in this response only."""
+    svc, _ = who(request, operator=True)
     party = svc.trades.parties.get(party_id)
     try:
         issued = svc.keys.issue(party.id)
@@ -53,13 +56,15 @@ def issue_key(party_id: str, svc: Svc, _: Operator) -> KeyOut:
 
 
 @router.get("/parties/{party_id}/keys", response_model=list[KeyOut])
-def list_keys(party_id: str, svc: Svc, caller: Caller) -> list[KeyOut]:
+def list_keys(party_id: str, request: Request) -> list[KeyOut]:
+    svc, caller = who(request)
     _visible_party(svc, caller, party_id)
     return [KeyOut(id=k.id, party_id=k.party_id, created_at=k.created_at, revoked_at=k.revoked_at) for k in svc.keys.of_party(party_id)]
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut)
-def revoke_key(key_id: str, svc: Svc, caller: Caller) -> KeyOut:
+def revoke_key(key_id: str, request: Request) -> KeyOut:
+    svc, caller = who(request)
     info = _own_key(svc, caller, key_id)
     svc.keys.revoke(key_id)
     after = svc.keys.get(key_id)
@@ -67,8 +72,9 @@ def revoke_key(key_id: str, svc: Svc, caller: Caller) -> KeyOut:
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=KeyOut)
-def rotate_key(key_id: str, svc: Svc, caller: Caller) -> KeyOut:
+def rotate_key(key_id: str, request: Request) -> KeyOut:
     """Issue a new key for the same party and revoke this one, at once."""
+    svc, caller = who(request)
     info = _own_key(svc, caller, key_id)
     if info.revoked_at is not None:
         raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id")

@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from danbao.api.auth import Caller, Svc
+from danbao.api.auth import who, who_async
 from danbao.api.models import (
     ArbitrateIn,
     ClaimIn,
@@ -76,15 +76,17 @@ def _cursor(after: str | None, parts: int) -> list[str] | None:
 
 
 @router.post("/trades", status_code=201, response_model=TradeOut)
-async def create_trade(body: TradeIn, svc: Svc, caller: Caller) -> Response:
+async def create_trade(body: TradeIn, request: Request) -> Response:
     """The caller (a buyer) orders from a seller, to settle by escrow, direct or cod."""
+    svc, caller = await who_async(request)
     work = svc.trade_works.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items)
     return trade_json(await svc.ledger.transaction_async(work), 201)
 
 
 @router.get("/trades", response_model=TradePage)
-def list_trades(svc: Svc, caller: Caller, after: TradeCursor = None, limit: Limit = 100) -> TradePage:
+def list_trades(request: Request, after: TradeCursor = None, limit: Limit = 100) -> TradePage:
     """The caller's trades (as buyer, seller or courier), oldest first."""
+    svc, caller = who(request)
     cursor = _cursor(after, 2)
     found = svc.trades.of_party(caller.id, after=(int(cursor[0]), cursor[1]) if cursor else None, limit=limit)
     next_cursor = f"{found[-1].created_at}:{found[-1].id}" if len(found) == limit else None
@@ -92,19 +94,22 @@ def list_trades(svc: Svc, caller: Caller, after: TradeCursor = None, limit: Limi
 
 
 @router.get("/trades/{trade_id}", response_model=TradeOut)
-def get_trade(trade_id: str, svc: Svc, caller: Caller) -> TradeOut:
+def get_trade(trade_id: str, request: Request) -> TradeOut:
+    svc, caller = who(request)
     return trade_out(svc.trades.get(trade_id, caller.id))
 
 
 @router.get("/trades/{trade_id}/events", response_model=EventPage)
-def trade_events(trade_id: str, svc: Svc, caller: Caller, after: int = Query(0, ge=0, le=2**31), limit: Limit = 100) -> EventPage:
+def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=2**31), limit: Limit = 100) -> EventPage:
+    svc, caller = who(request)
     found = svc.trades.events(trade_id, caller.id, after_seq=after, limit=limit)
     return EventPage(data=[event_out(e) for e in found], next_cursor=str(found[-1].seq) if len(found) == limit else None)
 
 
 @router.get("/events", response_model=EventPage)
-def events(svc: Svc, caller: Caller, after: EventCursor = None, limit: Limit = 100) -> EventPage:
+def events(request: Request, after: EventCursor = None, limit: Limit = 100) -> EventPage:
     """Events on the caller's trades, in time order (the same events webhooks deliver)."""
+    svc, caller = who(request)
     cursor = _cursor(after, 3)
     if cursor is not None and not cursor[2].isdigit():
         raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
@@ -119,12 +124,14 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type | None = 
     # loop (`transaction_async`), with no hop through the thread pool.
     if body_model is None:
 
-        async def endpoint(trade_id: str, svc: Svc, caller: Caller) -> Response:
+        async def endpoint(trade_id: str, request: Request) -> Response:
+            svc, caller = await who_async(request)
             return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id)))
 
     else:
 
-        async def endpoint(trade_id: str, svc: Svc, caller: Caller, body: Any) -> Response:  # type: ignore[misc]
+        async def endpoint(trade_id: str, request: Request, body: Any) -> Response:  # type: ignore[misc]
+            svc, caller = await who_async(request)
             work = call(svc.trade_works, trade_id, caller.id, body if body is not None else body_model())
             return trade_json(await svc.ledger.transaction_async(work))
 

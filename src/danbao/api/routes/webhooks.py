@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from danbao.api.auth import Caller, Svc
+from danbao.api.auth import who
 from danbao.api.models import (
     DeliveryOut,
     DeliveryPage,
@@ -17,20 +17,23 @@ router = APIRouter(prefix="/v1", tags=["webhooks"])
 
 
 @router.post("/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
-def register(body: WebhookEndpointIn, svc: Svc, caller: Caller) -> WebhookEndpointOut:
+def register(body: WebhookEndpointIn, request: Request) -> WebhookEndpointOut:
     """Subscribe a URL to event types ("*" for all); the signing secret is shown once."""
+    svc, caller = who(request)
     e = svc.webhooks.register(caller.id, body.url, [t.value for t in body.event_types])
     return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, secret=e.secret, created_at=e.created_at)
 
 
 @router.get("/webhook-endpoints", response_model=WebhookEndpointPage)
-def list_endpoints(svc: Svc, caller: Caller) -> WebhookEndpointPage:
+def list_endpoints(request: Request) -> WebhookEndpointPage:
+    svc, caller = who(request)
     return WebhookEndpointPage(data=[WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at) for e in svc.webhooks.endpoints(caller.id)])
 
 
 @router.get("/webhook-endpoints/{endpoint_id}/deliveries", response_model=DeliveryPage)
-def deliveries(endpoint_id: str, svc: Svc, caller: Caller) -> DeliveryPage:
+def deliveries(endpoint_id: str, request: Request) -> DeliveryPage:
     """Every delivery to the endpoint: attempts, last status code, next attempt."""
+    svc, caller = who(request)
     found = svc.webhooks.deliveries(caller.id, endpoint_id)
     return DeliveryPage(
         data=[
