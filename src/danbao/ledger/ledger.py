@@ -141,7 +141,7 @@ class Ledger:
         """
         if self._works is not None:
             return self._works.submit(work)  # type: ignore[no-any-return]
-        return self.db.write_raw(lambda raw: work(LedgerTransaction(self, raw)))
+        return self.db.write_raw(lambda raw: LedgerTransaction(self, raw).run(work))
 
     async def transaction_async(self, work: Callable[[LedgerTransaction], T]) -> T:
         """`transaction` for asyncio callers: the work joins a group without a thread hop."""
@@ -158,10 +158,10 @@ class Ledger:
         """Run each work under its own savepoint: one refusal rolls back that work alone."""
         txn = LedgerTransaction(self, raw)
         if len(works) == 1:
-            return [works[0](txn)]  # a refusal rolls back the whole (one-work) transaction
+            return [txn.run(works[0])]  # a refusal rolls back the whole (one-work) transaction
         outcomes: list[Any] = []
         for work in works:
-            head = txn._head
+            mark = txn._mark()
             raw.run("SAVEPOINT work")
             try:
                 outcomes.append(work(txn))
@@ -169,9 +169,10 @@ class Ledger:
                 if isinstance(translate(error), TransientStoreError):
                     raise  # the whole group is retried
                 raw.run("ROLLBACK TO SAVEPOINT work")
-                txn._head = head
+                txn._rewind(mark)
                 outcomes.append(Failed(error))
             raw.run("RELEASE SAVEPOINT work")
+        txn.flush()
         return outcomes
 
     # -- transfers --------------------------------------------------------------------
@@ -202,7 +203,7 @@ class Ledger:
         [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
         return head_timestamp, head_hash
 
-    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str], *, expire: bool = True) -> Plan:
+    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str], *, expire: bool = True, write_head: bool = True) -> Plan:
         """Load what the batch touches, plan it, persist the plan (the head lock is held).
 
         `expire=False` skips voiding due holds: a transaction that already did so moments
@@ -265,11 +266,11 @@ class Ledger:
             head_hash=head_hash,
         )
         if plan.entries:
-            self._persist(raw, plan, head_hash)
+            self._persist(raw, plan, head_hash, write_head=write_head)
         return plan
 
     @staticmethod
-    def _persist(raw: Raw, plan: Plan, head_hash: str) -> None:
+    def _persist(raw: Raw, plan: Plan, head_hash: str, *, write_head: bool = True) -> None:
         raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
         updated = raw.update_from_rows(
             "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
@@ -292,12 +293,8 @@ class Ledger:
                 sorted(plan.holds_resolved.items()),
             )
             invariant(resolved == len(plan.holds_resolved), "a hold resolved twice")
-        moved = raw.run(
-            "UPDATE ledger_head SET timestamp = ?, hash = ?, transfers_count = transfers_count + ? "
-            "WHERE id = 1 AND hash = ?",
-            (plan.head_timestamp, plan.head_hash, len(plan.entries), head_hash),
-        )
-        invariant(moved == 1, "the journal head moved under a held lock")
+        if write_head:
+            _move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -455,9 +452,28 @@ class LedgerTransaction:
     def __init__(self, ledger: Ledger, raw: Raw):
         self.raw = raw
         self._ledger = ledger
-        self._head = ledger._lock_head(raw)
+        self._locked_head = self._head = ledger._lock_head(raw)
+        # The head row is written once, at the end (`flush`), not after every batch.
+        self._entries = 0
         self._expired = False  # due holds are voided once per transaction
         self.now_ns = ledger.clock.now_ns()
+
+    def run(self, work: Callable[[LedgerTransaction], T]) -> T:
+        result = work(self)
+        self.flush()
+        return result
+
+    def flush(self) -> None:
+        """Move the journal head to the last entry written in this transaction."""
+        if self._entries:
+            _move_head(self.raw, self._locked_head[1], self._head, self._entries)
+            self._locked_head, self._entries = self._head, 0
+
+    def _mark(self) -> tuple[tuple[int, str], int]:
+        return self._head, self._entries
+
+    def _rewind(self, mark: tuple[tuple[int, str], int]) -> None:
+        self._head, self._entries = mark
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
         return self._ledger._create_accounts(self.raw, new, self.now_ns)
@@ -467,9 +483,10 @@ class LedgerTransaction:
             raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
         if not transfers:
             return []
-        plan = self._ledger._apply(self.raw, [transfers], self._head, expire=not self._expired)
+        plan = self._ledger._apply(self.raw, [transfers], self._head, expire=not self._expired, write_head=False)
         self._expired = True
         self._head = (plan.head_timestamp, plan.head_hash)
+        self._entries += len(plan.entries)
         return plan.results[0]
 
     def accounts(self, account_ids: Sequence[str]) -> dict[str, Account]:
@@ -478,3 +495,11 @@ class LedgerTransaction:
             raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
         rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted(set(account_ids)))
         return {row[0]: Account(*row) for row in rows}
+
+
+def _move_head(raw: Raw, expected_hash: str, head: tuple[int, str], entries: int) -> None:
+    moved = raw.run(
+        "UPDATE ledger_head SET timestamp = ?, hash = ?, transfers_count = transfers_count + ? WHERE id = 1 AND hash = ?",
+        (head[0], head[1], entries, expected_hash),
+    )
+    invariant(moved == 1, "the journal head moved under a held lock")
