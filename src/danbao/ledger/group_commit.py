@@ -46,14 +46,15 @@ class _Request(Generic[P, R]):
     payload: P
     size: int
     caller: int = field(default_factory=threading.get_ident)
-    done: threading.Event = field(default_factory=threading.Event)
     outcome: object = _PENDING  # R or Failed, once done
-    # For an asyncio caller: the future to resolve on its own loop instead of `done`.
+    # A thread caller waits on `done`; an asyncio caller on `future`, resolved on its loop.
+    done: threading.Event | None = None
     future: asyncio.Future[Any] | None = None
 
     def wake(self) -> None:
         if self.future is None:
-            self.done.set()
+            invariant(self.done is not None, "a thread caller brings its event")
+            self.done.set()  # type: ignore[union-attr]
             return
         self.future.get_loop().call_soon_threadsafe(_resolve, self.future, self.outcome)
 
@@ -96,9 +97,9 @@ class GroupCommitter(Generic[P, R]):
         invariant(threading.current_thread() is not self._thread, "no nested group commits")
         size = self._size(payload)
         invariant(0 < size <= self._size_max, "a request fits in one group")
-        request: _Request[P, R] = _Request(payload, size)
+        request: _Request[P, R] = _Request(payload, size, done=threading.Event())
         self._queue.put(request)
-        request.done.wait()
+        request.done.wait()  # type: ignore[union-attr]
         outcome = request.outcome
         if isinstance(outcome, Failed):
             raise outcome.error
