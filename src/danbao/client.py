@@ -154,6 +154,9 @@ class Danbao:
     def register_webhook(self, url: str, event_types: list[str]) -> WebhookEndpointOut:
         return self._post(WebhookEndpointOut, "/v1/webhook-endpoints", {"url": url, "event_types": event_types})
 
+    def disable_webhook(self, endpoint_id: str) -> WebhookEndpointOut:
+        return self._post(WebhookEndpointOut, f"/v1/webhook-endpoints/{endpoint_id}/disable")
+
     def deliveries(self, endpoint_id: str) -> list[DeliveryOut]:
         return [DeliveryOut.model_validate(d) for d in self.request("GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]]
 

@@ -140,3 +140,22 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
             assert getattr(e.value, "status", None) == 400
     finally:
         receiver.close()
+
+
+def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    bob = live.party("buyer", "bob")
+    live.party("seller", "tea")
+    hook = ann.register_webhook("http://127.0.0.1:9/unreachable", ["*"])
+    ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    live.services.webhooks.run_once()  # one attempt, fails: pending with a retry due
+    with pytest.raises(Exception) as e:
+        bob.disable_webhook(hook.id)  # not bob's
+    assert getattr(e.value, "status", None) == 404
+    disabled = ann.disable_webhook(hook.id)
+    assert disabled.disabled_at is not None
+    ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    live.clock.advance(3600)
+    live.services.webhooks.run_once()
+    [delivery] = ann.deliveries(hook.id)
+    assert (delivery.state, delivery.attempts) == ("cancelled", 1)

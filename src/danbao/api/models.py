@@ -197,6 +197,7 @@ class WebhookEndpointOut(BaseModel):
     event_types: list[str]
     secret: str | None = Field(default=None, description="the signing secret, shown only at registration")
     created_at: int
+    disabled_at: int | None = None
 
 
 class WebhookEndpointPage(BaseModel):

@@ -164,6 +164,22 @@ class Webhooks:
         self.db.write_raw(work)
         return endpoint
 
+    def disable(self, party_id: str, endpoint_id: str) -> Endpoint:
+        """Stop delivering to an endpoint; its pending deliveries are given up."""
+        now = self.clock.now_ns()
+
+        def work(raw: Raw) -> int:
+            changed = raw.run(
+                "UPDATE webhook_endpoints SET disabled_at = ? WHERE id = ? AND party_id = ? AND disabled_at IS NULL",
+                (now, endpoint_id, party_id),
+            )
+            raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
+            return changed
+
+        if self.db.write_raw(work) != 1:
+            raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
+        return next(e for e in self.endpoints(party_id) if e.id == endpoint_id)
+
     def endpoints(self, party_id: str) -> list[Endpoint]:
         rows = self.db.read_raw(
             lambda raw: raw.rows(

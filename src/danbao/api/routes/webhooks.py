@@ -27,7 +27,15 @@ def register(body: WebhookEndpointIn, request: Request) -> WebhookEndpointOut:
 @router.get("/webhook-endpoints", response_model=WebhookEndpointPage)
 def list_endpoints(request: Request) -> WebhookEndpointPage:
     svc, caller = who(request)
-    return WebhookEndpointPage(data=[WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at) for e in svc.webhooks.endpoints(caller.id)])
+    return WebhookEndpointPage(data=[WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at) for e in svc.webhooks.endpoints(caller.id)])
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/disable", response_model=WebhookEndpointOut)
+def disable(endpoint_id: str, request: Request) -> WebhookEndpointOut:
+    """Stop deliveries to the endpoint (pending ones are cancelled); its record stays listable."""
+    svc, caller = who(request)
+    e = svc.webhooks.disable(caller.id, endpoint_id)
+    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at)
 
 
 @router.get("/webhook-endpoints/{endpoint_id}/deliveries", response_model=DeliveryPage)
