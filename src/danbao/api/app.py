@@ -31,6 +31,7 @@ from danbao.api.services import Services
 from danbao.errors import DanbaoError
 
 BODY_BYTES_MAX = 64 * 1024
+METRIC_SERIES_MAX = 10_000
 # Field names whose validation failures carry the domain's own code.
 FIELD_CODES = {"amount": "amount_invalid", "currency": "currency_unknown", "model": "model_unknown", "role": "role_invalid", "items": "items_invalid", "name": "name_invalid",
                "reason": "claim_reason_invalid", "evidence": "evidence_invalid", "decision": "decision_invalid", "method": "collect_method_invalid", "limit": "limit_invalid", "after": "cursor_invalid"}
@@ -115,6 +116,18 @@ class Metrics:
         self.latency = Histogram("danbao_http_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.registry.register(StoreCollector(services))
+        # Labelled children, looked up once: `labels()` costs more than the increment.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            if len(self._children) > METRIC_SERIES_MAX:
+                self._children.clear()  # bounded; the registry keeps the series themselves
+            children = self._children[key] = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class StoreCollector:
@@ -176,9 +189,7 @@ class RequestGate:
         try:
             await self._bounded(scope, receive, counted)
         finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.requests.labels(scope["method"], path, str(status[0])).inc()
-            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
+            self.metrics.observe(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status[0], time.perf_counter() - start)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
