@@ -48,8 +48,8 @@ class KeyInfo:
     revoked_at: int | None
 
 
-class KeyError_(Exception):
-    """Internal: a key that cannot be issued (too many for one party)."""
+class TooManyKeys(Exception):
+    """A party already holds KEYS_PER_PARTY_MAX live keys."""
 
 
 class ApiKeys:
@@ -92,7 +92,7 @@ class ApiKeys:
                 raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke))
             [(live,)] = raw.rows("SELECT COUNT(*) FROM api_keys WHERE party_id = ? AND revoked_at IS NULL", (party_id,))
             if live >= KEYS_PER_PARTY_MAX:
-                raise KeyError_(f"a party holds at most {KEYS_PER_PARTY_MAX} live keys")
+                raise TooManyKeys(f"a party holds at most {KEYS_PER_PARTY_MAX} live keys")
             raw.run(
                 "INSERT INTO api_keys (id, party_id, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
                 (key_id, party_id, self._hash(secret), now),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from danbao.api.auth import AuthError, who
-from danbao.api.keys import KeyError_, KeyInfo
+from danbao.api.keys import TooManyKeys, KeyInfo
 from danbao.api.models import KeyOut, PartyIn, PartyOut
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
@@ -50,7 +50,7 @@ def issue_key(party_id: str, request: Request) -> KeyOut:
     party = svc.trades.parties.get(party_id)
     try:
         issued = svc.keys.issue(party.id)
-    except KeyError_ as error:
+    except TooManyKeys as error:
         raise DanbaoError(str(error), code="keys_limit") from error
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
 
