@@ -11,7 +11,6 @@ import json
 import time
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -22,13 +21,14 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from danbao.api.auth import authenticate
+from danbao.api.auth import current_party
 from danbao.api.idempotency import KEY_CHARS_MAX, IdempotencyError
 from danbao.api.models import Problem
 from danbao.api.problems import PROBLEM_JSON, problem
 from danbao.api.routes import money, operator, parties, trades, webhooks
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
+from danbao.trade import Party
 
 BODY_BYTES_MAX = 64 * 1024
 METRIC_SERIES_MAX = 10_000
@@ -236,13 +236,17 @@ class RequestGate:
             return
         request = Request(scope, receive)
         services: Services = scope["app"].state.services
-        party = await anyio.to_thread.run_sync(authenticate, request)
+        try:
+            party: Party | None = await current_party(request)
+        except DanbaoError:
+            party = None
         if party is None:
             await self.app(scope, receive, send)  # the route answers 401
             return
         digest = hashlib.sha256(b"POST\n" + scope["path"].encode() + b"\n" + body).hexdigest()
+        store, ledger = services.idempotency, services.ledger
         try:
-            replay = await anyio.to_thread.run_sync(services.idempotency.begin, party.id, key, digest)
+            replay = await ledger.transaction_async(store.begin_work(party.id, key, digest))
         except IdempotencyError as error:
             await _send_problem(send, problem(error.code, error.message, field=error.field))
             return
@@ -264,9 +268,9 @@ class RequestGate:
         try:
             await self.app(scope, receive, capture)
         except BaseException:
-            await anyio.to_thread.run_sync(services.idempotency.abandon, party.id, key)
+            await ledger.transaction_async(store.abandon_work(party.id, key))
             raise
-        await anyio.to_thread.run_sync(services.idempotency.finish, party.id, key, captured["status"], b"".join(captured["body"]))
+        await ledger.transaction_async(store.finish_work(party.id, key, captured["status"], b"".join(captured["body"])))
 
 
 __all__ = ["create_app", "json"]

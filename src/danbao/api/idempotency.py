@@ -10,13 +10,14 @@ kept, so a retry runs again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
+from danbao.ledger import Ledger
+from danbao.ledger.ledger import LedgerTransaction
 from danbao.store import Database
-from danbao.store.errors import IntegrityViolation
-from danbao.store.raw import Raw
 
 KEEP_SECONDS = 24 * 3600
 RUNNING_LEASE_SECONDS = 60
@@ -36,15 +37,29 @@ class Replay:
 
 
 class IdempotencyStore:
-    def __init__(self, db: Database, clock: Clock):
-        self.db = db
+    """Records are written as ledger works, so they share the group commit (and its one
+    fsync) with the trade steps around them instead of paying a commit each."""
+
+    def __init__(self, ledger: Ledger, clock: Clock):
+        self.ledger = ledger
+        self.db: Database = ledger.db
         self.clock = clock
 
     def begin(self, party_id: str, key: str, request_hash: str) -> Replay | None:
+        return self.ledger.transaction(self.begin_work(party_id, key, request_hash))  # type: ignore[no-any-return]
+
+    def finish(self, party_id: str, key: str, status_code: int, body: bytes) -> None:
+        self.ledger.transaction(self.finish_work(party_id, key, status_code, body))
+
+    def abandon(self, party_id: str, key: str) -> None:
+        self.ledger.transaction(self.abandon_work(party_id, key))
+
+    def begin_work(self, party_id: str, key: str, request_hash: str) -> Callable[[LedgerTransaction], Replay | None]:
         """None: go ahead (the key is now running). A Replay: send it. Else raise."""
         now = self.clock.now_ns()
 
-        def work(raw: Raw) -> Replay | None:
+        def work(txn: LedgerTransaction) -> Replay | None:
+            raw = txn.raw
             rows = raw.rows(
                 "SELECT request_hash, state, status_code, response_body, created_at, expires_at "
                 "FROM idempotency_keys WHERE party_id = ? AND key = ?" + raw.for_update,
@@ -67,24 +82,25 @@ class IdempotencyStore:
             )
             return None
 
-        try:
-            return self.db.write_raw(work)
-        except IntegrityViolation as error:  # a concurrent first attempt inserted it
-            raise IdempotencyError("a request with this Idempotency-Key is still running", field="Idempotency-Key", code="idempotency_in_progress") from error
+        return work
 
-    def finish(self, party_id: str, key: str, status_code: int, body: bytes) -> None:
+    def finish_work(self, party_id: str, key: str, status_code: int, body: bytes) -> Callable[[LedgerTransaction], None]:
         if status_code >= 500 or len(body) > RESPONSE_BYTES_MAX:
-            self.abandon(party_id, key)
-            return
-        self.db.write_raw(
-            lambda raw: raw.run(
+            return self.abandon_work(party_id, key)
+
+        def work(txn: LedgerTransaction) -> None:
+            txn.raw.run(
                 "UPDATE idempotency_keys SET state = 'done', status_code = ?, response_body = ? WHERE party_id = ? AND key = ?",
                 (status_code, body.decode(), party_id, key),
             )
-        )
 
-    def abandon(self, party_id: str, key: str) -> None:
-        self.db.write_raw(lambda raw: raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (party_id, key)))
+        return work
+
+    def abandon_work(self, party_id: str, key: str) -> Callable[[LedgerTransaction], None]:
+        def work(txn: LedgerTransaction) -> None:
+            txn.raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (party_id, key))
+
+        return work
 
     def sweep(self) -> int:
         """Forget expired records (bounded per call)."""
