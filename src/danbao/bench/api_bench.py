@@ -68,10 +68,12 @@ class Connection:
     more than the bare endpoint itself, so this speaks the little HTTP/1.1 a bench needs.
     """
 
-    def __init__(self, url: str, key: str | None = None):
+    def __init__(self, url: str, key: str | None = None, *, idempotency_keys: bool = False):
         host, _, port = url.removeprefix("http://").partition(":")
         self.host, self.port = host, int(port)
         self.auth = f"Authorization: Bearer {key}\r\n".encode() if key else b""
+        self.idempotency_keys = idempotency_keys
+        self._sent = 0
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -86,6 +88,9 @@ class Connection:
     async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
         head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n".encode()
+        if self.idempotency_keys and method == "POST":
+            self._sent += 1
+            head += f"Idempotency-Key: {id(self):x}-{self._sent}\r\n".encode()
         self.writer.write(head + self.auth + b"\r\n" + body)
         response_head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(response_head[9:12])
@@ -106,7 +111,7 @@ async def _timed(conn: Connection, latencies: list[float], method: str, path: st
     return json.loads(text)  # type: ignore[no-any-return]
 
 
-def lifecycles(server: ServerProcess, *, clients: int, seconds: float) -> ApiFigure:
+def lifecycles(server: ServerProcess, *, clients: int, seconds: float, idempotency_keys: bool = False) -> ApiFigure:
     if not 1 <= clients <= CLIENTS_MAX:
         raise ValueError(f"clients must be between 1 and {CLIENTS_MAX}")
     with Danbao(server.url, server.admin_key) as admin:
@@ -129,7 +134,8 @@ def lifecycles(server: ServerProcess, *, clients: int, seconds: float) -> ApiFig
         deadline = time.perf_counter() + seconds
 
         async def client(i: int) -> None:
-            async with Connection(server.url, buyer_keys[i]) as buyer, Connection(server.url, seller_key) as seller_http:
+            keyed = idempotency_keys
+            async with Connection(server.url, buyer_keys[i], idempotency_keys=keyed) as buyer, Connection(server.url, seller_key, idempotency_keys=keyed) as seller_http:
                 while time.perf_counter() < deadline:
                     t = await _timed(buyer, latencies, "POST", "/v1/trades", {"seller_id": seller, "model": "escrow", "amount": PRICE, "currency": CURRENCY})
                     await _timed(buyer, latencies, "POST", f"/v1/trades/{t['id']}/pay")
@@ -142,7 +148,7 @@ def lifecycles(server: ServerProcess, *, clients: int, seconds: float) -> ApiFig
         start = time.perf_counter()
         await asyncio.gather(*(client(i) for i in range(clients)))
         elapsed = time.perf_counter() - start
-        return ApiFigure("escrow lifecycle", clients, counts["requests"], counts["lifecycles"], elapsed, latencies)
+        return ApiFigure("escrow lifecycle" + (", keyed" if idempotency_keys else ""), clients, counts["requests"], counts["lifecycles"], elapsed, latencies)
 
     return asyncio.run(run())
 

@@ -133,6 +133,7 @@ def bench_api(
     seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
     clients: list[int] = typer.Option([1, 16], help="concurrent clients, one run each"),
     database_url: Optional[str] = typer.Option(None, help="database for the API server (default: a fresh SQLite file)"),
+    keyed: bool = typer.Option(False, "--keyed", help="also run lifecycles sending an Idempotency-Key with every POST"),
 ) -> None:
     """Requests/s and p50/p99 latency of escrow lifecycles over HTTP, and of a bare endpoint.
 
@@ -145,10 +146,13 @@ def bench_api(
         servers = [ServerProcess("danbao", database_url or f"sqlite:///{tmp}/api.db"), ServerProcess("bare")]
         try:
             with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("benchmarking", total=2 * len(clients))
+                task = progress.add_task("benchmarking", total=(3 if keyed else 2) * len(clients))
                 for n in clients:
                     figures.append(lifecycles(servers[0], clients=n, seconds=seconds))
                     progress.advance(task)
+                    if keyed:
+                        figures.append(lifecycles(servers[0], clients=n, seconds=seconds, idempotency_keys=True))
+                        progress.advance(task)
                     figures.append(bare(servers[1], clients=n, seconds=seconds))
                     progress.advance(task)
         finally:
@@ -162,6 +166,6 @@ def bench_api(
                       f"{f.lifecycles_per_second:,.1f}" if f.lifecycles else "", f"{f.percentile(50):.2f}", f"{f.percentile(99):.2f}")
     console.print(table)
     for n in clients:
-        trade = next(f for f in figures if f.clients == n and f.lifecycles)
+        trade = next(f for f in figures if f.clients == n and f.scenario == "escrow lifecycle")
         ceiling = next(f for f in figures if f.clients == n and not f.lifecycles)
         console.print(f"{n} client(s): trade calls / bare endpoint = {trade.requests_per_second / ceiling.requests_per_second:.2f} (target >= 0.40)")
