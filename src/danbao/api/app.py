@@ -32,6 +32,7 @@ from danbao.trade import Party
 
 BODY_BYTES_MAX = 64 * 1024
 METRIC_SERIES_MAX = 10_000
+TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 # Field names whose validation failures carry the domain's own code.
 FIELD_CODES = {"amount": "amount_invalid", "currency": "currency_unknown", "model": "model_unknown", "role": "role_invalid", "items": "items_invalid", "name": "name_invalid",
                "reason": "claim_reason_invalid", "evidence": "evidence_invalid", "decision": "decision_invalid", "method": "collect_method_invalid", "limit": "limit_invalid", "after": "cursor_invalid"}
@@ -39,6 +40,9 @@ FIELD_CODES = {"amount": "amount_invalid", "currency": "currency_unknown", "mode
 
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(
+        # Prometheus metrics are ours (RequestGate); FastAPI's own OpenTelemetry spans,
+        # metrics and logs would cost every request again for providers nobody set up.
+        telemetry=TELEMETRY_OFF,
         title="danbao",
         version="1",
         description="Trust and payments for commerce: escrow, direct and cash-on-delivery trades on one double-entry ledger. "
