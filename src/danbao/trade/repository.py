@@ -7,6 +7,8 @@ writes, `Database.read_raw` for reads); this module owns the SQL text and nothin
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from danbao.errors import invariant
@@ -48,23 +50,26 @@ def trade(raw: Raw, trade_id: str) -> Trade | None:
     return Trade(*rows[0]) if rows else None
 
 
+@lru_cache(maxsize=256)
+def _update_sql(names: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{name} = ?" for name in names)
+    return f"UPDATE trades SET {assignments}, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?"
+
+
 def update_trade(raw: Raw, before: Trade, changes: Mapping[str, Any], now_ns: int) -> None:
     """Apply `changes` if the trade is still at `before.version`; bump the version."""
-    invariant(set(changes) <= _UPDATABLE, f"not updatable: {sorted(set(changes) - _UPDATABLE)}")
-    names = sorted(changes)
-    assignments = ", ".join(f"{name} = ?" for name in names)
-    changed = raw.run(
-        f"UPDATE trades SET {assignments}, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
-        [*(changes[n] for n in names), now_ns, before.id, before.version],
-    )
+    names = tuple(sorted(changes))
+    invariant(_UPDATABLE.issuperset(names), f"not updatable: {sorted(set(names) - _UPDATABLE)}")
+    changed = raw.run(_update_sql(names), [*(changes[n] for n in names), now_ns, before.id, before.version])
     invariant(changed == 1, "a trade changed under the head lock")
 
 
+_INSERT_EVENT = f"INSERT INTO trade_events ({_EVENT_COLUMNS}, dispatched) VALUES ({','.join('?' * len(_EVENT_FIELDS))}, 0)"
+_event_row = attrgetter(*_EVENT_FIELDS)
+
+
 def insert_event(raw: Raw, event: TradeEvent) -> None:
-    raw.run(
-        f"INSERT INTO trade_events ({_EVENT_COLUMNS}, dispatched) VALUES ({','.join('?' * len(_EVENT_FIELDS))}, 0)",
-        [getattr(event, f) for f in _EVENT_FIELDS],
-    )
+    raw.run(_INSERT_EVENT, _event_row(event))
 
 
 def undispatched_events(raw: Raw, *, limit: int) -> list[tuple[TradeEvent, Trade]]:
