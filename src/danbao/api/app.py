@@ -7,7 +7,6 @@ bounds bodies, makes POSTs idempotent and counts requests for Prometheus.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from typing import Any
 
@@ -277,4 +276,4 @@ class RequestGate:
         await ledger.transaction_async(store.finish_work(party.id, key, captured["status"], b"".join(captured["body"])))
 
 
-__all__ = ["create_app", "json"]
+__all__ = ["create_app"]

@@ -14,14 +14,17 @@ class AuthError(DanbaoError):
     pass
 
 
+def _presented_key(request: Request) -> str:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" else ""
+
+
 def authenticate(request: Request) -> Party | None:
     """Resolve the bearer key once per request (the idempotency layer may already have)."""
     state = request.scope.setdefault("state", {})
     if "party" not in state:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
         svc: Services = request.app.state.services
-        presented = key.strip() if scheme.lower() == "bearer" else ""
+        presented = _presented_key(request)
         state["party"] = (svc.keys.cached(presented) or svc.keys.verify(presented)) if presented else None
     return state["party"]  # type: ignore[no-any-return]
 
@@ -31,9 +34,9 @@ async def current_party(request: Request) -> Party:
     state = request.scope.setdefault("state", {})
     if "party" not in state:
         svc: Services = request.app.state.services
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        cached = svc.keys.cached(key.strip()) if scheme.lower() == "bearer" and key else None
+        presented = _presented_key(request)
+        cached = svc.keys.cached(presented) if presented else None
+        # Only a key not verified moments ago costs a thread hop (the database read).
         state["party"] = cached if cached is not None else await anyio.to_thread.run_sync(authenticate, request)
     return _required(request, state["party"])
 

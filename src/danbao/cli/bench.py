@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -18,6 +20,30 @@ app = typer.Typer(help="Measure throughput.", no_args_is_help=True)
 console = Console()
 
 
+@contextmanager
+def _postgres(postgres_url: str | None, wanted: bool, *databases: str) -> Iterator[dict[str, str]]:
+    """A URL per database name: all on the given server, or on a throwaway cluster that
+    is stopped afterwards; none when PostgreSQL is not wanted."""
+    if not wanted:
+        yield {}
+        return
+    if postgres_url is not None:
+        yield dict.fromkeys(databases, postgres_url)
+        return
+    from danbao.store.throwaway import ThrowawayPostgres
+
+    pg = ThrowawayPostgres().start()
+    try:
+        yield {name: pg.create_database(name) for name in databases}
+    finally:
+        pg.stop()
+
+
+def _dsn(url: str) -> str:
+    """The plain libpq form of a SQLAlchemy PostgreSQL URL, for the bare driver."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 @app.command("ledger")
 def bench_ledger(
     seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
@@ -29,33 +55,18 @@ def bench_ledger(
     Example: danbao bench ledger --seconds 5 --backend sqlite
     """
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp, _postgres(postgres_url, "postgresql" in backend, "bench_ledger", "bench_bare") as pg:
         plans = []
-        pg = None
         if "sqlite" in backend:
             url, bare = sqlite_targets(Path(tmp))
             plans += scenarios("sqlite", url, bare, seconds)
-        if "postgresql" in backend:
-            if postgres_url is None:
-                from danbao.store.throwaway import ThrowawayPostgres
-
-                pg = ThrowawayPostgres().start()
-                url = pg.create_database("bench_ledger")
-                pg.create_database("bench_bare")
-                bare = pg.dsn("bench_bare")
-            else:
-                url = postgres_url
-                bare = postgres_url.replace("postgresql+psycopg://", "postgresql://")
-            plans += scenarios("postgresql", url, bare, seconds)
-        try:
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("benchmarking", total=len(plans))
-                for plan in plans:
-                    figures.append(plan())
-                    progress.advance(task)
-        finally:
-            if pg is not None:
-                pg.stop()
+        if pg:
+            plans += scenarios("postgresql", pg["bench_ledger"], _dsn(pg["bench_bare"]), seconds)
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("benchmarking", total=len(plans))
+            for plan in plans:
+                figures.append(plan())
+                progress.advance(task)
     table = Table(title=f"danbao bench ledger ({platform.machine()}, {platform.python_version()})")
     for column in ("backend", "scenario", "clients", "batch", "transfers", "transfers/s"):
         table.add_column(column, justify="right")
@@ -98,28 +109,15 @@ def bench_trades(
     from danbao.bench.trade_bench import lifecycle_rate
 
     figures = []
-    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp:
-        pg = None
-        try:
-            urls = []
-            if "sqlite" in backend:
-                urls.append(("sqlite", f"sqlite:///{tmp}/trades.db"))
-            if "postgresql" in backend:
-                if postgres_url is None:
-                    from danbao.store.throwaway import ThrowawayPostgres
-
-                    pg = ThrowawayPostgres().start()
-                    postgres_url = pg.create_database("bench_trades")
-                urls.append(("postgresql", postgres_url))
-            with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("benchmarking", total=len(urls) * len(clients))
-                for name, url in urls:
-                    for n in clients:
-                        figures.append(lifecycle_rate(name, url, clients=n, seconds=seconds))
-                        progress.advance(task)
-        finally:
-            if pg is not None:
-                pg.stop()
+    with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp, _postgres(postgres_url, "postgresql" in backend, "bench_trades") as pg:
+        urls = [("sqlite", f"sqlite:///{tmp}/trades.db")] if "sqlite" in backend else []
+        urls += [("postgresql", pg["bench_trades"])] if pg else []
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("benchmarking", total=len(urls) * len(clients))
+            for name, url in urls:
+                for n in clients:
+                    figures.append(lifecycle_rate(name, url, clients=n, seconds=seconds))
+                    progress.advance(task)
     table = Table(title=f"danbao bench trades ({platform.machine()}, {platform.python_version()})")
     for column in ("backend", "clients", "lifecycles", "lifecycles/s", "trade operations/s"):
         table.add_column(column, justify="right")

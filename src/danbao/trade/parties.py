@@ -10,6 +10,7 @@ from danbao.ledger import Ledger, NewTransfer
 from danbao.ledger.ledger import LedgerTransaction
 from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.store.errors import IntegrityViolation
+from danbao.store.raw import Raw
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
 from danbao.trade.errors import TradeCode, TradeError
@@ -31,8 +32,8 @@ def check_currency(currency: object) -> str:
     return str(currency)
 
 
-def load_party(txn_raw, party_id: str, *, role: Role | None = None, field: str = "party_id") -> Party:  # type: ignore[no-untyped-def]
-    found = repository.parties(txn_raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
+def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str = "party_id") -> Party:
+    found = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
     if found is None:
         raise TradeError(TradeCode.party_not_found, f"no party {party_id!r}", field=field)
     if role is not None and found.role != role.value:

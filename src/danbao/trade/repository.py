@@ -156,12 +156,3 @@ def seller_answers_for_claims(raw: Raw, seller_id: str, currency: str) -> bool:
         (seller_id, currency, *CLAIMABLE),
     )
     return bool(rows)
-
-
-def open_escrow_total(raw: Raw, currency: str) -> int:
-    """What the platform should be holding: paid, not yet refunded or released."""
-    [(total,)] = raw.rows(
-        "SELECT COALESCE(SUM(paid - refunded - released), 0) FROM trades WHERE model != 'direct' AND currency = ?",
-        (currency,),
-    )
-    return int(total)

@@ -126,9 +126,6 @@ class Trades:
         limit = _limit(limit, EVENTS_PER_PAGE_MAX)
         return self.ledger.db.read_raw(lambda raw: repository.claims_rejected(raw, buyer_id, limit=limit))
 
-    def open_escrow_total(self, currency: str) -> int:
-        return self.ledger.db.read_raw(lambda raw: repository.open_escrow_total(raw, currency))
-
     # -- escrow -----------------------------------------------------------------------
 
     def pay(self, trade_id: str, actor_id: str) -> Trade:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from danbao.api.auth import AuthError, who
-from danbao.api.keys import TooManyKeys, KeyInfo
+from danbao.api.keys import KeyInfo, TooManyKeys
 from danbao.api.models import KeyOut, PartyIn, PartyOut
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError

@@ -29,7 +29,7 @@ from danbao.api.models import (
 )
 from danbao.api.webhooks import event_id, event_type
 from danbao.errors import DanbaoError
-from danbao.trade import Trade, TradeEvent, Trades
+from danbao.trade import Trade, TradeEvent
 
 router = APIRouter(prefix="/v1", tags=["trades"])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -165,4 +165,3 @@ _operation("return", lambda t, i, c: t.return_goods(i, c))
 _operation("remit", lambda t, i, c: t.remit(i, c))
 _operation("settle", lambda t, i, c: t.settle(i, c))
 
-__all__ = ["Trades", "router"]
