@@ -41,7 +41,19 @@ CASES = [
     ("extra field", "/v1/wallet/top-up", b'{"amount": 5, "currency": "CNY", "to": "x"}', (400, "request_invalid", "to")),
     ("unknown model", "/v1/trades", b'{"seller_id": "tea", "model": "barter", "amount": 5, "currency": "CNY"}', (400, "model_unknown", "model")),
     ("unknown seller", "/v1/trades", b'{"seller_id": "nobody", "model": "escrow", "amount": 5, "currency": "CNY"}', (404, "party_not_found", "seller_id")),
+    ("trade: malformed JSON", "/v1/trades", b'{"seller_id": "tea"', (400, "body_invalid", None)),
+    ("trade: not an object", "/v1/trades", b'["tea"]', (400, "request_invalid", None)),
+    ("trade: no body", "/v1/trades", b"", (400, "request_invalid", None)),
+    ("trade: null body", "/v1/trades", b"null", (400, "request_invalid", None)),
+    ("trade: not UTF-8", "/v1/trades", b'{"seller_id": "\xff"}', (400, "body_invalid", None)),
+    ("trade: amount as float", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 1.5, "currency": "CNY"}', (400, "amount_invalid", "amount")),
+    ("trade: amount 5.0 is 5, currency unknown", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5.0, "currency": "XYZ"}', (400, "currency_unknown", "currency")),
+    ("trade: extra field", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "fee": 0}', (400, "request_invalid", "fee")),
+    ("trade: items not a list", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "items": {}}', (400, "items_invalid", "items")),
+    ("ship: courier as number", "/v1/trades/t_missing/ship", b'{"courier_id": 7}', (400, "request_invalid", "courier_id")),
+    ("arbitrate: unknown decision", "/v1/trades/t_missing/arbitrate", b'{"decision": "split"}', (400, "decision_invalid", "decision")),
     ("unknown trade", "/v1/trades/t_missing/pay", b"{}", (404, "trade_not_found", "trade_id")),
+    ("unknown trade, optional body left out", "/v1/trades/t_missing/ship", b"", (404, "trade_not_found", "trade_id")),
     ("unknown route", "/v1/nothing", b"{}", (404, "not_found", None)),
     ("withdraw too much", "/v1/wallet/withdraw", b'{"amount": 5, "currency": "CNY"}', (422, "insufficient_funds", None)),
 ]
@@ -54,6 +66,12 @@ def test_bad_requests_are_refused_with_a_code(live: Live, ann: httpx.Client, lab
     assert problem_of(response) == expected
     after = live.admin.audit()
     assert after.transfers_checked == before.transfers_checked and after.ok
+
+
+def test_a_trade_body_must_be_sent_as_json(ann: httpx.Client) -> None:
+    body = b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY"}'
+    assert problem_of(ann.post("/v1/trades", content=body, headers={"Content-Type": "text/plain"}))[:2] == (400, "request_invalid")
+    assert ann.post("/v1/trades", content=body, headers={"Content-Type": "application/json; charset=utf-8"}).status_code == 201
 
 
 def test_an_oversized_body_is_refused_before_any_work(ann: httpx.Client) -> None:

@@ -21,6 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from danbao.api.auth import current_party
+from danbao.api.body import body_schemas
 from danbao.api.idempotency import KEY_CHARS_MAX, IdempotencyError
 from danbao.api.models import Problem
 from danbao.api.problems import PROBLEM_JSON, problem
@@ -87,7 +88,9 @@ def create_app(services: Services) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = _problem_json_errors(get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes))
+            spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(body_schemas())
+            app.openapi_schema = _problem_json_errors(spec)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
