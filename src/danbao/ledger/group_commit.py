@@ -51,21 +51,32 @@ class _Request(Generic[P, R]):
     done: threading.Event | None = None
     future: asyncio.Future[Any] | None = None
 
-    def wake(self) -> None:
-        if self.future is None:
-            invariant(self.done is not None, "a thread caller brings its event")
-            self.done.set()  # type: ignore[union-attr]
-            return
-        self.future.get_loop().call_soon_threadsafe(_resolve, self.future, self.outcome)
+
+def _wake(group: list[_Request[Any, Any]]) -> None:
+    """Wake every caller of a group: thread callers one by one, asyncio callers with one
+    call per event loop (each `call_soon_threadsafe` writes to the loop's wake-up pipe)."""
+    waiting: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object]]] = {}
+    for request in group:
+        if request.future is None:
+            invariant(request.done is not None, "a thread caller brings its event")
+            request.done.set()  # type: ignore[union-attr]
+        else:
+            waiting.setdefault(request.future.get_loop(), []).append((request.future, request.outcome))
+    for loop, futures in waiting.items():
+        try:
+            loop.call_soon_threadsafe(_resolve, futures)
+        except RuntimeError:  # the loop has closed: nobody is left waiting on it
+            pass
 
 
-def _resolve(future: asyncio.Future[Any], outcome: object) -> None:
-    if future.cancelled():
-        return
-    if isinstance(outcome, Failed):
-        future.set_exception(outcome.error)
-    else:
-        future.set_result(outcome)
+def _resolve(futures: list[tuple[asyncio.Future[Any], object]]) -> None:
+    for future, outcome in futures:
+        if future.cancelled():
+            continue
+        if isinstance(outcome, Failed):
+            future.set_exception(outcome.error)
+        else:
+            future.set_result(outcome)
 
 
 _STOP = object()
@@ -172,5 +183,4 @@ class GroupCommitter(Generic[P, R]):
             for request in group:
                 request.outcome = Failed(error)
         finally:
-            for request in group:
-                request.wake()
+            _wake(group)
