@@ -8,6 +8,8 @@ total or an overdrawn `no_overdraft` account.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -21,6 +23,12 @@ from sqlalchemy import (
 )
 
 metadata = MetaData()
+
+
+def _where(condition: Any) -> dict[str, Any]:
+    """A partial index's predicate, on both backends."""
+    return {"sqlite_where": condition, "postgresql_where": condition}
+
 
 ID_LENGTH_MAX = 64
 JOURNAL_ID_LENGTH_MAX = 72
@@ -78,7 +86,7 @@ transfers = Table(
 )
 Index("ix_transfers_debit", transfers.c.debit_account_id, transfers.c.timestamp)
 Index("ix_transfers_credit", transfers.c.credit_account_id, transfers.c.timestamp)
-Index("ix_transfers_ref", transfers.c.ref)
+Index("ix_transfers_ref", transfers.c.ref, **_where(transfers.c.ref.isnot(None)))
 
 # Open and resolved holds (pending transfers). Derived state, like account totals: the
 # journal alone can rebuild it.
@@ -170,10 +178,13 @@ trades = Table(
     ),
     CheckConstraint("refunded + released <= paid", name="ck_trades_never_pay_out_more_than_paid"),
 )
-Index("ix_trades_due", trades.c.due_at)
+# Partial indexes where a query only ever asks for some rows: a trade step that changes
+# status or deadline then rewrites fewer index pages (fewer pages in every commit).
+Index("ix_trades_due", trades.c.due_at, **_where(trades.c.due_at.isnot(None)))
 Index("ix_trades_buyer", trades.c.buyer_id, trades.c.created_at)
-Index("ix_trades_seller", trades.c.seller_id, trades.c.status)
-Index("ix_trades_courier", trades.c.courier_id, trades.c.status)
+Index("ix_trades_seller", trades.c.seller_id, trades.c.created_at)
+Index("ix_trades_seller_direct", trades.c.seller_id, trades.c.status, **_where(trades.c.model == "direct"))
+Index("ix_trades_courier", trades.c.courier_id, trades.c.status, **_where(trades.c.courier_id.isnot(None)))
 
 # Every transition, in order per trade: who did what, when, from which state to which.
 trade_events = Table(
@@ -191,8 +202,9 @@ trade_events = Table(
     # The outbox flag: 0 until the event has been handed to its subscribers (webhooks).
     Column("dispatched", Integer, nullable=False),
 )
-Index("ix_trade_events_action", trade_events.c.action, trade_events.c.at)
-Index("ix_trade_events_dispatched", trade_events.c.dispatched, trade_events.c.at)
+# The outbox index holds only what is still to dispatch. (Rejected claims are found
+# through the buyer's trades, so events need no index by action.)
+Index("ix_trade_events_undispatched", trade_events.c.at, trade_events.c.trade_id, trade_events.c.seq, **_where(trade_events.c.dispatched == 0))
 
 # -- the HTTP API -------------------------------------------------------------------------
 
