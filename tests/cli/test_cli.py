@@ -90,6 +90,25 @@ def test_bench_trades_prints_lifecycles_per_second():
     assert all(int(row.split("│")[3].strip()) > 0 for row in rows)
 
 
+def test_bench_api_interleaves_rounds_and_pools_them():
+    result = runner.invoke(app, ["bench", "api", "--seconds", "0.6", "--clients", "2", "--rounds", "2"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split("│")[1].strip(): line.split("│") for line in result.output.splitlines() if line.count("│") > 5}
+    assert int(rows["escrow"][3].strip()) > 0 and int(rows["bare"][3].strip()) > 0  # requests in both
+    assert "2 client(s): trade calls / bare endpoint = " in result.output and "(rounds " in result.output
+
+
+def test_pooled_figures_add_up_their_slices():
+    from danbao.bench.api_bench import ApiFigure
+
+    slices = [ApiFigure("bare endpoint", 4, 100, 0, 1.0, [1.0] * 100), ApiFigure("bare endpoint", 4, 300, 0, 1.0, [3.0] * 300)]
+    pooled = ApiFigure.pooled(slices)
+    assert (pooled.requests, pooled.seconds, pooled.requests_per_second) == (400, 2.0, 200.0)
+    assert pooled.percentile(50) == 3.0 and pooled.percentile(10) == 1.0
+    with pytest.raises(ValueError):
+        ApiFigure.pooled([slices[0], ApiFigure("bare endpoint", 16, 1, 0, 1.0, [1.0])])
+
+
 def _market_with_an_old_unpaid_trade(url):  # type: ignore[no-untyped-def]
     from danbao.clock import ManualClock
     from danbao.ledger import Ledger

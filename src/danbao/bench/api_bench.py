@@ -1,7 +1,9 @@
 """`danbao bench api`: complete escrow lifecycles over HTTP (create, pay, ship, confirm) with
 1 and 16 concurrent clients, against the bare endpoint of the same framework.
 
-The servers run in their own processes (uvicorn with uvloop and httptools, one worker);
+A shared VM's speed drifts by tens of percent within minutes, so the scenarios run
+interleaved, in rounds of equal slices, and each scenario's slices are pooled: a ratio
+then compares the same stretches of time. The servers run in their own processes (uvicorn with uvloop and httptools, one worker);
 the load comes from this process over loopback, with keep-alive connections, each client
 waiting for its response before sending the next request (closed loop), for a bounded
 time. Latency is per request, from send to full response.
@@ -39,6 +41,15 @@ class ApiFigure:
     @property
     def lifecycles_per_second(self) -> float:
         return self.lifecycles / self.seconds if self.seconds else 0.0
+
+    @classmethod
+    def pooled(cls, slices: list[ApiFigure]) -> ApiFigure:
+        """One figure from runs of the same scenario (the slices of an interleaved bench)."""
+        first = slices[0]
+        if any((f.scenario, f.clients) != (first.scenario, first.clients) for f in slices):
+            raise ValueError("only slices of one scenario pool")
+        return cls(first.scenario, first.clients, sum(f.requests for f in slices), sum(f.lifecycles for f in slices),
+                   sum(f.seconds for f in slices), [ms for f in slices for ms in f.latencies_ms])
 
     def percentile(self, p: float) -> float:
         if not self.latencies_ms:
