@@ -80,6 +80,8 @@ def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(mark
         ({"seller_id": "nobody"}, "party_not_found", "seller_id"),
         ({"seller_id": "buyer"}, "role_invalid", "seller_id"),
         ({"buyer_id": "seller"}, "role_invalid", "buyer_id"),
+        ({"buyer_id": "nobody", "seller_id": "nobody-else"}, "party_not_found", "buyer_id"),  # the buyer is checked first
+        ({"seller_id": 7}, "party_not_found", "seller_id"),
     ],
 )
 def test_a_trade_needs_parties_in_their_roles_and_sound_terms(market: Market, changes: dict, code: str, field: str) -> None:  # type: ignore[type-arg]

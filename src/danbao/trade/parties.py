@@ -33,7 +33,17 @@ def check_currency(currency: object) -> str:
 
 
 def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str = "party_id") -> Party:
-    found = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
+    return load_parties(raw, [(party_id, role, field)])[0]
+
+
+def load_parties(raw: Raw, wanted: list[tuple[str, Role | None, str]]) -> list[Party]:
+    """Parties by (id, role required, field at fault), in one query; refused in order."""
+    ids = [party_id for party_id, _, _ in wanted if isinstance(party_id, str)]
+    found = repository.parties(raw, ids) if ids else {}
+    return [_checked(found.get(party_id) if isinstance(party_id, str) else None, party_id, role, field) for party_id, role, field in wanted]
+
+
+def _checked(found: Party | None, party_id: str, role: Role | None, field: str) -> Party:
     if found is None:
         raise TradeError(TradeCode.party_not_found, f"no party {party_id!r}", field=field)
     if role is not None and found.role != role.value:

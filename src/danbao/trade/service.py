@@ -36,7 +36,7 @@ from danbao.trade.model import (
     Trade,
     TradeEvent,
 )
-from danbao.trade.parties import Parties, balance, check_amount, check_currency, load_party
+from danbao.trade.parties import Parties, balance, check_amount, check_currency, load_parties, load_party
 from danbao.trade.step import Step
 
 NS = 1_000_000_000
@@ -76,8 +76,7 @@ class Trades:
         config = self.config
 
         def work(txn: LedgerTransaction) -> Trade:
-            load_party(txn.raw, buyer_id, role=Role.buyer, field="buyer_id")
-            load_party(txn.raw, seller_id, role=Role.seller, field="seller_id")
+            load_parties(txn.raw, [(buyer_id, Role.buyer, "buyer_id"), (seller_id, Role.seller, "seller_id")])
             if model == Model.direct:
                 self._check_may_sell_direct(txn, seller_id, currency)
             now = txn.now_ns
