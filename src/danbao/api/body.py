@@ -11,6 +11,7 @@ as FastAPI would have, and `body_schemas` supplies the models' component schemas
 from __future__ import annotations
 
 import json
+from functools import cache
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -23,7 +24,8 @@ _SCHEMA_REF = "#/components/schemas/{model}"
 _documented: dict[str, type[BaseModel]] = {}
 
 
-def optional(model: type[BaseModel]) -> bool:
+@cache  # per model, not per request: a model's fields never change
+def _optional(model: type[BaseModel]) -> bool:
     """Every field has a default, so the body itself may be left out."""
     return all(not f.is_required() for f in model.model_fields.values())
 
@@ -33,7 +35,7 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _invalid(error_type: str, message: str, loc: tuple[Any, ...] = ()) -> RequestValidationError:
+def _invalid(error_type: str, message: str, *loc: Any) -> RequestValidationError:
     return RequestValidationError([{"type": error_type, "loc": ("body", *loc), "msg": message, "input": None}])
 
 
@@ -41,7 +43,7 @@ async def json_body(request: Request, model: type[M]) -> M:
     """The request's body as `model`, or a RequestValidationError (400 problem+json)."""
     raw = await request.body()  # already read whole, and bounded, by the request gate
     if not raw:
-        if optional(model):
+        if _optional(model):
             return model()
         raise _invalid("missing", "Field required")
     if not _is_json(request.headers.get("content-type", "")):
@@ -49,8 +51,8 @@ async def json_body(request: Request, model: type[M]) -> M:
     try:
         value = json.loads(raw)
     except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error", "input": {}, "ctx": {"error": str(error)}}]) from error
-    if value is None and optional(model):
+        raise _invalid("json_invalid", f"JSON decode error: {error}", 0) from error
+    if value is None and _optional(model):
         return model()
     try:
         return model.model_validate(value)
@@ -62,8 +64,8 @@ def documented(model: type[BaseModel]) -> dict[str, Any]:
     """`openapi_extra` for a route that reads `model` with `json_body`."""
     _documented[model.__name__] = model
     ref = {"$ref": _SCHEMA_REF.format(model=model.__name__)}
-    schema = {"anyOf": [ref, {"type": "null"}], "title": "Body"} if optional(model) else ref
-    return {"requestBody": {"required": not optional(model), "content": {"application/json": {"schema": schema}}}}
+    schema = {"anyOf": [ref, {"type": "null"}], "title": "Body"} if _optional(model) else ref
+    return {"requestBody": {"required": not _optional(model), "content": {"application/json": {"schema": schema}}}}
 
 
 def body_schemas() -> dict[str, Any]:
@@ -76,4 +78,4 @@ def body_schemas() -> dict[str, Any]:
     return schemas
 
 
-__all__ = ["body_schemas", "documented", "json_body", "optional"]
+__all__ = ["body_schemas", "documented", "json_body"]
