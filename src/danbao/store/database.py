@@ -171,6 +171,11 @@ def _sqlite_engine(url: str) -> Engine:
         # One connection per checkout keeps each thread's transaction its own; the
         # SQLite file is the shared state.
         poolclass=NullPool if path == ":memory:" else None,
+        # Last in, first out: a connection's page cache is thrown away whenever another
+        # connection has written since its last transaction, so the writer reusing the
+        # connection it just returned keeps its cache warm (FIFO made it re-read about four
+        # pages per trade call).
+        **({} if path == ":memory:" else {"pool_use_lifo": True}),
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
     )
 
