@@ -243,6 +243,7 @@ def serve(
     from danbao.api import Services, create_app
     from danbao.api.background import Background
     from danbao.api.keys import bootstrap_operator
+    from danbao.api.serving import freeze_startup_heap
 
     services = Services.open(_state["url"])
     admin = bootstrap_operator(services.keys, services.trades.parties)
@@ -250,8 +251,10 @@ def serve(
         console.print(f"operator admin key (shown once, keep it safe): [bold]{admin.key}[/bold]")
     background = Background(services).start()
     console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.url}")
+    app = create_app(services)
+    freeze_startup_heap()
     try:
-        uvicorn.run(create_app(services), host=host, port=port, log_level=log_level)
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:
         background.stop()
         services.close()
