@@ -11,6 +11,7 @@ import pytest
 
 from danbao.errors import DanbaoError, InvariantViolation
 from danbao.ledger import Ledger, NewTransfer, Result, audit
+from danbao.store.raw import RowsOf
 from tests.ledger.helpers import fund, open_accounts
 
 WORKS = 16
@@ -83,3 +84,39 @@ def test_asyncio_callers_each_get_their_own_outcome(ledger: Ledger) -> None:
     # The loop that waited is gone; the writer still serves everyone else.
     assert ledger.transaction(lambda txn: "still serving") == "still serving"
     assert audit(ledger.db).ok
+
+
+EVENT_ROWS = RowsOf(
+    "trade_events",
+    ("trade_id", "seq", "at", "actor", "action", "from_status", "to_status", "amount", "detail", "dispatched"),
+    ("text", "integer", "bigint", "text", "text", "text", "text", "bigint", "text", "integer"),
+)
+
+
+def test_rows_appended_by_a_refused_work_are_never_written(ledger: Ledger) -> None:
+    barrier = threading.Barrier(WORKS)
+
+    def work(i: int) -> str:
+        barrier.wait()
+
+        def inside(txn):  # type: ignore[no-untyped-def]
+            txn.append(EVENT_ROWS, (f"t{i}", 1, i, "actor", "create", "none", "created", None, None, 0))
+            if i % 2:
+                raise Refused("odd works refuse after appending")
+            return "appended"
+
+        try:
+            return ledger.transaction(inside)
+        except Refused:
+            return "refused"
+
+    with ThreadPoolExecutor(WORKS) as pool:
+        list(pool.map(work, range(WORKS)))
+    written = ledger.db.read_raw(lambda raw: raw.rows("SELECT trade_id FROM trade_events ORDER BY at"))
+    assert [row[0] for row in written] == [f"t{i}" for i in range(0, WORKS, 2)]
+
+
+def test_a_row_of_the_wrong_width_is_refused_before_anything_is_written(ledger: Ledger) -> None:
+    with pytest.raises(InvariantViolation):
+        ledger.transaction(lambda txn: txn.append(EVENT_ROWS, ("t1", 1)))
+    assert ledger.db.read_raw(lambda raw: raw.rows("SELECT COUNT(*) FROM trade_events")) == [(0,)]

@@ -10,6 +10,7 @@ Multi-row `VALUES` lists are chunked under every backend's bound-parameter limit
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -34,6 +35,19 @@ def row_placeholders(rows: int, width: int) -> str:
 @lru_cache(maxsize=4096)
 def list_placeholders(count: int) -> str:
     return ",".join("?" * count)
+
+
+@dataclass(frozen=True, slots=True)
+class RowsOf:
+    """A table's columns and their PostgreSQL types, in the order rows give them."""
+
+    table: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.columns) != len(self.types):
+            raise ValueError("one type per column")
 
 
 class Raw:

@@ -12,7 +12,8 @@ from operator import attrgetter
 from typing import Any
 
 from danbao.errors import invariant
-from danbao.store.raw import Raw
+from danbao.ledger.ledger import LedgerTransaction
+from danbao.store.raw import Raw, RowsOf
 from danbao.trade.model import Party, Status, Trade, TradeEvent
 
 _PARTY_FIELDS = tuple(Party.__dataclass_fields__)
@@ -64,12 +65,18 @@ def update_trade(raw: Raw, before: Trade, changes: Mapping[str, Any], now_ns: in
     invariant(changed == 1, "a trade changed under the head lock")
 
 
-_INSERT_EVENT = f"INSERT INTO trade_events ({_EVENT_COLUMNS}, dispatched) VALUES ({','.join('?' * len(_EVENT_FIELDS))}, 0)"
+# Events are append-only and nothing reads them back inside a write transaction, so they
+# are written when the transaction flushes, a group's events in one statement.
+_EVENT_ROWS = RowsOf(
+    "trade_events",
+    (*_EVENT_FIELDS, "dispatched"),
+    ("text", "integer", "bigint", "text", "text", "text", "text", "bigint", "text", "integer"),
+)
 _event_row = attrgetter(*_EVENT_FIELDS)
 
 
-def insert_event(raw: Raw, event: TradeEvent) -> None:
-    raw.run(_INSERT_EVENT, _event_row(event))
+def insert_event(txn: LedgerTransaction, event: TradeEvent) -> None:
+    txn.append(_EVENT_ROWS, (*_event_row(event), 0))  # not yet dispatched
 
 
 def undispatched_events(raw: Raw, *, limit: int) -> list[tuple[TradeEvent, Trade]]:

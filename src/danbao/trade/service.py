@@ -92,7 +92,7 @@ class Trades:
             )
             repository.insert_trade(txn.raw, trade)
             repository.insert_event(
-                txn.raw, TradeEvent(trade_id, 1, now, buyer_id, Action.create.value, "none", Status.created.value, amount, None)
+                txn, TradeEvent(trade_id, 1, now, buyer_id, Action.create.value, "none", Status.created.value, amount, None)
             )
             return trade
 

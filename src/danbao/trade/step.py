@@ -103,7 +103,7 @@ class Step:
         self._next_due(to)
         repository.update_trade(self.txn.raw, trade, self.changes, self.now)
         repository.insert_event(
-            self.txn.raw,
+            self.txn,
             TradeEvent(
                 trade_id=trade.id,
                 seq=trade.version + 1,
