@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from danbao.errors import DanbaoError, InvariantViolation
-from danbao.ledger import Ledger, NewTransfer, Result, audit
+from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
+from danbao.ledger.group_commit import Failed
 from danbao.store.raw import RowsOf
 from tests.ledger.helpers import fund, open_accounts
 
@@ -120,3 +121,42 @@ def test_a_row_of_the_wrong_width_is_refused_before_anything_is_written(ledger: 
     with pytest.raises(InvariantViolation):
         ledger.transaction(lambda txn: txn.append(EVENT_ROWS, ("t1", 1)))
     assert ledger.db.read_raw(lambda raw: raw.rows("SELECT COUNT(*) FROM trade_events")) == [(0,)]
+
+
+def test_a_transaction_sees_its_own_journal_entries_before_they_are_written(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 1_000)
+
+    def inside(txn):  # type: ignore[no-untyped-def]
+        first = txn.create_transfers([NewTransfer("t1", "a", "b", 100, "USD")])
+        again = txn.create_transfers([NewTransfer("t1", "a", "b", 100, "USD")])
+        hold = txn.create_transfers([NewTransfer("h1", "a", "b", 300, "USD", flags=int(TransferFlags.pending))])
+        post = txn.create_transfers([NewTransfer("p1", flags=int(TransferFlags.post_pending), pending_id="h1", amount=200)])
+        return [r.result for r in first + again + hold + post]
+
+    assert ledger.transaction(inside) == [Result.ok, Result.exists, Result.ok, Result.ok]
+    assert ledger.account("b").balance == 300  # type: ignore[union-attr]
+    assert [t.id for t in ledger.transfers_of("b").items] == ["t1", "h1", "p1"]
+    assert audit(ledger.db).ok
+
+
+def test_a_refused_work_in_a_group_leaves_its_transfer_ids_free_for_the_next(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 1_000)
+
+    def refuses(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer("same", "a", "b", 100, "USD")])
+        assert r.result is Result.ok
+        raise Refused("changed its mind")
+
+    def reuses(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer("same", "a", "b", 250, "USD")])
+        return r.result
+
+    # One group, as the group committer would hand it to the writer.
+    outcomes = ledger.db.write_raw(lambda raw: ledger._run_works(raw, [refuses, reuses]))
+    assert isinstance(outcomes[0], Failed) and isinstance(outcomes[0].error, Refused)
+    assert outcomes[1] is Result.ok
+    assert ledger.transfer("same").amount == 250  # type: ignore[union-attr]
+    assert ledger.account("b").balance == 250  # type: ignore[union-attr]
+    assert audit(ledger.db).ok

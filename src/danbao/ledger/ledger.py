@@ -75,6 +75,7 @@ _ACCOUNT_FIELDS = tuple(Account.__dataclass_fields__)
 _ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
 _ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
 _transfer_row = itemgetter(*_TRANSFER_FIELDS)
+_TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES)
 _hold_row = itemgetter(*_HOLD_FIELDS)
 
 
@@ -229,11 +230,21 @@ class Ledger:
         [(head_timestamp, head_hash)] = raw.rows("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
         return head_timestamp, head_hash
 
-    def _apply(self, raw: Raw, submissions: list[Sequence[NewTransfer]], head: tuple[int, str], *, expire: bool = True, write_head: bool = True) -> Plan:
+    def _apply(
+        self,
+        raw: Raw,
+        submissions: list[Sequence[NewTransfer]],
+        head: tuple[int, str],
+        *,
+        expire: bool = True,
+        txn: LedgerTransaction | None = None,
+    ) -> Plan:
         """Load what the batch touches, plan it, persist the plan (the head lock is held).
 
         `expire=False` skips voiding due holds: a transaction that already did so moments
-        ago (the engine still refuses to post a hold past its deadline)."""
+        ago (the engine still refuses to post a hold past its deadline). Inside a
+        `LedgerTransaction` (`txn`), journal entries join the transaction's appended rows
+        and the head moves when it flushes; its unwritten entries count as the journal."""
         head_timestamp, head_hash = head
         now = self.clock.now_ns()
         due = (
@@ -265,6 +276,8 @@ class Ledger:
             row[0]: Transfer(*row)
             for row in raw.select_where_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers", "id", sorted(transfer_ids | pending_ids))
         }
+        if txn is not None and txn._unwritten:
+            journal.update((i, txn._unwritten[i]) for i in transfer_ids | pending_ids if i in txn._unwritten)
         holds = {h.pending_id: h for h in due}
         wanted = sorted(pending_ids - holds.keys())
         if wanted:
@@ -292,12 +305,15 @@ class Ledger:
             head_hash=head_hash,
         )
         if plan.entries:
-            self._persist(raw, plan, head_hash, write_head=write_head)
+            self._persist(raw, plan, head_hash, txn=txn)
         return plan
 
     @staticmethod
-    def _persist(raw: Raw, plan: Plan, head_hash: str, *, write_head: bool = True) -> None:
-        raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
+    def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
+        if txn is None:
+            raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
+        else:
+            txn._append_entries(plan.entries)
         updated = raw.update_from_rows(
             "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
             "credits_pending = v.column4, credits_posted = v.column5 "
@@ -319,7 +335,7 @@ class Ledger:
                 sorted(plan.holds_resolved.items()),
             )
             invariant(resolved == len(plan.holds_resolved), "a hold resolved twice")
-        if write_head:
+        if txn is None:
             _move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
 
     # -- reads ------------------------------------------------------------------------
@@ -482,6 +498,9 @@ class LedgerTransaction:
         # The head row is written once, at the end (`flush`), not after every batch.
         self._entries = 0
         self._appended: list[tuple[RowsOf, tuple[Any, ...]]] = []
+        # Journal entries appended but not yet written, by id: the journal as this
+        # transaction sees it is the table plus these.
+        self._unwritten: dict[str, Transfer] = {}
         self._expired = False  # due holds are voided once per transaction
         self.now_ns = ledger.clock.now_ns()
 
@@ -499,6 +518,7 @@ class LedgerTransaction:
             for rows_of, rows in by_table.items():
                 self.raw.insert_rows(rows_of.table, rows_of.columns, rows_of.types, rows)
             self._appended = []
+            self._unwritten = {}
         if self._entries:
             _move_head(self.raw, self._locked_head[1], self._head, self._entries)
             self._locked_head, self._entries = self._head, 0
@@ -511,12 +531,20 @@ class LedgerTransaction:
         invariant(len(self._appended) < APPENDED_ROWS_MAX, "a transaction appends a bounded number of rows")
         self._appended.append((rows_of, row))
 
-    def _mark(self) -> tuple[tuple[int, str], int, int]:
-        return self._head, self._entries, len(self._appended)
+    def _append_entries(self, entries: Sequence[dict[str, Any]]) -> None:
+        for entry in entries:
+            row = _transfer_row(entry)
+            self.append(_TRANSFER_ROWS, row)
+            self._unwritten[entry["id"]] = Transfer(*row)
 
-    def _rewind(self, mark: tuple[tuple[int, str], int, int]) -> None:
-        self._head, self._entries, appended = mark
+    def _mark(self) -> tuple[tuple[int, str], int, int, int]:
+        return self._head, self._entries, len(self._appended), len(self._unwritten)
+
+    def _rewind(self, mark: tuple[tuple[int, str], int, int, int]) -> None:
+        self._head, self._entries, appended, unwritten = mark
         del self._appended[appended:]
+        for entry_id in list(self._unwritten)[unwritten:]:
+            del self._unwritten[entry_id]
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
         return self._ledger._create_accounts(self.raw, new, self.now_ns)
@@ -526,7 +554,7 @@ class LedgerTransaction:
             raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
         if not transfers:
             return []
-        plan = self._ledger._apply(self.raw, [transfers], self._head, expire=not self._expired, write_head=False)
+        plan = self._ledger._apply(self.raw, [transfers], self._head, expire=not self._expired, txn=self)
         self._expired = True
         self._head = (plan.head_timestamp, plan.head_hash)
         self._entries += len(plan.entries)
