@@ -160,3 +160,40 @@ def test_a_refused_work_in_a_group_leaves_its_transfer_ids_free_for_the_next(led
     assert ledger.transfer("same").amount == 250  # type: ignore[union-attr]
     assert ledger.account("b").balance == 250  # type: ignore[union-attr]
     assert audit(ledger.db).ok
+
+
+def test_a_transaction_sees_the_balances_it_changed_before_they_are_written(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 100)
+
+    def inside(txn):  # type: ignore[no-untyped-def]
+        [first] = txn.create_transfers([NewTransfer("t1", "a", "b", 70, "USD")])
+        seen = txn.accounts(["a", "b"])
+        [second] = txn.create_transfers([NewTransfer("t2", "a", "b", 50, "USD")])
+        return first.result, seen["a"].balance, seen["b"].balance, second.result
+
+    first, a_seen, b_seen, second = ledger.transaction(inside)
+    assert (first, a_seen, b_seen) == (Result.ok, 30, 70)
+    assert second is Result.insufficient_funds  # counted against the unwritten 70
+    assert (ledger.account("a").balance, ledger.account("b").balance) == (30, 70)  # type: ignore[union-attr]
+    assert audit(ledger.db).ok
+
+
+def test_a_refused_work_in_a_group_leaves_no_trace_in_the_balances_the_next_one_sees(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 100)
+
+    def refuses(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer("r", "a", "b", 80, "USD")])
+        assert r.result is Result.ok
+        raise Refused("changed its mind")
+
+    def spends(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer("s", "a", "b", 90, "USD")])
+        return r.result
+
+    outcomes = ledger.db.write_raw(lambda raw: ledger._run_works(raw, [refuses, spends, spends]))
+    assert isinstance(outcomes[0], Failed)
+    assert outcomes[1:] == [Result.ok, Result.exists]
+    assert (ledger.account("a").balance, ledger.account("b").balance) == (10, 90)  # type: ignore[union-attr]
+    assert audit(ledger.db).ok

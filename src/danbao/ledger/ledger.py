@@ -8,6 +8,7 @@ head moved. Reads (balances, history, holds, past balances) are here too.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, TypeVar
@@ -286,14 +287,17 @@ class Ledger:
         for hold in holds.values():
             account_ids.add(hold.debit_account_id)
             account_ids.add(hold.credit_account_id)
+        changed = txn._changed if txn is not None else {}
         totals = {
             row[0]: Totals(*row[1:])
             for row in raw.select_where_in(
                 "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted FROM accounts",
                 "id",
-                sorted(account_ids),
+                sorted(account_ids - changed.keys()),
             )
         }
+        # Copies: the engine changes the totals it is given in place.
+        totals.update((i, changed[i].copy()) for i in account_ids if i in changed)
         plan = plan_batch(
             submissions,
             accounts=totals,
@@ -312,19 +316,10 @@ class Ledger:
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
             raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
+            _write_totals(raw, plan.accounts)
         else:
             txn._append_entries(plan.entries)
-        updated = raw.update_from_rows(
-            "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
-            "credits_pending = v.column4, credits_posted = v.column5 "
-            "FROM {rows} WHERE accounts.id = v.column1",
-            ("text", "bigint", "bigint", "bigint", "bigint"),
-            [
-                (k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted)
-                for k, t in sorted(plan.accounts.items())
-            ],
-        )
-        invariant(updated == len(plan.accounts), "every changed account is updated exactly once")
+            txn._changed.update(plan.accounts)
         if plan.holds_opened:
             raw.insert_rows("holds", _HOLD_FIELDS, _HOLD_TYPES, [_hold_row(h) for h in plan.holds_opened])
         if plan.holds_resolved:
@@ -489,7 +484,10 @@ def _check_account(a: NewAccount) -> Result | None:
 
 
 class LedgerTransaction:
-    """The ledger inside a caller's write transaction (see `Ledger.transaction`)."""
+    """The ledger inside a caller's write transaction (see `Ledger.transaction`).
+
+    It keeps its journal entries, appended rows and account totals in memory and writes
+    them at `flush`, once for a whole group of works; its own reads see them first."""
 
     def __init__(self, ledger: Ledger, raw: Raw):
         self.raw = raw
@@ -501,6 +499,9 @@ class LedgerTransaction:
         # Journal entries appended but not yet written, by id: the journal as this
         # transaction sees it is the table plus these.
         self._unwritten: dict[str, Transfer] = {}
+        # Accounts' totals as this transaction left them, written at `flush`: a group's
+        # works share one UPDATE, and an account they all touch is read once.
+        self._changed: dict[str, Totals] = {}
         self._expired = False  # due holds are voided once per transaction
         self.now_ns = ledger.clock.now_ns()
 
@@ -510,7 +511,8 @@ class LedgerTransaction:
         return result
 
     def flush(self) -> None:
-        """Write the rows appended so far and move the journal head to the last entry."""
+        """Write what the transaction has kept back (appended rows, journal entries, the
+        changed accounts' totals) and move the journal head to the last entry."""
         if self._appended:
             by_table: dict[RowsOf, list[tuple[Any, ...]]] = {}
             for rows_of, row in self._appended:
@@ -519,6 +521,9 @@ class LedgerTransaction:
                 self.raw.insert_rows(rows_of.table, rows_of.columns, rows_of.types, rows)
             self._appended = []
             self._unwritten = {}
+        if self._changed:
+            _write_totals(self.raw, self._changed)
+            self._changed = {}
         if self._entries:
             _move_head(self.raw, self._locked_head[1], self._head, self._entries)
             self._locked_head, self._entries = self._head, 0
@@ -537,11 +542,13 @@ class LedgerTransaction:
             self.append(_TRANSFER_ROWS, row)
             self._unwritten[entry["id"]] = Transfer(*row)
 
-    def _mark(self) -> tuple[tuple[int, str], int, int, int]:
-        return self._head, self._entries, len(self._appended), len(self._unwritten)
+    def _mark(self) -> tuple[tuple[int, str], int, int, int, dict[str, Totals]]:
+        # The totals are never changed in place (the engine gets copies): a shallow copy
+        # of the dict is a snapshot.
+        return self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed)
 
-    def _rewind(self, mark: tuple[tuple[int, str], int, int, int]) -> None:
-        self._head, self._entries, appended, unwritten = mark
+    def _rewind(self, mark: tuple[tuple[int, str], int, int, int, dict[str, Totals]]) -> None:
+        self._head, self._entries, appended, unwritten, self._changed = mark
         del self._appended[appended:]
         for entry_id in list(self._unwritten)[unwritten:]:
             del self._unwritten[entry_id]
@@ -565,7 +572,29 @@ class LedgerTransaction:
         if len(account_ids) > PAGE_LIMIT_MAX:
             raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
         rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted(set(account_ids)))
-        return {row[0]: Account(*row) for row in rows}
+        found = {row[0]: Account(*row) for row in rows}
+        for account_id, account in found.items():
+            t = self._changed.get(account_id)
+            if t is not None:
+                found[account_id] = dataclasses.replace(
+                    account,
+                    debits_pending=t.debits_pending,
+                    debits_posted=t.debits_posted,
+                    credits_pending=t.credits_pending,
+                    credits_posted=t.credits_posted,
+                )
+        return found
+
+
+def _write_totals(raw: Raw, accounts: dict[str, Totals]) -> None:
+    updated = raw.update_from_rows(
+        "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
+        "credits_pending = v.column4, credits_posted = v.column5 "
+        "FROM {rows} WHERE accounts.id = v.column1",
+        ("text", "bigint", "bigint", "bigint", "bigint"),
+        [(k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) for k, t in sorted(accounts.items())],
+    )
+    invariant(updated == len(accounts), "every changed account is updated exactly once")
 
 
 def _move_head(raw: Raw, expected_hash: str, head: tuple[int, str], entries: int) -> None:
