@@ -160,6 +160,40 @@ def make_machine(database_factory):
                 self.sent[t.id] = key
             self._check(transfers, keys)
 
+        @rule(data=st.data(), steps=st.integers(2, 5))
+        def in_one_transaction(self, data, steps):
+            """Several batches in one `Ledger.transaction`, each seeing the ones before it
+            (their entries, holds and totals) before anything is written."""
+            now = self.clock.now_ns()
+            self.model.expire(now)
+            sent = []
+            for _ in range(steps):
+                choice = data.draw(st.sampled_from(["plain", "pending", "resolve", "replay"]))
+                if choice in ("plain", "pending"):
+                    debit = data.draw(st.sampled_from(["bank", *ACCOUNT_NAMES] if choice == "plain" else ACCOUNT_NAMES))
+                    credit = data.draw(st.sampled_from(ACCOUNT_NAMES))
+                    if debit == credit:
+                        continue
+                    timeout = data.draw(st.sampled_from([0, 60])) if choice == "pending" else 0
+                    t, key = self._plain(choice, debit, credit, data.draw(st.integers(1, 400)), "USD", timeout)
+                elif choice == "resolve":
+                    if not self.model.holds:
+                        continue
+                    kind = data.draw(st.sampled_from(["post", "void"]))
+                    key = (kind, (self._new_id(), data.draw(st.sampled_from(sorted(self.model.holds))), None))
+                    t = self._rebuild(*key)
+                else:
+                    singles = sorted(i for i in self.model.transfers if i not in self.chain_of)
+                    if not singles:
+                        continue
+                    key = self.model.transfers[data.draw(st.sampled_from(singles))]
+                    t = self._rebuild(*key)
+                [expected] = self._expected([key], now)
+                sent.append((t, expected))
+            got = self.ledger.transaction(lambda txn: [txn.create_transfers([t])[0].result for t, _ in sent])
+            assert got == [expected for _, expected in sent]
+            assert self._totals() == self.model.snapshot()
+
         @rule(seconds=st.sampled_from([1, 5, 30, 61]))
         def advance_clock(self, seconds):
             self.clock.advance(seconds)
