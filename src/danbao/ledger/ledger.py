@@ -3,7 +3,9 @@
 It loads what a batch touches inside one write transaction (after locking the journal
 head, which orders every writer), asks the pure engine for a plan, and persists the plan:
 journal rows appended, one row update per changed account, holds opened and resolved,
-head moved. Reads (balances, history, holds, past balances) are here too.
+head moved. Inside `Ledger.transaction` (domain works sharing one commit) the journal
+rows, account updates and head move are kept back and written once, at the end.
+Reads (balances, history, holds, past balances) are here too.
 """
 
 from __future__ import annotations
