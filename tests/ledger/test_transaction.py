@@ -22,6 +22,32 @@ class Refused(DanbaoError):
     code = "refused"
 
 
+def run_as_one_group(ledger: Ledger, *works):  # type: ignore[no-untyped-def]
+    """Run works as one group, as the group committer hands them to the writer."""
+    return ledger.db.write_raw(lambda raw: ledger._run_works(raw, list(works)))
+
+
+def moves_then_refuses(transfer_id: str, amount: int):  # type: ignore[no-untyped-def]
+    """A work that moves money from a to b and then changes its mind."""
+
+    def work(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer(transfer_id, "a", "b", amount, "USD")])
+        assert r.result is Result.ok
+        raise Refused("changed its mind")
+
+    return work
+
+
+def moves(transfer_id: str, amount: int):  # type: ignore[no-untyped-def]
+    """A work that moves money from a to b and returns the result code."""
+
+    def work(txn):  # type: ignore[no-untyped-def]
+        [r] = txn.create_transfers([NewTransfer(transfer_id, "a", "b", amount, "USD")])
+        return r.result
+
+    return work
+
+
 def test_a_refused_work_moves_no_money_and_the_others_commit(ledger: Ledger) -> None:
     open_accounts(ledger, "a", "b")
     fund(ledger, "a", 10_000)
@@ -144,17 +170,7 @@ def test_a_refused_work_in_a_group_leaves_its_transfer_ids_free_for_the_next(led
     open_accounts(ledger, "a", "b")
     fund(ledger, "a", 1_000)
 
-    def refuses(txn):  # type: ignore[no-untyped-def]
-        [r] = txn.create_transfers([NewTransfer("same", "a", "b", 100, "USD")])
-        assert r.result is Result.ok
-        raise Refused("changed its mind")
-
-    def reuses(txn):  # type: ignore[no-untyped-def]
-        [r] = txn.create_transfers([NewTransfer("same", "a", "b", 250, "USD")])
-        return r.result
-
-    # One group, as the group committer would hand it to the writer.
-    outcomes = ledger.db.write_raw(lambda raw: ledger._run_works(raw, [refuses, reuses]))
+    outcomes = run_as_one_group(ledger, moves_then_refuses("same", 100), moves("same", 250))
     assert isinstance(outcomes[0], Failed) and isinstance(outcomes[0].error, Refused)
     assert outcomes[1] is Result.ok
     assert ledger.transfer("same").amount == 250  # type: ignore[union-attr]
@@ -183,16 +199,8 @@ def test_a_refused_work_in_a_group_leaves_no_trace_in_the_balances_the_next_one_
     open_accounts(ledger, "a", "b")
     fund(ledger, "a", 100)
 
-    def refuses(txn):  # type: ignore[no-untyped-def]
-        [r] = txn.create_transfers([NewTransfer("r", "a", "b", 80, "USD")])
-        assert r.result is Result.ok
-        raise Refused("changed its mind")
-
-    def spends(txn):  # type: ignore[no-untyped-def]
-        [r] = txn.create_transfers([NewTransfer("s", "a", "b", 90, "USD")])
-        return r.result
-
-    outcomes = ledger.db.write_raw(lambda raw: ledger._run_works(raw, [refuses, spends, spends]))
+    spends = moves("s", 90)
+    outcomes = run_as_one_group(ledger, moves_then_refuses("r", 80), spends, spends)
     assert isinstance(outcomes[0], Failed)
     assert outcomes[1:] == [Result.ok, Result.exists]
     assert (ledger.account("a").balance, ledger.account("b").balance) == (10, 90)  # type: ignore[union-attr]

@@ -5,10 +5,10 @@ validators, table metadata) that CPython's cyclic collector would otherwise re-s
 its defaults, a full collection every second or two under load, 55-80 ms each, and a young
 collection every 700 allocations. Measured on the 2-core machine at 16 clients that was
 about 57 µs of collection per request, and the full collections were the p99 tail
-(docs/benchmarks.md, "Garbage collection"). Freezing the heap that exists once the app is
+(docs/benchmarks.md, the 2026-11-23 section). Freezing the heap that exists once the app is
 built takes those objects out of every later collection; a larger young threshold lets a
 request's garbage, almost all of it freed by reference counting anyway, go before a
-collection has to look at it. Afterwards: about 6 µs per request and no full collection in
+collection has to look at it. Afterwards: about 7 µs per request and no full collection in
 steady state.
 """
 

@@ -25,7 +25,7 @@ import httpx
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
 from danbao.store import Database
-from danbao.store.raw import Raw
+from danbao.store.raw import Raw, RowsOf
 from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
 
@@ -127,6 +127,12 @@ class Delivery:
     updated_at: int
 
 
+# Deliveries are written in one statement per dispatched batch.
+_DELIVERY_ROWS = RowsOf(
+    "webhook_deliveries",
+    ("id", "endpoint_id", "party_id", "event_id", "event_type", "payload", "state", "attempts", "last_status_code", "last_error", "next_attempt_at", "created_at", "updated_at"),
+    ("text", "text", "text", "text", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint"),
+)
 _DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at"
 
 
@@ -224,12 +230,7 @@ class Webhooks:
                     for endpoint_id, types in subscribed.get(party, []):  # type: ignore[arg-type]
                         if kind in types or "*" in types:
                             rows.append((f"wd_{secrets.token_hex(8)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
-            raw.insert_rows(
-                "webhook_deliveries",
-                ("id", "endpoint_id", "party_id", "event_id", "event_type", "payload", "state", "attempts", "last_status_code", "last_error", "next_attempt_at", "created_at", "updated_at"),
-                ("text", "text", "text", "text", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint"),
-                rows,
-            )
+            raw.insert(_DELIVERY_ROWS, rows)
             trade_rows.mark_dispatched(raw, [e for e, _ in pending])
             return len(rows)
 

@@ -80,6 +80,8 @@ _ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint",
 _transfer_row = itemgetter(*_TRANSFER_FIELDS)
 _TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES)
 _hold_row = itemgetter(*_HOLD_FIELDS)
+_HOLD_ROWS = RowsOf("holds", _HOLD_FIELDS, _HOLD_TYPES)
+_ACCOUNT_ROWS = RowsOf("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES)
 
 
 class Ledger:
@@ -134,7 +136,7 @@ class Ledger:
             existing[account.id] = fields
             rows.append((account.id, *fields, 0, 0, 0, 0, now))
             results.append(AccountResult(account.id, Result.ok))
-        raw.insert_rows("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES, rows)
+        raw.insert(_ACCOUNT_ROWS, rows)
         return results
 
     def transaction(self, work: Callable[[LedgerTransaction], T]) -> T:
@@ -275,12 +277,13 @@ class Ledger:
                     account_ids.add(t.debit_account_id)
                 if isinstance(t.credit_account_id, str):
                     account_ids.add(t.credit_account_id)
+        unwritten = txn._unwritten if txn is not None else {}
+        journal_ids = transfer_ids | pending_ids
         journal = {
             row[0]: Transfer(*row)
-            for row in raw.select_where_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers", "id", sorted(transfer_ids | pending_ids))
+            for row in raw.select_where_in(f"SELECT {_TRANSFER_COLUMNS} FROM transfers", "id", sorted(journal_ids - unwritten.keys()))
         }
-        if txn is not None and txn._unwritten:
-            journal.update((i, txn._unwritten[i]) for i in transfer_ids | pending_ids if i in txn._unwritten)
+        journal.update((i, unwritten[i]) for i in journal_ids if i in unwritten)
         holds = {h.pending_id: h for h in due}
         wanted = sorted(pending_ids - holds.keys())
         if wanted:
@@ -317,13 +320,12 @@ class Ledger:
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
-            raw.insert_rows("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES, [_transfer_row(e) for e in plan.entries])
+            raw.insert(_TRANSFER_ROWS, [_transfer_row(e) for e in plan.entries])
             _write_totals(raw, plan.accounts)
         else:
-            txn._append_entries(plan.entries)
-            txn._changed.update(plan.accounts)
+            txn._keep(plan)
         if plan.holds_opened:
-            raw.insert_rows("holds", _HOLD_FIELDS, _HOLD_TYPES, [_hold_row(h) for h in plan.holds_opened])
+            raw.insert(_HOLD_ROWS, [_hold_row(h) for h in plan.holds_opened])
         if plan.holds_resolved:
             resolved = raw.update_from_rows(
                 "UPDATE holds SET state = v.column2 FROM {rows} "
@@ -520,7 +522,7 @@ class LedgerTransaction:
             for rows_of, row in self._appended:
                 by_table.setdefault(rows_of, []).append(row)
             for rows_of, rows in by_table.items():
-                self.raw.insert_rows(rows_of.table, rows_of.columns, rows_of.types, rows)
+                self.raw.insert(rows_of, rows)
             self._appended = []
             self._unwritten = {}
         if self._changed:
@@ -538,11 +540,13 @@ class LedgerTransaction:
         invariant(len(self._appended) < APPENDED_ROWS_MAX, "a transaction appends a bounded number of rows")
         self._appended.append((rows_of, row))
 
-    def _append_entries(self, entries: Sequence[dict[str, Any]]) -> None:
-        for entry in entries:
+    def _keep(self, plan: Plan) -> None:
+        """Keep back a plan's journal entries and changed totals until `flush`."""
+        for entry in plan.entries:
             row = _transfer_row(entry)
             self.append(_TRANSFER_ROWS, row)
             self._unwritten[entry["id"]] = Transfer(*row)
+        self._changed.update(plan.accounts)
 
     def _mark(self) -> tuple[tuple[int, str], int, int, int, dict[str, Totals]]:
         # The totals are never changed in place (the engine gets copies): a shallow copy

@@ -79,17 +79,18 @@ class Raw:
             found += self.rows(f"{select_from} WHERE {column} IN ({list_placeholders(len(chunk))})", chunk)
         return found
 
-    def insert_rows(self, table: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert(self, rows_of: RowsOf, rows: Sequence[Sequence[Any]]) -> None:
         """INSERT many rows: multi-row VALUES on SQLite, one array per column on PostgreSQL."""
         if not rows:
             return
-        names = ", ".join(columns)
+        table, width = rows_of.table, len(rows_of.columns)
+        names = ", ".join(rows_of.columns)
         if self._postgres:
-            self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(types)}", _columns_of(rows, len(columns)))
+            self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(rows_of.types)}", _columns_of(rows, width))
             return
-        for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // len(columns)):
+        for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
             flat = [value for row in chunk for value in row]
-            self.run(f"INSERT INTO {table} ({names}) VALUES {row_placeholders(len(chunk), len(columns))}", flat)
+            self.run(f"INSERT INTO {table} ({names}) VALUES {row_placeholders(len(chunk), width)}", flat)
 
     def update_from_rows(self, template: str, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
         """`template` holds `{rows}` where a row source named `v` (columns column1..N) goes:
