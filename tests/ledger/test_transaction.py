@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from danbao.clock import ManualClock
 from danbao.errors import DanbaoError, InvariantViolation
 from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
 from danbao.ledger.group_commit import Failed
@@ -204,4 +205,21 @@ def test_a_refused_work_in_a_group_leaves_no_trace_in_the_balances_the_next_one_
     assert isinstance(outcomes[0], Failed)
     assert outcomes[1:] == [Result.ok, Result.exists]
     assert (ledger.account("a").balance, ledger.account("b").balance) == (10, 90)  # type: ignore[union-attr]
+    assert audit(ledger.db).ok
+
+
+def test_a_refused_work_that_voided_due_holds_leaves_the_voiding_to_the_next_work(ledger: Ledger, clock: ManualClock) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 1_000)
+    [held] = ledger.create_transfers([NewTransfer("h", "a", "b", 300, "USD", flags=int(TransferFlags.pending), timeout_seconds=1)])
+    assert held.result is Result.ok
+    clock.advance(2)
+
+    outcomes = run_as_one_group(ledger, moves_then_refuses("r", 10), moves("s", 10))
+    assert isinstance(outcomes[0], Failed)
+    assert outcomes[1] is Result.ok
+    # The refused work's voiding was rolled back with it, so the next work voids the hold.
+    assert ledger.holds("a").items == []
+    assert [h.pending_id for h in ledger.holds("a", state="expired").items] == ["h"]
+    assert ledger.account("a").balance == 1_000 - 10  # type: ignore[union-attr]
     assert audit(ledger.db).ok

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, case, func, select
 
@@ -487,6 +487,17 @@ def _check_account(a: NewAccount) -> Result | None:
     return None
 
 
+class _Mark(NamedTuple):
+    """Where a `LedgerTransaction` stood before a work, to rewind to if the work refuses."""
+
+    head: tuple[int, str]
+    entries: int
+    appended: int
+    unwritten: int
+    changed: dict[str, Totals]
+    expired: bool  # a refused work's voiding of due holds is rolled back with it
+
+
 class LedgerTransaction:
     """The ledger inside a caller's write transaction (see `Ledger.transaction`).
 
@@ -548,15 +559,16 @@ class LedgerTransaction:
             self._unwritten[entry["id"]] = Transfer(*row)
         self._changed.update(plan.accounts)
 
-    def _mark(self) -> tuple[tuple[int, str], int, int, int, dict[str, Totals]]:
+    def _mark(self) -> _Mark:
         # The totals are never changed in place (the engine gets copies): a shallow copy
         # of the dict is a snapshot.
-        return self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed)
+        return _Mark(self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed), self._expired)
 
-    def _rewind(self, mark: tuple[tuple[int, str], int, int, int, dict[str, Totals]]) -> None:
-        self._head, self._entries, appended, unwritten, self._changed = mark
-        del self._appended[appended:]
-        for entry_id in list(self._unwritten)[unwritten:]:
+    def _rewind(self, mark: _Mark) -> None:
+        """Forget everything since `mark`: the caller rolled the database back to it."""
+        self._head, self._entries, self._changed, self._expired = mark.head, mark.entries, mark.changed, mark.expired
+        del self._appended[mark.appended :]
+        for entry_id in list(self._unwritten)[mark.unwritten :]:
             del self._unwritten[entry_id]
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
