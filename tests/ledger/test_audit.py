@@ -36,6 +36,10 @@ TAMPERING = {
     "balance edited": "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'bob'",
     "entry deleted": "DELETE FROM transfers WHERE id = 't1'",
     "hold reopened": "UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'",
+    "history link cut": "UPDATE transfers SET credit_prev = NULL WHERE id = 'p1'",
+    "history link moved": "UPDATE transfers SET debit_prev = (SELECT timestamp FROM transfers WHERE id = 't1') WHERE id = 'p1'",
+    "history count edited": "UPDATE accounts SET entries = entries + 1 WHERE id = 'bob'",
+    "history end edited": "UPDATE accounts SET last_entry = NULL WHERE id = 'alice'",
     "both sides edited": (
         "UPDATE accounts SET credits_posted = credits_posted + 5 WHERE id = 'bob';"
         "UPDATE accounts SET debits_posted = debits_posted + 5 WHERE id = 'alice'"

@@ -2,7 +2,9 @@
 
 Checks, in one consistent snapshot: the hash chain from genesis to the head; timestamps
 strictly increasing; each resolving entry matches the hold it resolves; every account's
-four totals equal the sums of its journal; holds agree with the journal; per currency,
+four totals equal the sums of its journal; its history chain (each entry's link to the
+account's previous one, its latest entry and count, and its marks with their totals)
+matches the journal; holds agree with the journal; per currency,
 debits equal credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
 overcredited). Returns a report; it never repairs anything.
 """
@@ -15,9 +17,10 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, select
 
 from danbao.ledger.journal import deltas, entry_hash
-from danbao.ledger.model import AccountFlags, HoldState, TransferFlags
+from danbao.ledger.model import HISTORY_MARK_EVERY, AccountFlags, HoldState, TransferFlags
 from danbao.store import Database
 from danbao.store.schema import GENESIS_HASH
+from danbao.store.schema import account_marks as marks_t
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import ledger_head as head_t
@@ -59,7 +62,9 @@ def audit(db: Database) -> AuditReport:
 
 def _audit(conn: Connection) -> AuditReport:
     report = AuditReport()
-    derived: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
+    derived: dict[str, list[int | None]] = defaultdict(_no_entries)
+    marks: dict[tuple[str, int], list[int | None]] = {}
     pending: dict[str, tuple[int, str, str]] = {}  # pending id -> (amount, debit, credit)
     resolved: dict[str, str] = {}
     prev_hash, prev_ts = GENESIS_HASH, 0
@@ -92,11 +97,16 @@ def _audit(conn: Connection) -> AuditReport:
                 report.violation(f"transfer {t.id} posts more than its hold")
             resolved[t.pending_id] = _state_of(t.flags)
         pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
-        debit, credit = derived[t.debit_account_id], derived[t.credit_account_id]
-        debit[0] += pending_delta
-        debit[1] += posted_delta
-        credit[2] += pending_delta
-        credit[3] += posted_delta
+        for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
+            a = derived[account_id]
+            a[first] += pending_delta  # type: ignore[operator]
+            a[first + 1] += posted_delta  # type: ignore[operator]
+            if prev != a[4]:
+                report.violation(f"history chain of {account_id} broken at transfer {t.id}")
+            a[4] = t.timestamp
+            a[5] += 1  # type: ignore[operator]
+            if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
+                marks[(account_id, t.timestamp)] = a[:4]
 
     head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
     if head.hash != prev_hash or head.transfers_count != report.transfers_checked:
@@ -106,9 +116,11 @@ def _audit(conn: Connection) -> AuditReport:
     for a in conn.execute(select(accounts_t).order_by(accounts_t.c.id)):
         report.accounts_checked += 1
         stored = [a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted]
-        expected_totals = derived.pop(a.id, [0, 0, 0, 0])
-        if stored != expected_totals:
-            report.violation(f"account {a.id} totals {stored} differ from its journal {expected_totals}")
+        expected = derived.pop(a.id, _no_entries())
+        if stored != expected[:4]:
+            report.violation(f"account {a.id} totals {stored} differ from its journal {expected[:4]}")
+        if [a.last_entry, a.entries] != expected[4:]:
+            report.violation(f"account {a.id} history ends at {a.last_entry} after {a.entries} entries, journal says {expected[4]} after {expected[5]}")
         if a.flags & AccountFlags.no_overdraft and a.debits_pending + a.debits_posted > a.credits_posted:
             report.violation(f"account {a.id} is overdrawn")
         if a.flags & AccountFlags.no_overcredit and a.credits_pending + a.credits_posted > a.debits_posted:
@@ -125,6 +137,14 @@ def _audit(conn: Connection) -> AuditReport:
             report.violation(f"{code}: debits do not equal credits ({c})")
     report.currencies = dict(currencies)
 
+    for m in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(marks_t)):
+        expected_mark = marks.pop((m.account_id, m.timestamp), None)
+        stored_mark = [m.debits_pending, m.debits_posted, m.credits_pending, m.credits_posted]
+        if expected_mark != stored_mark:
+            report.violation(f"history mark of {m.account_id} at {m.timestamp} is {stored_mark}, journal says {expected_mark}")
+    for account_id, timestamp in sorted(marks):
+        report.violation(f"history mark of {account_id} at {timestamp} is missing")
+
     holds_seen = 0
     for h in conn.execute(select(holds_t)):
         holds_seen += 1
@@ -137,6 +157,10 @@ def _audit(conn: Connection) -> AuditReport:
     if holds_seen != len(pending):
         report.violation(f"{len(pending)} pending entries but {holds_seen} holds")
     return report
+
+
+def _no_entries() -> list[int | None]:
+    return [0, 0, 0, 0, None, 0]
 
 
 def _state_of(flags: int) -> str:

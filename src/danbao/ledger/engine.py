@@ -18,6 +18,7 @@ from danbao.ledger.journal import canonical_metadata, entry_hash
 from danbao.ledger.model import (
     CLIENT_TRANSFER_FLAGS,
     CODE_PATTERN,
+    HISTORY_MARK_EVERY,
     ID_PATTERN,
     METADATA_BYTES_MAX,
     TIMEOUT_SECONDS_MAX,
@@ -58,6 +59,9 @@ class Totals:
     debits_posted: int
     credits_pending: int
     credits_posted: int
+    # The account's history chain: its latest entry's timestamp and how many it has.
+    last_entry: int | None = None
+    entries: int = 0
 
     def copy(self) -> Totals:
         return Totals(
@@ -67,6 +71,8 @@ class Totals:
             self.debits_posted,
             self.credits_pending,
             self.credits_posted,
+            self.last_entry,
+            self.entries,
         )
 
 
@@ -79,6 +85,9 @@ class Plan:
     holds_resolved: dict[str, str]  # pending_id -> new state (holds that existed before)
     head_timestamp: int
     head_hash: str
+    # (account_id, timestamp, debits_pending, debits_posted, credits_pending, credits_posted)
+    # for every HISTORY_MARK_EVERY-th entry of an account.
+    marks: list[tuple[str, int, int, int, int, int]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -170,6 +179,10 @@ class _Overlay:
         cr.credits_pending += pending_delta
         cr.credits_posted += posted_delta
         timestamp = self.next_timestamp()
+        debit_prev, credit_prev = dr.last_entry, cr.last_entry
+        dr.last_entry = cr.last_entry = timestamp
+        dr.entries += 1
+        cr.entries += 1
         entry = {
             "id": id,
             "timestamp": timestamp,
@@ -184,7 +197,16 @@ class _Overlay:
             "flags": flags,
             "pending_id": pending_id,
             "timeout_seconds": timeout_seconds,
+            "debit_prev": debit_prev,
+            "credit_prev": credit_prev,
         }
+        # Marks ride on their entry, so a rolled-back chain takes its marks with it.
+        if not dr.entries % HISTORY_MARK_EVERY or not cr.entries % HISTORY_MARK_EVERY:
+            entry["marks"] = [
+                (account_id, timestamp, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted)
+                for account_id, t in ((debit, dr), (credit, cr))
+                if not t.entries % HISTORY_MARK_EVERY
+            ]
         self.entries.append(entry)
         if self.undo is not None:
             self.undo.append(("created", id, None))
@@ -529,6 +551,7 @@ def plan_batch(
     for totals in changed.values():
         _check_totals(totals)
     resolved = {k: v for k, v in o.hold_states.items() if k not in o.opened}
+    marks = [mark for entry in o.entries if "marks" in entry for mark in entry["marks"]]
     opened = list(o.opened.values())
     for hold in opened:
         hold["state"] = o.hold_states.get(hold["pending_id"], HoldState.pending.value)
@@ -540,7 +563,9 @@ def plan_batch(
         holds_resolved=resolved,
         head_timestamp=o.timestamp,
         head_hash=prev,
+        marks=marks,
     )
+
 
 
 def _check_totals(t: Totals) -> None:

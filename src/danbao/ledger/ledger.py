@@ -15,17 +15,17 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, select
 
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
+from danbao.ledger import history
 from danbao.ledger.engine import Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
     ID_PATTERN,
     PAGE_LIMIT_MAX,
-    RESOLVING_FLAGS,
     TOTAL_MAX,
     TRANSFERS_PER_BATCH_MAX,
     Account,
@@ -38,7 +38,6 @@ from danbao.ledger.model import (
     NewTransfer,
     Page,
     Transfer,
-    TransferFlags,
     TransferResult,
 )
 from danbao.ledger.results import Result
@@ -76,9 +75,20 @@ _TRANSFER_TYPES = ("text", "bigint", "text", "text", "bigint", "bigint", "text",
 _HOLD_TYPES = ("text", "text", "text", "bigint", "text", "bigint", "bigint", "text")
 _ACCOUNT_FIELDS = tuple(Account.__dataclass_fields__)
 _ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
+# The tables also keep the history chain, which is not part of an Account or a Transfer.
+_ACCOUNT_SELECT = [accounts_t.c[name] for name in _ACCOUNT_FIELDS]
+_TRANSFER_SELECT = [transfers_t.c[name] for name in _TRANSFER_FIELDS]
 _ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
-_transfer_row = itemgetter(*_TRANSFER_FIELDS)
-_TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_FIELDS, _TRANSFER_TYPES)
+# A journal row as written: the entry's fields, then each side's previous entry.
+_TRANSFER_ROW_FIELDS = (*_TRANSFER_FIELDS, "debit_prev", "credit_prev")
+_transfer_row = itemgetter(*_TRANSFER_ROW_FIELDS)
+_TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_ROW_FIELDS, (*_TRANSFER_TYPES, "bigint", "bigint"))
+_MARK_ROWS = RowsOf(
+    "account_marks",
+    ("account_id", "timestamp", "debits_pending", "debits_posted", "credits_pending", "credits_posted"),
+    ("text", "bigint", "bigint", "bigint", "bigint", "bigint"),
+)
+_TOTALS_COLUMNS = "currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, last_entry, entries"
 _hold_row = itemgetter(*_HOLD_FIELDS)
 _HOLD_ROWS = RowsOf("holds", _HOLD_FIELDS, _HOLD_TYPES)
 _ACCOUNT_ROWS = RowsOf("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES)
@@ -296,7 +306,7 @@ class Ledger:
         totals = {
             row[0]: Totals(*row[1:])
             for row in raw.select_where_in(
-                "SELECT id, currency, flags, debits_pending, debits_posted, credits_pending, credits_posted FROM accounts",
+                f"SELECT id, {_TOTALS_COLUMNS} FROM accounts",
                 "id",
                 sorted(account_ids - changed.keys()),
             )
@@ -321,6 +331,7 @@ class Ledger:
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
             raw.insert(_TRANSFER_ROWS, [_transfer_row(e) for e in plan.entries])
+            raw.insert(_MARK_ROWS, plan.marks)
             _write_totals(raw, plan.accounts)
         else:
             txn._keep(plan)
@@ -348,7 +359,7 @@ class Ledger:
             raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
 
         def read(conn: Connection) -> list[Account]:
-            rows = conn.execute(select(accounts_t).where(accounts_t.c.id.in_(list(account_ids))).order_by(accounts_t.c.id))
+            rows = conn.execute(select(*_ACCOUNT_SELECT).where(accounts_t.c.id.in_(list(account_ids))).order_by(accounts_t.c.id))
             return [Account(**row._mapping) for row in rows]
 
         return self.db.read(read)
@@ -359,34 +370,20 @@ class Ledger:
             lambda conn: [
                 Account(**row._mapping)
                 for row in conn.execute(
-                    select(accounts_t).where(accounts_t.c.owner == owner).order_by(accounts_t.c.id).limit(limit)
+                    select(*_ACCOUNT_SELECT).where(accounts_t.c.owner == owner).order_by(accounts_t.c.id).limit(limit)
                 )
             ]
         )
 
     def transfer(self, transfer_id: str) -> Transfer | None:
-        row = self.db.read(lambda conn: conn.execute(select(transfers_t).where(transfers_t.c.id == transfer_id)).first())
+        row = self.db.read(lambda conn: conn.execute(select(*_TRANSFER_SELECT).where(transfers_t.c.id == transfer_id)).first())
         return Transfer(**row._mapping) if row is not None else None
 
     def transfers_of(self, account_id: str, *, after: str | None = None, limit: int = 100) -> Page:
         """An account's journal entries in time order, a page at a time (cursor = timestamp)."""
         limit = _page_limit(limit)
         since = _cursor(after)
-
-        def read(conn: Connection) -> list[Transfer]:
-            found: dict[str, Transfer] = {}
-            for column in (transfers_t.c.debit_account_id, transfers_t.c.credit_account_id):
-                query = (
-                    select(transfers_t)
-                    .where(column == account_id, transfers_t.c.timestamp > since)
-                    .order_by(transfers_t.c.timestamp)
-                    .limit(limit + 1)
-                )
-                for row in conn.execute(query):
-                    found[row.id] = Transfer(**row._mapping)
-            return sorted(found.values(), key=lambda t: t.timestamp)[: limit + 1]
-
-        return _page(self.db.read(read), limit)
+        return _page(self.db.read(lambda conn: history.transfers_after(conn, account_id, since, limit + 1)), limit)
 
     def transfers_by_ref(self, ref: str, *, limit: int = 100) -> list[Transfer]:
         limit = _page_limit(limit)
@@ -394,7 +391,7 @@ class Ledger:
             lambda conn: [
                 Transfer(**row._mapping)
                 for row in conn.execute(
-                    select(transfers_t).where(transfers_t.c.ref == ref).order_by(transfers_t.c.timestamp).limit(limit)
+                    select(*_TRANSFER_SELECT).where(transfers_t.c.ref == ref).order_by(transfers_t.c.timestamp).limit(limit)
                 )
             ]
         )
@@ -403,19 +400,7 @@ class Ledger:
         """The account's four totals just after the last entry at or before `timestamp_ns`."""
         if type(timestamp_ns) is not int or not 0 <= timestamp_ns <= TOTAL_MAX:
             raise DanbaoError("timestamp must be nanoseconds since the epoch", field="timestamp", code="timestamp_invalid")
-
-        def read(conn: Connection) -> Balance:
-            sums = []
-            for column in (transfers_t.c.debit_account_id, transfers_t.c.credit_account_id):
-                sums.append(
-                    conn.execute(
-                        _totals_query().where(column == account_id, transfers_t.c.timestamp <= timestamp_ns)
-                    ).one()
-                )
-            (d_pending, d_posted), (c_pending, c_posted) = (_pending_posted(s) for s in sums)
-            return Balance(d_pending, d_posted, c_pending, c_posted)
-
-        return self.db.read(read)
+        return self.db.read(lambda conn: history.balance_at(conn, account_id, timestamp_ns))
 
     def holds(self, account_id: str | None = None, *, state: str = "pending", after: str | None = None, limit: int = 100) -> Page:
         limit = _page_limit(limit)
@@ -427,26 +412,6 @@ class Ledger:
             )
         query = query.order_by(holds_t.c.timestamp).limit(limit + 1)
         return _page(self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)]), limit)
-
-
-def _totals_query():  # type: ignore[no-untyped-def]
-    """SUMs that rebuild (pending, posted) for one side, in journal.deltas' terms."""
-    flags = transfers_t.c.flags
-    pending = flags.op("&")(int(TransferFlags.pending)) != 0
-    resolving = flags.op("&")(int(RESOLVING_FLAGS)) != 0
-    post = flags.op("&")(int(TransferFlags.post_pending)) != 0
-    return select(
-        func.coalesce(func.sum(case((pending, transfers_t.c.amount), else_=0)), 0),
-        func.coalesce(func.sum(case((resolving, transfers_t.c.hold_amount), else_=0)), 0),
-        func.coalesce(
-            func.sum(case((pending, 0), (resolving & ~post, 0), else_=transfers_t.c.amount)), 0
-        ),
-    )
-
-
-def _pending_posted(row: Any) -> tuple[int, int]:
-    opened, released, posted = (int(v) for v in row)
-    return opened - released, posted
 
 
 def _page(rows: list[Any], limit: int) -> Page:
@@ -556,7 +521,9 @@ class LedgerTransaction:
         for entry in plan.entries:
             row = _transfer_row(entry)
             self.append(_TRANSFER_ROWS, row)
-            self._unwritten[entry["id"]] = Transfer(*row)
+            self._unwritten[entry["id"]] = Transfer(*row[: len(_TRANSFER_FIELDS)])
+        for mark in plan.marks:
+            self.append(_MARK_ROWS, mark)
         self._changed.update(plan.accounts)
 
     def _mark(self) -> _Mark:
@@ -607,10 +574,13 @@ class LedgerTransaction:
 def _write_totals(raw: Raw, accounts: dict[str, Totals]) -> None:
     updated = raw.update_from_rows(
         "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
-        "credits_pending = v.column4, credits_posted = v.column5 "
+        "credits_pending = v.column4, credits_posted = v.column5, last_entry = v.column6, entries = v.column7 "
         "FROM {rows} WHERE accounts.id = v.column1",
-        ("text", "bigint", "bigint", "bigint", "bigint"),
-        [(k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) for k, t in sorted(accounts.items())],
+        ("text", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint"),
+        [
+            (k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted, t.last_entry, t.entries)
+            for k, t in sorted(accounts.items())
+        ],
     )
     invariant(updated == len(accounts), "every changed account is updated exactly once")
 

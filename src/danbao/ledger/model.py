@@ -13,6 +13,9 @@ ACCOUNTS_PER_BATCH_MAX = 8190
 TIMEOUT_SECONDS_MAX = 10 * 365 * 24 * 3600
 METADATA_BYTES_MAX = 1024
 PAGE_LIMIT_MAX = 1000
+# Every this-many-th entry of an account is marked with its totals (account_marks), so a
+# history read walks at most this many entries of the account's chain before a page.
+HISTORY_MARK_EVERY = 64
 # Totals are BIGINT columns; refuse anything that would push one past this.
 TOTAL_MAX = 2**63 - 1
 

@@ -46,6 +46,10 @@ accounts = Table(
     Column("credits_pending", BigInteger, nullable=False),
     Column("credits_posted", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
+    # The account's history is a chain through the journal (see `transfers`): its latest
+    # entry, and how many it has (every HISTORY_MARK_EVERY-th is marked in account_marks).
+    Column("last_entry", BigInteger, nullable=True),
+    Column("entries", BigInteger, nullable=False, server_default="0"),
     CheckConstraint(
         "debits_pending >= 0 AND debits_posted >= 0 AND credits_pending >= 0 AND credits_posted >= 0",
         name="ck_accounts_totals_non_negative",
@@ -82,11 +86,29 @@ transfers = Table(
     Column("pending_id", String(ID_LENGTH_MAX), nullable=True),
     Column("timeout_seconds", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # Each side's previous entry (its timestamp) for that account: an account's history
+    # is a chain from accounts.last_entry back through these. A per-account index would
+    # put every transfer on a random index page; the chain writes only pages a batch
+    # already writes (the appended row, the account's totals).
+    Column("debit_prev", BigInteger, nullable=True),
+    Column("credit_prev", BigInteger, nullable=True),
     CheckConstraint("amount >= 0 AND hold_amount >= 0", name="ck_transfers_amounts"),
 )
-Index("ix_transfers_debit", transfers.c.debit_account_id, transfers.c.timestamp)
-Index("ix_transfers_credit", transfers.c.credit_account_id, transfers.c.timestamp)
 Index("ix_transfers_ref", transfers.c.ref, **_where(transfers.c.ref.isnot(None)))
+
+# Every HISTORY_MARK_EVERY-th entry of an account, with its totals just after: the
+# entry points from which history pages are read forwards and past balances found, each
+# within a bounded walk of the chain.
+account_marks = Table(
+    "account_marks",
+    metadata,
+    Column("account_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("debits_pending", BigInteger, nullable=False),
+    Column("debits_posted", BigInteger, nullable=False),
+    Column("credits_pending", BigInteger, nullable=False),
+    Column("credits_posted", BigInteger, nullable=False),
+)
 
 # Open and resolved holds (pending transfers). Derived state, like account totals: the
 # journal alone can rebuild it.
