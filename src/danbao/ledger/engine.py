@@ -567,7 +567,6 @@ def plan_batch(
     )
 
 
-
 def _check_totals(t: Totals) -> None:
     """Fail loudly if the plan would break an invariant the guards should have kept."""
     # Messages are built only on failure: this runs for every changed account.

@@ -14,11 +14,13 @@ from sqlalchemy import BigInteger, Connection, case, literal, select
 from danbao.errors import invariant
 from danbao.ledger.journal import deltas
 from danbao.ledger.model import HISTORY_MARK_EVERY, Balance, Transfer
+from danbao.store.schema import TOTALS_COLUMNS
 from danbao.store.schema import account_marks as marks_t
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import transfers as transfers_t
 
-_TRANSFER_COLUMNS = [transfers_t.c[name] for name in Transfer.__dataclass_fields__]
+# The tables also keep the chain, which is not part of a Transfer.
+TRANSFER_COLUMNS = [transfers_t.c[name] for name in Transfer.__dataclass_fields__]
 
 
 def transfers_after(conn: Connection, account_id: str, since: int, count: int) -> list[Transfer]:
@@ -44,13 +46,7 @@ def balance_at(conn: Connection, account_id: str, timestamp: int) -> Balance:
         end, *totals = mark
     else:
         row = conn.execute(
-            select(
-                accounts_t.c.last_entry,
-                accounts_t.c.debits_pending,
-                accounts_t.c.debits_posted,
-                accounts_t.c.credits_pending,
-                accounts_t.c.credits_posted,
-            ).where(accounts_t.c.id == account_id)
+            select(accounts_t.c.last_entry, *(accounts_t.c[name] for name in TOTALS_COLUMNS)).where(accounts_t.c.id == account_id)
         ).first()
         if row is None or row[0] is None:
             return Balance(0, 0, 0, 0)
@@ -67,13 +63,7 @@ def balance_at(conn: Connection, account_id: str, timestamp: int) -> Balance:
 
 def _next_mark(conn: Connection, account_id: str, after: int) -> tuple[int, int, int, int, int] | None:
     row = conn.execute(
-        select(
-            marks_t.c.timestamp,
-            marks_t.c.debits_pending,
-            marks_t.c.debits_posted,
-            marks_t.c.credits_pending,
-            marks_t.c.credits_posted,
-        )
+        select(marks_t.c.timestamp, *(marks_t.c[name] for name in TOTALS_COLUMNS))
         .where(marks_t.c.account_id == account_id, marks_t.c.timestamp > after)
         .order_by(marks_t.c.timestamp)
         .limit(1)
@@ -89,7 +79,7 @@ def _stretch(conn: Connection, account_id: str, lower: int, end: int) -> list[Tr
     previous = case((t.c.debit_account_id == account_id, t.c.debit_prev), else_=t.c.credit_prev)
     chain = chain.union_all(select(previous).select_from(t.join(chain, t.c.timestamp == chain.c.ts)).where(chain.c.ts > lower))
     rows = conn.execute(
-        select(*_TRANSFER_COLUMNS).where(t.c.timestamp.in_(select(chain.c.ts)), t.c.timestamp > lower).order_by(t.c.timestamp)
+        select(*TRANSFER_COLUMNS).where(t.c.timestamp.in_(select(chain.c.ts)), t.c.timestamp > lower).order_by(t.c.timestamp)
     ).all()
     # Marks bound every stretch; a longer one means the chain or its marks are broken.
     invariant(len(rows) <= HISTORY_MARK_EVERY, f"account {account_id}'s history runs {len(rows)} entries between marks")

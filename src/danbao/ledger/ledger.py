@@ -45,6 +45,7 @@ from danbao.money import CURRENCIES
 from danbao.store import Database
 from danbao.store.errors import TransientStoreError, translate
 from danbao.store.raw import Raw, RowsOf
+from danbao.store.schema import TOTALS_COLUMNS
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import transfers as transfers_t
@@ -75,20 +76,16 @@ _TRANSFER_TYPES = ("text", "bigint", "text", "text", "bigint", "bigint", "text",
 _HOLD_TYPES = ("text", "text", "text", "bigint", "text", "bigint", "bigint", "text")
 _ACCOUNT_FIELDS = tuple(Account.__dataclass_fields__)
 _ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
-# The tables also keep the history chain, which is not part of an Account or a Transfer.
+# The accounts table also keeps the history chain, which is not part of an Account.
 _ACCOUNT_SELECT = [accounts_t.c[name] for name in _ACCOUNT_FIELDS]
-_TRANSFER_SELECT = [transfers_t.c[name] for name in _TRANSFER_FIELDS]
 _ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
 # A journal row as written: the entry's fields, then each side's previous entry.
 _TRANSFER_ROW_FIELDS = (*_TRANSFER_FIELDS, "debit_prev", "credit_prev")
 _transfer_row = itemgetter(*_TRANSFER_ROW_FIELDS)
 _TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_ROW_FIELDS, (*_TRANSFER_TYPES, "bigint", "bigint"))
-_MARK_ROWS = RowsOf(
-    "account_marks",
-    ("account_id", "timestamp", "debits_pending", "debits_posted", "credits_pending", "credits_posted"),
-    ("text", "bigint", "bigint", "bigint", "bigint", "bigint"),
-)
-_TOTALS_COLUMNS = "currency, flags, debits_pending, debits_posted, credits_pending, credits_posted, last_entry, entries"
+_MARK_ROWS = RowsOf("account_marks", ("account_id", "timestamp", *TOTALS_COLUMNS), ("text", "bigint", "bigint", "bigint", "bigint", "bigint"))
+# What the engine needs of an account (`Totals`, in field order).
+_TOTALS_COLUMNS = ", ".join(("currency", "flags", *TOTALS_COLUMNS, "last_entry", "entries"))
 _hold_row = itemgetter(*_HOLD_FIELDS)
 _HOLD_ROWS = RowsOf("holds", _HOLD_FIELDS, _HOLD_TYPES)
 _ACCOUNT_ROWS = RowsOf("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES)
@@ -376,7 +373,7 @@ class Ledger:
         )
 
     def transfer(self, transfer_id: str) -> Transfer | None:
-        row = self.db.read(lambda conn: conn.execute(select(*_TRANSFER_SELECT).where(transfers_t.c.id == transfer_id)).first())
+        row = self.db.read(lambda conn: conn.execute(select(*history.TRANSFER_COLUMNS).where(transfers_t.c.id == transfer_id)).first())
         return Transfer(**row._mapping) if row is not None else None
 
     def transfers_of(self, account_id: str, *, after: str | None = None, limit: int = 100) -> Page:
@@ -391,7 +388,7 @@ class Ledger:
             lambda conn: [
                 Transfer(**row._mapping)
                 for row in conn.execute(
-                    select(*_TRANSFER_SELECT).where(transfers_t.c.ref == ref).order_by(transfers_t.c.timestamp).limit(limit)
+                    select(*history.TRANSFER_COLUMNS).where(transfers_t.c.ref == ref).order_by(transfers_t.c.timestamp).limit(limit)
                 )
             ]
         )

@@ -24,6 +24,13 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+TOTALS_COLUMNS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+
+
+def _four_totals() -> list[Column[int]]:
+    """An account's running totals, in minor units (accounts, and its history marks)."""
+    return [Column(name, BigInteger, nullable=False) for name in TOTALS_COLUMNS]
+
 
 def _where(condition: Any) -> dict[str, Any]:
     """A partial index's predicate, on both backends."""
@@ -41,10 +48,7 @@ accounts = Table(
     Column("kind", String(32), nullable=False),
     Column("owner", String(ID_LENGTH_MAX), nullable=True),
     Column("flags", Integer, nullable=False),
-    Column("debits_pending", BigInteger, nullable=False),
-    Column("debits_posted", BigInteger, nullable=False),
-    Column("credits_pending", BigInteger, nullable=False),
-    Column("credits_posted", BigInteger, nullable=False),
+    *_four_totals(),
     Column("timestamp", BigInteger, nullable=False),
     # The account's history is a chain through the journal (see `transfers`): its latest
     # entry, and how many it has (every HISTORY_MARK_EVERY-th is marked in account_marks).
@@ -104,10 +108,7 @@ account_marks = Table(
     metadata,
     Column("account_id", String(ID_LENGTH_MAX), primary_key=True),
     Column("timestamp", BigInteger, primary_key=True),
-    Column("debits_pending", BigInteger, nullable=False),
-    Column("debits_posted", BigInteger, nullable=False),
-    Column("credits_pending", BigInteger, nullable=False),
-    Column("credits_posted", BigInteger, nullable=False),
+    *_four_totals(),
 )
 
 # Open and resolved holds (pending transfers). Derived state, like account totals: the
