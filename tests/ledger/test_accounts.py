@@ -32,6 +32,7 @@ def test_duplicate_inside_one_batch(ledger):
         (NewAccount("", "USD", "wallet"), Result.id_invalid),
         (NewAccount("~sys", "USD", "wallet"), Result.id_invalid),
         (NewAccount("x" * 65, "USD", "wallet"), Result.id_invalid),
+        (NewAccount("a\n", "USD", "wallet"), Result.id_invalid),
         (NewAccount("a", "USD", "wallet", flags=3), Result.flags_invalid),
         (NewAccount("a", "USD", "wallet", flags=64), Result.flags_invalid),
         (NewAccount("a", "XYZ", "wallet"), Result.currency_unknown),

@@ -17,6 +17,7 @@ from tests.trade.helpers import CUR, FUNDS, Market
         ("buyer", "x" * 129, "x1", "name_invalid", "name"),
         ("buyer", "X", "Has.Dots", "party_id_invalid", "party_id"),
         ("buyer", "X", "x" * 33, "party_id_invalid", "party_id"),
+        ("buyer", "X", "trailing-newline\n", "party_id_invalid", "party_id"),
         ("buyer", "X", "buyer", "party_exists", "party_id"),
     ],
 )

@@ -19,8 +19,9 @@ HISTORY_MARK_EVERY = 64
 # Totals are BIGINT columns; refuse anything that would push one past this.
 TOTAL_MAX = 2**63 - 1
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
-CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "id\n" in.
+ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}\Z")
+CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,63}\Z")
 
 
 class AccountFlags(IntFlag):

@@ -43,7 +43,7 @@ _EXPONENTS: dict[str, int] = {
 
 CURRENCIES: dict[str, Currency] = {code: Currency(code, exp) for code, exp in _EXPONENTS.items()}
 
-_CODE_PATTERN = re.compile(r"^[A-Z]{3}$")
+_CODE_PATTERN = re.compile(r"^[A-Z]{3}\Z")
 
 
 def currency(code: object) -> Currency:

@@ -17,7 +17,7 @@ from danbao.trade.errors import TradeCode, TradeError
 from danbao.trade.model import NAME_CHARS_MAX, Party, Role
 from danbao.trade.step import move_money
 
-PARTY_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+PARTY_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}\Z")  # \Z: `$` admits a trailing newline
 
 
 def check_amount(amount: object, field: str = "amount") -> int:
