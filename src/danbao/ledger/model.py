@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum, IntFlag
-from typing import Any
+from typing import Any, NamedTuple
 
 # Bounds (TigerBeetle style: everything has a named limit).
 TRANSFERS_PER_BATCH_MAX = 8190
@@ -174,8 +174,10 @@ class Balance:
         return self.credits_posted - self.debits_posted
 
 
-@dataclass(frozen=True, slots=True)
-class TransferResult:
+class TransferResult(NamedTuple):
+    """One transfer's outcome. A named tuple, not a frozen dataclass: the engine makes one
+    per transfer, and a frozen dataclass costs about 0.9 us to construct against 0.2."""
+
     id: str
     result: Any  # Result; typed loosely to keep this module free of the enum import cycle
     timestamp: int | None = None
