@@ -55,6 +55,14 @@ CASES = [
     ("unknown trade", "/v1/trades/t_missing/pay", b"{}", (404, "trade_not_found", "trade_id")),
     ("unknown trade, optional body left out", "/v1/trades/t_missing/ship", b"", (404, "trade_not_found", "trade_id")),
     ("unknown route", "/v1/nothing", b"{}", (404, "not_found", None)),
+    ("duplicate key", "/v1/wallet/top-up", b'{"amount": 5, "currency": "CNY", "amount": 500000}', (400, "body_invalid", None)),
+    ("NaN is not JSON", "/v1/wallet/top-up", b'{"amount": NaN, "currency": "CNY"}', (400, "body_invalid", None)),
+    ("nested too deep", "/v1/wallet/top-up", b"[" * 20_000 + b"]" * 20_000, (400, "body_invalid", None)),
+    ("trade: duplicate key", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "amount": 9, "currency": "CNY"}', (400, "body_invalid", None)),
+    ("trade: duplicate key in an item", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "items": [{"name": "a", "name": "b"}]}', (400, "body_invalid", None)),
+    ("trade: Infinity is not JSON", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": Infinity, "currency": "CNY"}', (400, "body_invalid", None)),
+    ("trade: nested too deep", "/v1/trades", b"[" * 20_000 + b"]" * 20_000, (400, "body_invalid", None)),
+    ("ship: nested too deep", "/v1/trades/t_missing/ship", b'{"courier_id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", (400, "body_invalid", None)),
     ("withdraw too much", "/v1/wallet/withdraw", b'{"amount": 5, "currency": "CNY"}', (422, "insufficient_funds", None)),
 ]
 

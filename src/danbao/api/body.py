@@ -6,16 +6,24 @@ instead declares only `request` and calls `json_body`: JSON only, validated by t
 pydantic model in the same (python) mode, failures raised as `RequestValidationError` so
 they become the same problem+json. `documented` puts the body into the OpenAPI document
 as FastAPI would have, and `body_schemas` supplies the models' component schemas.
+
+Both paths decode with `loads`, strict RFC 8259 JSON: UTF-8 only, no duplicate member
+names (parsers disagree on which one wins, so a body could mean one amount to a proxy that
+checked it and another to us), no NaN or Infinity, and nesting past the interpreter's
+recursion limit refused as malformed rather than failing the request with a 500.
+`StrictJsonRoute` gives the routes FastAPI reads bodies for the same decoder.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Coroutine
 from functools import cache
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,6 +43,51 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        names = [name for name, _ in pairs]
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise ValueError(f"duplicate member name {duplicate!r}")
+    return members
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+
+
+def loads(raw: bytes) -> Any:
+    """Decode a request body as strict JSON, or raise `json.JSONDecodeError`."""
+    try:
+        return _DECODER.decode(raw.decode("utf-8"))
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise json.JSONDecodeError(str(error), "", 0) from error
+
+
+class _StrictJsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """An APIRoute whose request bodies FastAPI decodes with `loads`."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            return await handler(_StrictJsonRequest(request.scope, request.receive))
+
+        return strict
+
+
 def _invalid(error_type: str, message: str, *loc: Any) -> RequestValidationError:
     return RequestValidationError([{"type": error_type, "loc": ("body", *loc), "msg": message, "input": None}])
 
@@ -49,8 +102,8 @@ async def json_body(request: Request, model: type[M]) -> M:
     if not _is_json(request.headers.get("content-type", "")):
         raise _invalid("model_attributes_type", "send the body as application/json")
     try:
-        value = json.loads(raw)
-    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        value = loads(raw)
+    except json.JSONDecodeError as error:
         raise _invalid("json_invalid", f"JSON decode error: {error}", 0) from error
     if value is None and _optional(model):
         return model()
@@ -78,4 +131,4 @@ def body_schemas() -> dict[str, Any]:
     return schemas
 
 
-__all__ = ["body_schemas", "documented", "json_body"]
+__all__ = ["StrictJsonRoute", "body_schemas", "documented", "json_body", "loads"]

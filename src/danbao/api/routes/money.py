@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from danbao.api.auth import who
+from danbao.api.body import StrictJsonRoute
 from danbao.api.models import AccountOut, AccountPage, MoneyIn, MoveOut, TransferIn, TransferOut, TransferPage
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
 from danbao.trade import Party
 
-router = APIRouter(prefix="/v1", tags=["money"])
+router = APIRouter(prefix="/v1", tags=["money"], route_class=StrictJsonRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from danbao.api.auth import who
+from danbao.api.body import StrictJsonRoute
 from danbao.api.models import AuditOut
 from danbao.ledger import audit as audit_ledger
 from danbao.trade.reconcile import reconcile
 
-router = APIRouter(tags=["operator"])
+router = APIRouter(tags=["operator"], route_class=StrictJsonRoute)
 
 
 @router.get("/v1/audit", response_model=AuditOut)

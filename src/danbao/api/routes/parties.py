@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from danbao.api.auth import AuthError, who
+from danbao.api.body import StrictJsonRoute
 from danbao.api.keys import KeyInfo, TooManyKeys
 from danbao.api.models import KeyOut, PartyIn, PartyOut
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
 
-router = APIRouter(prefix="/v1", tags=["parties"])
+router = APIRouter(prefix="/v1", tags=["parties"], route_class=StrictJsonRoute)
 
 
 def party_out(p: Party) -> PartyOut:

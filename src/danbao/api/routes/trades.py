@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.responses import Response
 
 from danbao.api.auth import who, who_async
-from danbao.api.body import documented, json_body
+from danbao.api.body import StrictJsonRoute, documented, json_body
 from danbao.api.models import (
     ArbitrateIn,
     ClaimIn,
@@ -33,7 +33,7 @@ from danbao.api.webhooks import event_id, event_type
 from danbao.errors import DanbaoError
 from danbao.trade import Trade, TradeEvent
 
-router = APIRouter(prefix="/v1", tags=["trades"])
+router = APIRouter(prefix="/v1", tags=["trades"], route_class=StrictJsonRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
 TradeCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}$", description="next_cursor of the page before")]
 EventCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}:[0-9]{1,10}$", description="next_cursor of the page before")]

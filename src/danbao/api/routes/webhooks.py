@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from danbao.api.auth import who
+from danbao.api.body import StrictJsonRoute
 from danbao.api.models import (
     DeliveryOut,
     DeliveryPage,
@@ -13,7 +14,7 @@ from danbao.api.models import (
     WebhookEndpointPage,
 )
 
-router = APIRouter(prefix="/v1", tags=["webhooks"])
+router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=StrictJsonRoute)
 
 
 @router.post("/webhook-endpoints", status_code=201, response_model=WebhookEndpointOut)
