@@ -145,6 +145,12 @@ class TradePage(BaseModel):
     next_cursor: str | None
 
 
+class NoBody(Strict):
+    """The body of an operation that takes no parameters: nothing, `null` or `{}`. Any
+    member is refused rather than ignored, so a parameter the API does not have is never
+    silently dropped."""
+
+
 class ShipIn(Strict):
     courier_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
 

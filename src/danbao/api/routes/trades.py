@@ -23,6 +23,7 @@ from danbao.api.models import (
     CollectIn,
     EventOut,
     EventPage,
+    NoBody,
     RefundRequestIn,
     ShipIn,
     TradeIn,
@@ -122,18 +123,19 @@ def events(request: Request, after: EventCursor = None, limit: Limit = 100) -> E
 
 
 def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel] | None = None, summary: str = "") -> None:
-    """One POST per trade operation; the body, if any, is validated by `body_model`."""
+    """One POST per trade operation; the body is validated by `body_model` (or must be empty)."""
     # async: the operation's work joins the ledger's group commit straight from the event
     # loop (`transaction_async`), with no hop through the thread pool. The body is read by
     # `json_body`, not declared as a parameter: FastAPI's body handling cost more CPU.
     async def endpoint(trade_id: str, request: Request) -> Response:
         svc, caller = await who_async(request)
-        body = (await json_body(request, body_model),) if body_model is not None else ()
-        return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id, *body)))
+        body = await json_body(request, model)
+        args = (body,) if body_model is not None else ()
+        return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id, *args)))
 
+    model = body_model or NoBody
     endpoint.__name__ = path.replace("-", "_")
-    extra = documented(body_model) if body_model is not None else None
-    router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "), openapi_extra=extra)(endpoint)
+    router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "), openapi_extra=documented(model))(endpoint)
 
 
 _operation("pay", lambda t, i, c: t.pay(i, c), summary="buyer pays (escrow: into escrow; direct: to the seller)")
