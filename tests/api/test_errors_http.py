@@ -76,6 +76,13 @@ def test_bad_requests_are_refused_with_a_code(live: Live, ann: httpx.Client, lab
     assert after.transfers_checked == before.transfers_checked and after.ok
 
 
+def test_operations_without_parameters_refuse_a_body_with_members(live: Live, ann: httpx.Client) -> None:
+    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+    refused = admin.post("/v1/parties/ann/keys", json={"expires_in": 60})
+    assert problem_of(refused) == (400, "request_invalid", "expires_in")
+    assert admin.post("/v1/parties/ann/keys", json={}).status_code == 201
+
+
 def test_a_trade_body_must_be_sent_as_json(ann: httpx.Client) -> None:
     body = b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY"}'
     assert problem_of(ann.post("/v1/trades", content=body, headers={"Content-Type": "text/plain"}))[:2] == (400, "request_invalid")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from danbao.api.auth import AuthError, who
 from danbao.api.body import StrictJsonRoute
 from danbao.api.keys import KeyInfo, TooManyKeys
-from danbao.api.models import KeyOut, PartyIn, PartyOut
+from danbao.api.models import KeyOut, NoBody, PartyIn, PartyOut
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
 
@@ -45,7 +45,7 @@ def get_party(party_id: str, request: Request) -> PartyOut:
 
 
 @router.post("/parties/{party_id}/keys", status_code=201, response_model=KeyOut)
-def issue_key(party_id: str, request: Request) -> KeyOut:
+def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> KeyOut:
     """Issue an API key acting as the party; the secret is in this response only."""
     svc, _ = who(request, operator=True)
     party = svc.trades.parties.get(party_id)
@@ -64,7 +64,7 @@ def list_keys(party_id: str, request: Request) -> list[KeyOut]:
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut)
-def revoke_key(key_id: str, request: Request) -> KeyOut:
+def revoke_key(key_id: str, request: Request, body: NoBody | None = None) -> KeyOut:
     svc, caller = who(request)
     info = _own_key(svc, caller, key_id)
     svc.keys.revoke(key_id)
@@ -73,7 +73,7 @@ def revoke_key(key_id: str, request: Request) -> KeyOut:
 
 
 @router.post("/keys/{key_id}/rotate", status_code=201, response_model=KeyOut)
-def rotate_key(key_id: str, request: Request) -> KeyOut:
+def rotate_key(key_id: str, request: Request, body: NoBody | None = None) -> KeyOut:
     """Issue a new key for the same party and revoke this one, at once."""
     svc, caller = who(request)
     info = _own_key(svc, caller, key_id)

@@ -9,6 +9,7 @@ from danbao.api.body import StrictJsonRoute
 from danbao.api.models import (
     DeliveryOut,
     DeliveryPage,
+    NoBody,
     WebhookEndpointIn,
     WebhookEndpointOut,
     WebhookEndpointPage,
@@ -32,7 +33,7 @@ def list_endpoints(request: Request) -> WebhookEndpointPage:
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/disable", response_model=WebhookEndpointOut)
-def disable(endpoint_id: str, request: Request) -> WebhookEndpointOut:
+def disable(endpoint_id: str, request: Request, body: NoBody | None = None) -> WebhookEndpointOut:
     """Stop deliveries to the endpoint (pending ones are cancelled); its record stays listable."""
     svc, caller = who(request)
     e = svc.webhooks.disable(caller.id, endpoint_id)
