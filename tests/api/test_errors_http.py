@@ -76,6 +76,24 @@ def test_bad_requests_are_refused_with_a_code(live: Live, ann: httpx.Client, lab
     assert after.transfers_checked == before.transfers_checked and after.ok
 
 
+BEYOND_BIGINT = str(2**63)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/v1/trades?after={BEYOND_BIGINT}:t_x",
+        f"/v1/events?after={BEYOND_BIGINT}:t_x:1",
+        f"/v1/events?after=1:t_x:{BEYOND_BIGINT}",
+        f"/v1/accounts/ann.wallet.CNY/transfers?after={BEYOND_BIGINT}",
+        "/v1/trades?after=99999999999999999999:t_x",
+    ],
+)
+def test_a_cursor_beyond_what_a_column_holds_is_invalid_not_a_500(ann: httpx.Client, path: str) -> None:
+    ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR})
+    assert problem_of(ann.get(path)) == (400, "cursor_invalid", "after")
+
+
 def test_operations_without_parameters_refuse_a_body_with_members(live: Live, ann: httpx.Client) -> None:
     admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
     refused = admin.post("/v1/parties/ann/keys", json={"expires_in": 60})

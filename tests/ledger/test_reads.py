@@ -47,7 +47,9 @@ def test_balance_at_a_past_moment(ledger, clock):
     )
 
 
-@pytest.mark.parametrize("kwargs", [dict(limit=0), dict(limit=1001), dict(after="abc"), dict(after="-1")])
+@pytest.mark.parametrize(
+    "kwargs", [dict(limit=0), dict(limit=1001), dict(after="abc"), dict(after="-1"), dict(after="\u00b2"), dict(after=str(2**63))]
+)
 def test_page_bounds_and_cursor_validation(ledger, kwargs):
     with pytest.raises(DanbaoError):
         ledger.transfers_of("alice", **kwargs)

@@ -45,7 +45,7 @@ from danbao.money import CURRENCIES
 from danbao.store import Database
 from danbao.store.errors import TransientStoreError, translate
 from danbao.store.raw import Raw, RowsOf
-from danbao.store.schema import TOTALS_COLUMNS
+from danbao.store.schema import TOTALS_COLUMNS, is_bigint_text
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import transfers as transfers_t
@@ -426,7 +426,7 @@ def _page_limit(limit: int) -> int:
 def _cursor(after: str | None) -> int:
     if after is None:
         return -1
-    if not isinstance(after, str) or not after.isdigit() or len(after) > 20:
+    if not isinstance(after, str) or not is_bigint_text(after):
         raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
     return int(after)
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from enum import Enum, IntFlag
 from typing import Any, NamedTuple
 
+from danbao.store.schema import BIGINT_MAX
+
 # Bounds (TigerBeetle style: everything has a named limit).
 TRANSFERS_PER_BATCH_MAX = 8190
 ACCOUNTS_PER_BATCH_MAX = 8190
@@ -16,8 +18,8 @@ PAGE_LIMIT_MAX = 1000
 # Every this-many-th entry of an account is marked with its totals (account_marks), so a
 # history read walks at most this many entries of the account's chain before a page.
 HISTORY_MARK_EVERY = 64
-# Totals are BIGINT columns; refuse anything that would push one past this.
-TOTAL_MAX = 2**63 - 1
+# Totals are BIGINT columns; refuse anything that would push one past what they hold.
+TOTAL_MAX = BIGINT_MAX
 
 # \Z, not $: `$` also matches before a trailing newline, which would let "id\n" in.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}\Z")

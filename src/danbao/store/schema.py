@@ -37,6 +37,16 @@ def _where(condition: Any) -> dict[str, Any]:
     return {"sqlite_where": condition, "postgresql_where": condition}
 
 
+# The largest value a BIGINT column holds (amounts, totals, nanosecond timestamps).
+BIGINT_MAX = 2**63 - 1
+
+
+def is_bigint_text(text: str) -> bool:
+    """ASCII digits naming a non-negative value a BIGINT column holds (cursors, ids)."""
+    # isascii first: str.isdigit also accepts digits int() refuses, such as '²'.
+    return 0 < len(text) <= 19 and text.isascii() and text.isdigit() and int(text) <= BIGINT_MAX
+
+
 ID_LENGTH_MAX = 64
 JOURNAL_ID_LENGTH_MAX = 72
 

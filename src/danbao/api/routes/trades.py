@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
@@ -32,6 +32,7 @@ from danbao.api.models import (
 )
 from danbao.api.webhooks import event_id, event_type
 from danbao.errors import DanbaoError
+from danbao.store.schema import is_bigint_text
 from danbao.trade import Trade, TradeEvent
 
 router = APIRouter(prefix="/v1", tags=["trades"], route_class=StrictJsonRoute)
@@ -69,13 +70,15 @@ def event_out(e: TradeEvent) -> EventOut:
     )
 
 
-def _cursor(after: str | None, parts: int) -> list[str] | None:
+def _cursor(after: str | None, *shape: type) -> tuple[Any, ...] | None:
+    """A cursor this server issued: one ':'-separated piece per type in `shape`; the int
+    pieces are timestamps or sequence numbers, so no larger than a BIGINT column holds."""
     if after is None:
         return None
     pieces = after.split(":")
-    if len(pieces) != parts or not pieces[0].isdigit() or len(after) > 200:
+    if len(after) > 200 or len(pieces) != len(shape) or not all(kind is str or is_bigint_text(p) for kind, p in zip(shape, pieces)):
         raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
-    return pieces
+    return tuple(kind(p) for kind, p in zip(shape, pieces))
 
 
 @router.post("/trades", status_code=201, response_model=TradeOut, openapi_extra=documented(TradeIn))
@@ -91,8 +94,7 @@ async def create_trade(request: Request) -> Response:
 def list_trades(request: Request, after: TradeCursor = None, limit: Limit = 100) -> TradePage:
     """The caller's trades (as buyer, seller or courier), oldest first."""
     svc, caller = who(request)
-    cursor = _cursor(after, 2)
-    found = svc.trades.of_party(caller.id, after=(int(cursor[0]), cursor[1]) if cursor else None, limit=limit)
+    found = svc.trades.of_party(caller.id, after=_cursor(after, int, str), limit=limit)
     next_cursor = f"{found[-1].created_at}:{found[-1].id}" if len(found) == limit else None
     return TradePage(data=[trade_out(t) for t in found], next_cursor=next_cursor)
 
@@ -114,10 +116,7 @@ def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le
 def events(request: Request, after: EventCursor = None, limit: Limit = 100) -> EventPage:
     """Events on the caller's trades, in time order (the same events webhooks deliver)."""
     svc, caller = who(request)
-    cursor = _cursor(after, 3)
-    if cursor is not None and not cursor[2].isdigit():
-        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
-    found = svc.trades.events_of_party(caller.id, after=(int(cursor[0]), cursor[1], int(cursor[2])) if cursor else None, limit=limit)
+    found = svc.trades.events_of_party(caller.id, after=_cursor(after, int, str, int), limit=limit)
     last = found[-1] if found else None
     return EventPage(data=[event_out(e) for e in found], next_cursor=f"{last.at}:{last.trade_id}:{last.seq}" if last and len(found) == limit else None)
 
