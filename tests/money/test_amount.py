@@ -35,7 +35,8 @@ def test_parses_decimal_strings_into_minor_units(text, code, minor):
 
 @pytest.mark.parametrize(
     "text",
-    ["1.234", "1e3", "abc", "", "1.", ".5", "+1", "1,000", "0x10", "NaN", "inf", "--1", "1.2.3"],
+    # Digits are ASCII only: "١٢" (Arabic-Indic) and "１２" (full-width) are not amounts.
+    ["1.234", "1e3", "abc", "", "1.", ".5", "+1", "1,000", "0x10", "NaN", "inf", "--1", "1.2.3", "\u0661\u0662", "\uff11\uff12", "1.\u0665", "1_000"],
 )
 def test_refuses_anything_but_a_plain_decimal_with_the_right_scale(text):
     with pytest.raises(InvalidAmount):

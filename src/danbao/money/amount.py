@@ -17,7 +17,9 @@ from danbao.money.currency import Currency, currency
 # keeps any realistic sum of amounts far inside a signed 64-bit column.
 AMOUNT_MAX_MINOR = 10**15
 
-_DECIMAL = re.compile(r"^(?P<sign>-)?(?P<whole>\d+)(?:\.(?P<frac>\d+))?$")
+# [0-9], not \d (which matches every script's digits), and \Z, not $ (which also matches
+# before a trailing newline).
+_DECIMAL = re.compile(r"^(?P<sign>-)?(?P<whole>[0-9]+)(?:\.(?P<frac>[0-9]+))?\Z")
 
 
 class InvalidAmount(DanbaoError):
