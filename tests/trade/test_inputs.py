@@ -77,6 +77,7 @@ def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(mark
         ({"currency": "ZZZ"}, "currency_unknown", "currency"),
         ({"items": {"x": float("nan")}}, "items_invalid", "items"),
         ({"items": [{"sku": "x" * 5000}]}, "items_invalid", "items"),
+        ({"items": [{"sku": "\ud800"}]}, "items_invalid", "items"),  # a lone surrogate is not Unicode text
         ({"items": {1, 2}}, "items_invalid", "items"),
         ({"seller_id": "nobody"}, "party_not_found", "seller_id"),
         ({"seller_id": "buyer"}, "role_invalid", "seller_id"),

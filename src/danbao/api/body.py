@@ -7,9 +7,10 @@ pydantic model in the same (python) mode, failures raised as `RequestValidationE
 they become the same problem+json. `documented` puts the body into the OpenAPI document
 as FastAPI would have, and `body_schemas` supplies the models' component schemas.
 
-Both paths decode with `loads`, strict RFC 8259 JSON: UTF-8 only, no duplicate member
+Both paths decode with `loads`, strict RFC 8259 JSON: UTF-8 only; no duplicate member
 names (parsers disagree on which one wins, so a body could mean one amount to a proxy that
-checked it and another to us), no NaN or Infinity, and nesting past the interpreter's
+checked it and another to us); no NaN or Infinity, nor numbers too large to be finite; no
+unpaired surrogates (text no response could echo back); and nesting past the interpreter's
 recursion limit refused as malformed rather than failing the request with a 500.
 `StrictJsonRoute` gives the routes FastAPI reads bodies for the same decoder.
 """
@@ -17,6 +18,8 @@ recursion limit refused as malformed rather than failing the request with a 500.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Coroutine
 from functools import cache
 from typing import Any, TypeVar
@@ -56,16 +59,29 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses as infinity
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant, parse_float=_finite)
+# A \uD800-\uDFFF escape: a surrogate, which JSON lets through unpaired but Unicode text
+# (and so any response that echoes it back) cannot hold.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def loads(raw: bytes) -> Any:
     """Decode a request body as strict JSON, or raise `json.JSONDecodeError`."""
     try:
-        return _DECODER.decode(raw.decode("utf-8"))
+        value = _DECODER.decode(raw.decode("utf-8"))
+        if _SURROGATE_ESCAPE.search(raw):  # rare: only then look for one left unpaired
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        return value
     except json.JSONDecodeError:
         raise
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError and UnicodeEncodeError are ValueErrors
         raise json.JSONDecodeError(str(error), "", 0) from error
 
 

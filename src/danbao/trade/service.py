@@ -475,10 +475,12 @@ def _cash(trade: Trade) -> str:
 
 def _items(items: object) -> str:
     try:
-        text = json.dumps(items if items is not None else [], sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as error:
+        text = json.dumps(items if items is not None else [], sort_keys=True, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        # Encoding refuses lone surrogates: stored, they could never be sent back as JSON.
+        size = len(text.encode())
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
         raise TradeError(TradeCode.items_invalid, "items must be plain JSON", field="items") from error
-    if len(text.encode()) > ITEMS_BYTES_MAX:
+    if size > ITEMS_BYTES_MAX:
         raise TradeError(TradeCode.items_invalid, f"items are at most {ITEMS_BYTES_MAX} bytes of JSON", field="items")
     return text
 
