@@ -3,6 +3,7 @@
 import pytest
 
 from danbao.ledger import AccountFlags, BatchTooLarge, NewAccount, NewTransfer, Result, TransferFlags
+from danbao.ledger.group_commit import Failed
 from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
 from danbao.money import AMOUNT_MAX_MINOR
 from tests.ledger.helpers import fund, open_accounts, totals
@@ -85,6 +86,8 @@ def t(**over):
         (t(flags=POST | BALANCING, pending_id="p"), Result.flags_invalid),
         (t(flags=POST), Result.pending_id_required),
         (t(pending_id="p"), Result.pending_id_must_be_empty),
+        (t(flags=POST, pending_id=["p"]), Result.pending_id_invalid),
+        (t(flags=POST, pending_id="p q"), Result.pending_id_invalid),
         (t(timeout_seconds=5), Result.timeout_invalid),
         (t(flags=PENDING, timeout_seconds=-1), Result.timeout_invalid),
         (t(flags=PENDING, timeout_seconds=TIMEOUT_SECONDS_MAX + 1), Result.timeout_invalid),
@@ -98,6 +101,7 @@ def t(**over):
         (t(metadata={"f": float("nan")}), Result.metadata_invalid),
         (t(metadata={"f": object()}), Result.metadata_invalid),
         (t(metadata={1: "int key"}), Result.metadata_invalid),
+        (t(metadata={"note": "\ud800"}), Result.metadata_invalid),  # a lone surrogate
         (t(amount=0), Result.amount_invalid),
         (t(amount=-5), Result.amount_invalid),
         (t(amount=AMOUNT_MAX_MINOR + 1), Result.amount_invalid),
@@ -109,6 +113,8 @@ def t(**over):
         (t(credit_account_id="bob\n"), Result.account_id_invalid),
         (t(credit_account_id="alice"), Result.accounts_must_differ),
         (t(currency="XXX"), Result.currency_unknown),
+        (t(currency=["USD"]), Result.currency_unknown),
+        (t(flags=POST, pending_id="p", currency={"USD": 1}), Result.currency_unknown),
         (t(debit_account_id="nobody"), Result.debit_account_not_found),
         (t(credit_account_id="nobody"), Result.credit_account_not_found),
         (t(credit_account_id="euro"), Result.currency_mismatch),
@@ -163,6 +169,24 @@ def test_a_batch_gets_one_result_per_transfer_in_order(funded):
     assert funded.account("alice").balance == 0
     stamps = [r.timestamp for r in results if r.result is Result.ok]
     assert stamps == sorted(stamps) and len(set(stamps)) == 2
+
+
+class NotATransfer:
+    """Reading any field raises, as a bug in the engine would."""
+
+    def __getattr__(self, name):
+        raise RuntimeError("not a transfer")
+
+
+def test_a_submission_that_breaks_the_engine_fails_alone_not_the_group_it_shared(funded):
+    # The submissions of one group commit together; one that raises must not take the
+    # other clients' transfers down with it.
+    first, broken, last = [t(id="g1", amount=100)], [NotATransfer()], [t(id="g2", amount=200)]
+    outcomes = funded._commit([first, broken, last])
+    assert [r.result for r in outcomes[0]] == [Result.ok]
+    assert isinstance(outcomes[1], Failed) and "not a transfer" in str(outcomes[1].error)
+    assert [r.result for r in outcomes[2]] == [Result.ok]
+    assert funded.account("bob").balance == 300
 
 
 def test_batch_bound_is_enforced_before_anything_happens(funded):

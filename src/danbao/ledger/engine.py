@@ -238,15 +238,21 @@ def _metadata_or_error(metadata: object) -> tuple[str | None, bool]:
         return None, False
     try:
         text = canonical_metadata(metadata)
-    except (TypeError, ValueError):
+        # Encoding refuses lone surrogates, which no JSON reader could take back.
+        size = len(text.encode()) if text is not None else 0
+    except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
         return None, False
-    if text is None or len(text.encode()) > METADATA_BYTES_MAX:
+    if text is None or size > METADATA_BYTES_MAX:
         return None, False
     return text, True
 
 
 def _is_id(value: object) -> bool:
     return isinstance(value, str) and ID_PATTERN.match(value) is not None
+
+
+def _is_currency(value: object) -> bool:
+    return isinstance(value, str) and value in CURRENCIES
 
 
 def _is_amount(value: object) -> bool:
@@ -270,6 +276,8 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         return Result.pending_id_required, None
     if not resolving and t.pending_id is not None:
         return Result.pending_id_must_be_empty, None
+    if resolving and not _is_id(t.pending_id):
+        return Result.pending_id_invalid, None
     timeout = t.timeout_seconds
     if type(timeout) is not int or not 0 <= timeout <= TIMEOUT_SECONDS_MAX:
         return Result.timeout_invalid, None
@@ -288,7 +296,7 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         for account_id in (t.debit_account_id, t.credit_account_id):
             if account_id is not None and not _is_id(account_id):
                 return Result.account_id_invalid, None
-        if t.currency is not None and t.currency not in CURRENCIES:
+        if t.currency is not None and not _is_currency(t.currency):
             return Result.currency_unknown, None
         return None, metadata
     if not _is_amount(t.amount):
@@ -297,7 +305,7 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         return Result.account_id_invalid, None
     if t.debit_account_id == t.credit_account_id:
         return Result.accounts_must_differ, None
-    if t.currency not in CURRENCIES:
+    if not _is_currency(t.currency):
         return Result.currency_unknown, None
     return None, metadata
 

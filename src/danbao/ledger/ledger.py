@@ -231,7 +231,24 @@ class Ledger:
         return len(self.db.write_raw(lambda raw: self._commit_raw(raw, [])).entries)
 
     def _commit(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult] | Failed]:
-        return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions)).results
+        """Commit a group of submissions together; if that raises, commit each alone.
+
+        Every input gets a result code, so a raise means something impossible (a broken
+        invariant, an object that is not a transfer). It must fail that submission alone,
+        not every client that happened to share its group."""
+        try:
+            return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions)).results
+        except Exception as error:
+            if len(submissions) == 1 or isinstance(translate(error), TransientStoreError):
+                raise
+        outcomes: list[list[TransferResult] | Failed] = []
+        for submission in submissions:
+            try:
+                [results] = self.db.write_raw(lambda raw: self._commit_raw(raw, [submission])).results
+                outcomes.append(results)  # type: ignore[arg-type]
+            except Exception as error:
+                outcomes.append(Failed(error))
+        return outcomes
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
         return self._apply(raw, submissions, self._lock_head(raw))

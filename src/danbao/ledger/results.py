@@ -17,6 +17,7 @@ class Result(str, Enum):
     flags_invalid = "flags_invalid"
     pending_id_required = "pending_id_required"
     pending_id_must_be_empty = "pending_id_must_be_empty"
+    pending_id_invalid = "pending_id_invalid"
     timeout_invalid = "timeout_invalid"
     code_invalid = "code_invalid"
     ref_invalid = "ref_invalid"
