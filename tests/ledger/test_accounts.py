@@ -33,6 +33,8 @@ def test_duplicate_inside_one_batch(ledger):
         (NewAccount("~sys", "USD", "wallet"), Result.id_invalid),
         (NewAccount("x" * 65, "USD", "wallet"), Result.id_invalid),
         (NewAccount("a\n", "USD", "wallet"), Result.id_invalid),
+        (NewAccount("a", ["USD"], "wallet"), Result.currency_unknown),
+        (NewAccount("a", "USD", ["wallet"]), Result.kind_unknown),
         (NewAccount("a", "USD", "wallet", flags=3), Result.flags_invalid),
         (NewAccount("a", "USD", "wallet", flags=64), Result.flags_invalid),
         (NewAccount("a", "XYZ", "wallet"), Result.currency_unknown),

@@ -32,7 +32,7 @@ from danbao.ledger.model import (
     TransferResult,
 )
 from danbao.ledger.results import Result
-from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
+from danbao.money import AMOUNT_MAX_MINOR, is_currency
 
 NS_PER_SECOND = 1_000_000_000
 EXPIRY_ID_PREFIX = "~"  # client ids cannot start with it, so expiry entries never collide
@@ -251,10 +251,6 @@ def _is_id(value: object) -> bool:
     return isinstance(value, str) and ID_PATTERN.match(value) is not None
 
 
-def _is_currency(value: object) -> bool:
-    return isinstance(value, str) and value in CURRENCIES
-
-
 def _is_amount(value: object) -> bool:
     return type(value) is int and 0 < value <= AMOUNT_MAX_MINOR
 
@@ -296,7 +292,7 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         for account_id in (t.debit_account_id, t.credit_account_id):
             if account_id is not None and not _is_id(account_id):
                 return Result.account_id_invalid, None
-        if t.currency is not None and not _is_currency(t.currency):
+        if t.currency is not None and not is_currency(t.currency):
             return Result.currency_unknown, None
         return None, metadata
     if not _is_amount(t.amount):
@@ -305,7 +301,7 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         return Result.account_id_invalid, None
     if t.debit_account_id == t.credit_account_id:
         return Result.accounts_must_differ, None
-    if not _is_currency(t.currency):
+    if not is_currency(t.currency):
         return Result.currency_unknown, None
     return None, metadata
 

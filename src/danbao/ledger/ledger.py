@@ -41,7 +41,7 @@ from danbao.ledger.model import (
     TransferResult,
 )
 from danbao.ledger.results import Result
-from danbao.money import CURRENCIES
+from danbao.money import is_currency
 from danbao.store import Database
 from danbao.store.errors import TransientStoreError, translate
 from danbao.store.raw import Raw, RowsOf
@@ -457,9 +457,9 @@ def _check_account(a: NewAccount) -> Result | None:
         return Result.id_invalid
     if type(a.flags) is not int or a.flags & ~_ACCOUNT_FLAGS or a.flags == _ACCOUNT_FLAGS:
         return Result.flags_invalid
-    if a.currency not in CURRENCIES:
+    if not is_currency(a.currency):
         return Result.currency_unknown
-    if a.kind not in _KINDS:
+    if not isinstance(a.kind, str) or a.kind not in _KINDS:
         return Result.kind_unknown
     if a.owner is not None and (not isinstance(a.owner, str) or not ID_PATTERN.match(a.owner)):
         return Result.owner_invalid

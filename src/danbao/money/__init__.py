@@ -8,7 +8,7 @@ from danbao.money.amount import (
     format_amount,
     parse_amount,
 )
-from danbao.money.currency import CURRENCIES, Currency, UnknownCurrency, currency
+from danbao.money.currency import CURRENCIES, Currency, UnknownCurrency, currency, is_currency
 
 __all__ = [
     "AMOUNT_MAX_MINOR",
@@ -20,5 +20,6 @@ __all__ = [
     "check_minor",
     "currency",
     "format_amount",
+    "is_currency",
     "parse_amount",
 ]

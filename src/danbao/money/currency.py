@@ -46,6 +46,11 @@ CURRENCIES: dict[str, Currency] = {code: Currency(code, exp) for code, exp in _E
 _CODE_PATTERN = re.compile(r"^[A-Z]{3}\Z")
 
 
+def is_currency(code: object) -> bool:
+    """Is `code` one of the ISO 4217 codes danbao knows? Any object may be asked."""
+    return isinstance(code, str) and code in CURRENCIES
+
+
 def currency(code: object) -> Currency:
     """The currency for an ISO 4217 code, or UnknownCurrency."""
     if not isinstance(code, str) or not _CODE_PATTERN.match(code) or code not in CURRENCIES:
