@@ -131,6 +131,17 @@ class _Overlay:
         self.timestamp = timestamp
         self.undo = None
 
+    def _save_account(self, account_id: str) -> Totals:
+        totals = self.accounts[account_id]
+        if self.undo is not None:
+            self.undo.append(("account", account_id, totals.copy()))
+        self.touched.add(account_id)
+        return totals
+
+    def next_timestamp(self) -> int:
+        self.timestamp = max(self.timestamp + 1, self.now_ns)
+        return self.timestamp
+
     def hold_state(self, pending_id: str) -> tuple[dict[str, Any] | Hold | None, str | None]:
         if pending_id in self.opened:
             return self.opened[pending_id], self.hold_states.get(pending_id, HoldState.pending.value)
@@ -146,6 +157,7 @@ class _Overlay:
 
     def append(
         self,
+        *,
         id: str,
         debit: str,
         credit: str,
@@ -161,22 +173,14 @@ class _Overlay:
         pending_delta: int,
         posted_delta: int,
     ) -> int:
-        """Journal one entry: move both sides' totals, link their chains, hash it.
-
-        Positional, and the hash taken here rather than in a second pass: this runs once
-        per transfer and is most of the engine's cost."""
-        accounts, undo = self.accounts, self.undo
-        dr, cr = accounts[debit], accounts[credit]
-        if undo is not None:
-            undo.append(("account", debit, dr.copy()))
-            undo.append(("account", credit, cr.copy()))
-        self.touched.add(debit)
-        self.touched.add(credit)
+        """Journal one entry: move both sides' totals, link their chains, hash it."""
+        dr = self._save_account(debit)
+        cr = self._save_account(credit)
         dr.debits_pending += pending_delta
         dr.debits_posted += posted_delta
         cr.credits_pending += pending_delta
         cr.credits_posted += posted_delta
-        timestamp = self.timestamp = max(self.timestamp + 1, self.now_ns)
+        timestamp = self.next_timestamp()
         debit_prev, credit_prev = dr.last_entry, cr.last_entry
         dr.last_entry = cr.last_entry = timestamp
         dr.entries += 1
@@ -225,8 +229,8 @@ class _Overlay:
                 if not t.entries % HISTORY_MARK_EVERY
             ]
         entries.append(entry)
-        if undo is not None:
-            undo.append(("created", id, None))
+        if self.undo is not None:
+            self.undo.append(("created", id, None))
         self.created[id] = entry
         return timestamp
 
@@ -369,21 +373,21 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
     if cr.flags & _NO_OVERCREDIT and cr.credits_pending + cr.credits_posted + amount > cr.debits_posted:
         return TransferResult(t.id, Result.exceeds_debits)
 
-    timestamp = o.append(  # positional: the hottest call in the ledger
-        t.id,
-        t.debit_account_id,  # type: ignore[arg-type]
-        t.credit_account_id,  # type: ignore[arg-type]
-        amount,
-        0,  # hold_amount
-        t.currency,  # type: ignore[arg-type]
-        t.code,
-        t.ref,
-        metadata,
-        t.flags,
-        None,  # pending_id
-        t.timeout_seconds,
-        amount if pending else 0,  # pending_delta
-        0 if pending else amount,  # posted_delta
+    timestamp = o.append(
+        id=t.id,
+        debit=t.debit_account_id,  # type: ignore[arg-type]
+        credit=t.credit_account_id,  # type: ignore[arg-type]
+        amount=amount,
+        hold_amount=0,
+        currency=t.currency,  # type: ignore[arg-type]
+        code=t.code,
+        ref=t.ref,
+        metadata=metadata,
+        flags=t.flags,
+        pending_id=None,
+        timeout_seconds=t.timeout_seconds,
+        pending_delta=amount if pending else 0,
+        posted_delta=0 if pending else amount,
     )
     if pending:
         expires_at = timestamp + t.timeout_seconds * NS_PER_SECOND if t.timeout_seconds else None

@@ -126,13 +126,14 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel
     # async: the operation's work joins the ledger's group commit straight from the event
     # loop (`transaction_async`), with no hop through the thread pool. The body is read by
     # `json_body`, not declared as a parameter: FastAPI's body handling cost more CPU.
+    model = body_model or NoBody
+
     async def endpoint(trade_id: str, request: Request) -> Response:
         svc, caller = await who_async(request)
         body = await json_body(request, model)
         args = (body,) if body_model is not None else ()
         return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id, *args)))
 
-    model = body_model or NoBody
     endpoint.__name__ = path.replace("-", "_")
     router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "), openapi_extra=documented(model))(endpoint)
 
