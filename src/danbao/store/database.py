@@ -70,27 +70,27 @@ class Database:
 
         return _with_retries(attempt, attempts)
 
-    def write_raw(self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
+    def write_raw(self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX, pipelined: bool = False) -> T:
         """Like `write`, on a pooled DB-API connection: for hot paths that send plain SQL.
 
         SQLAlchemy's connection and transaction bookkeeping costs more CPU than a small
-        commit's database work, so the ledger's batch commit skips it.
+        commit's database work, so the ledger's batch commit skips it. `pipelined` puts a
+        PostgreSQL connection in pipeline mode for `work`: its `Raw.write`s travel together
+        instead of one round trip each (SQLite, in process, has no round trips to save).
         """
 
         def attempt() -> T:
             proxy = self.engine.raw_connection()
-            raw = Raw(proxy, self.dialect)
             try:
-                if self.dialect == "sqlite":
-                    raw.run("BEGIN IMMEDIATE")
-                result = work(raw)
-                proxy.commit()
-                return result
+                if self.dialect == "postgresql" and pipelined:
+                    with proxy.driver_connection.pipeline() as pipeline:
+                        result = _work_and_commit(proxy, Raw(proxy, self.dialect, pipeline=pipeline), work)
+                    return result
+                return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
             except BaseException:
                 _rollback_quietly(proxy)
                 raise
             finally:
-                raw.close()
                 proxy.close()  # back to the pool
 
         return _with_retries(attempt, attempts)
@@ -147,6 +147,18 @@ def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
             _raise_neutral(error)
             raise
     raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
+
+
+def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool = False) -> T:  # type: ignore[no-untyped-def]
+    try:
+        if begin:
+            raw.run("BEGIN IMMEDIATE")
+        result = work(raw)
+        raw.settle()  # every queued write done and checked before the commit
+        proxy.commit()
+        return result
+    finally:
+        raw.close()
 
 
 def _rollback_quietly(proxy) -> None:  # type: ignore[no-untyped-def]

@@ -9,10 +9,12 @@ Multi-row `VALUES` lists are chunked under every backend's bound-parameter limit
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
+
+from danbao.errors import invariant
 
 # SQLite allows 32,766 bound parameters, PostgreSQL 65,535: stay well under both.
 PARAMETERS_PER_STATEMENT_MAX = 16_000
@@ -51,11 +53,20 @@ class RowsOf:
 
 
 class Raw:
-    """A DB-API cursor on the SQLAlchemy connection's own transaction."""
+    """A DB-API cursor on the SQLAlchemy connection's own transaction.
 
-    def __init__(self, dbapi_connection: Any, dialect: str):
+    On PostgreSQL the connection may be in pipeline mode (`pipeline`): then `write` and
+    `expect` only queue their statements, and the server gets them all in one round trip
+    at the next read or at `settle`; `rows` and `run` still answer at once.
+    """
+
+    def __init__(self, dbapi_connection: Any, dialect: str, *, pipeline: Any = None):
+        self._connection = dbapi_connection
         self._cursor = dbapi_connection.cursor()
         self._postgres = dialect == "postgresql"
+        self._pipeline = pipeline
+        self._expected: list[tuple[Any, int, str]] = []
+        self._opened: list[Any] = []  # cursors of pipelined reads, closed with this Raw
         self.for_update = " FOR UPDATE" if self._postgres else ""
 
     def _sql(self, sql: str) -> str:
@@ -65,19 +76,74 @@ class Raw:
         self._cursor.execute(self._sql(sql), params)
         return self._cursor.fetchall()
 
+    def rows_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[tuple[Any, ...]]]:
+        """`rows`, asked now and read when called: pipelined reads share one round trip."""
+        if self._pipeline is None:
+            found = self.rows(sql, params)
+            return lambda: found
+        return self._later(self._sql(sql), params, prepare=None)
+
+    def _later(self, sql: str, params: Sequence[Any], *, prepare: bool | None) -> Callable[[], list[tuple[Any, ...]]]:
+        cursor = self._connection.cursor()
+        cursor.execute(sql, params, prepare=prepare)
+        self._opened.append(cursor)
+        return cursor.fetchall  # the first fetch flushes the pipeline and waits
+
     def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute and return how many rows changed (waits for the server, even in a pipeline)."""
         self._cursor.execute(self._sql(sql), params)
+        if self._pipeline is not None:
+            self._pipeline.sync()
         return int(self._cursor.rowcount)
+
+    def write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Execute a statement whose result nobody reads: queued when pipelined."""
+        self._cursor.execute(self._sql(sql), params)
+
+    def expect(self, sql: str, params: Sequence[Any], changed: int, why: str) -> None:
+        """Execute a write that must change exactly `changed` rows, or `why` is broken.
+
+        Checked at once, or, when pipelined, at `settle` (before the commit)."""
+        if self._pipeline is None:
+            invariant(self.run(sql, params) == changed, why)
+            return
+        cursor = self._connection.cursor()  # its own cursor keeps its own row count
+        cursor.execute(self._sql(sql), params)
+        self._expected.append((cursor, changed, why))
+
+    def settle(self) -> None:
+        """Wait for every queued statement and check each `expect`: call before commit."""
+        if self._pipeline is not None:
+            self._pipeline.sync()
+        expected, self._expected = self._expected, []
+        for cursor, changed, why in expected:
+            rowcount = cursor.rowcount
+            cursor.close()
+            invariant(rowcount == changed, why)
 
     def select_where_in(self, select_from: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
         """`<select_from> WHERE <column> IN (values)`, chunked; one array parameter on PostgreSQL."""
+        return self.select_where_in_later(select_from, column, values)()
+
+    def select_where_in_later(
+        self, select_from: str, column: str, values: Sequence[Any]
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """`select_where_in`, asked now and read when called (see `rows_later`)."""
+        if not values:
+            return list
         if self._postgres:
-            # One parameter instead of thousands: psycopg parses long queries uncached.
-            return self.rows(f"{select_from} WHERE {column} = ANY(?)", (list(values),)) if values else []
-        found: list[tuple[Any, ...]] = []
+            # One parameter instead of thousands: psycopg parses long queries uncached. Not
+            # prepared: a generic plan made while the table was small scans it whole.
+            sql = _to_format(f"{select_from} WHERE {column} = ANY(?)")
+            if self._pipeline is not None:
+                return self._later(sql, (list(values),), prepare=False)
+            self._cursor.execute(sql, (list(values),), prepare=False)
+            found = self._cursor.fetchall()
+            return lambda: found
+        found = []
         for chunk in chunks(values, PARAMETERS_PER_STATEMENT_MAX):
             found += self.rows(f"{select_from} WHERE {column} IN ({list_placeholders(len(chunk))})", chunk)
-        return found
+        return lambda: found
 
     def insert(self, rows_of: RowsOf, rows: Sequence[Sequence[Any]]) -> None:
         """INSERT many rows: multi-row VALUES on SQLite, one array per column on PostgreSQL."""
@@ -86,27 +152,40 @@ class Raw:
         table, width = rows_of.table, len(rows_of.columns)
         names = ", ".join(rows_of.columns)
         if self._postgres:
-            self.run(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(rows_of.types)}", _columns_of(rows, width))
+            self.write(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(rows_of.types)}", _columns_of(rows, width))
             return
         for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
             flat = [value for row in chunk for value in row]
-            self.run(f"INSERT INTO {table} ({names}) VALUES {row_placeholders(len(chunk), width)}", flat)
+            self.write(f"INSERT INTO {table} ({names}) VALUES {row_placeholders(len(chunk), width)}", flat)
 
-    def update_from_rows(self, template: str, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    def update_from_rows(
+        self, template: str, types: Sequence[str], rows: Sequence[Sequence[Any]], *, why: str | None = None
+    ) -> None:
         """`template` holds `{rows}` where a row source named `v` (columns column1..N) goes:
-        UPDATE t SET x = v.column2 FROM {rows} WHERE t.id = v.column1."""
+        UPDATE t SET x = v.column2 FROM {rows} WHERE t.id = v.column1. With `why`, each row
+        must change exactly one row (see `expect`)."""
         width = len(types)
         if self._postgres:
             aliases = ", ".join(f"column{i + 1}" for i in range(width))
             source = f"{_unnest(types)} AS v({aliases})"
-            return self.run(template.format(rows=source), _columns_of(rows, width))
-        changed = 0
+            self._write_or_expect(template.format(rows=source), _columns_of(rows, width), len(rows), why)
+            return
         for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
             flat = [value for row in chunk for value in row]
-            changed += self.run(template.format(rows=f"(VALUES {row_placeholders(len(chunk), width)}) AS v"), flat)
-        return changed
+            sql = template.format(rows=f"(VALUES {row_placeholders(len(chunk), width)}) AS v")
+            self._write_or_expect(sql, flat, len(chunk), why)
+
+    def _write_or_expect(self, sql: str, params: Sequence[Any], changed: int, why: str | None) -> None:
+        if why is None:
+            self.write(sql, params)
+        else:
+            self.expect(sql, params, changed, why)
 
     def close(self) -> None:
+        for cursor in [c for c, _, _ in self._expected] + self._opened:
+            cursor.close()
+        self._expected.clear()
+        self._opened.clear()
         self._cursor.close()
 
 
