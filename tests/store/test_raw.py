@@ -1,0 +1,64 @@
+"""Raw writes: queued writes land with the commit, and a write that changes the wrong
+number of rows stops the commit, pipelined or not, on both backends."""
+
+import pytest
+
+from danbao.errors import InvariantViolation
+from danbao.store import Database, IntegrityViolation
+
+PIPELINED = [False, True]
+
+
+def _ledger_head(db: Database) -> tuple[int, int]:
+    return db.read_raw(lambda raw: raw.rows("SELECT timestamp, transfers_count FROM ledger_head WHERE id = 1")[0])
+
+
+def _bump(raw, *, where_id: int) -> None:
+    raw.expect(
+        "UPDATE ledger_head SET transfers_count = transfers_count + 1 WHERE id = ?", (where_id,), 1, "the head is row 1"
+    )
+
+
+@pytest.mark.parametrize("pipelined", PIPELINED)
+def test_queued_writes_and_reads_answer_in_order_and_commit_together(db, pipelined):
+    before = _ledger_head(db)
+
+    def work(raw):
+        _bump(raw, where_id=1)
+        later = raw.rows_later("SELECT transfers_count FROM ledger_head WHERE id = 1")
+        _bump(raw, where_id=1)
+        found = raw.select_where_in_later("SELECT id FROM ledger_head", "id", [1, 2])
+        return later(), found()
+
+    seen, found = db.write_raw(work, pipelined=pipelined)
+    assert seen == [(before[1] + 1,)]  # a read queued after a write sees that write
+    assert found == [(1,)]
+    assert _ledger_head(db) == (before[0], before[1] + 2)
+
+
+@pytest.mark.parametrize("pipelined", PIPELINED)
+def test_a_write_that_changes_the_wrong_rows_stops_the_commit(db, pipelined):
+    before = _ledger_head(db)
+
+    def work(raw):
+        _bump(raw, where_id=1)
+        _bump(raw, where_id=2)  # no such row: changes nothing, against an expected 1
+
+    with pytest.raises(InvariantViolation, match="the head is row 1"):
+        db.write_raw(work, pipelined=pipelined)
+    assert _ledger_head(db) == before
+
+
+@pytest.mark.parametrize("pipelined", PIPELINED)
+def test_a_queued_write_the_database_refuses_rolls_back_everything(db, pipelined):
+    before = _ledger_head(db)
+
+    def work(raw):
+        _bump(raw, where_id=1)
+        raw.write("INSERT INTO ledger_head (id, timestamp, hash, transfers_count) VALUES (1, 0, 'x', 0)")
+
+    with pytest.raises(IntegrityViolation):
+        db.write_raw(work, pipelined=pipelined)
+    assert _ledger_head(db) == before
+    assert db.write_raw(lambda raw: _bump(raw, where_id=1), pipelined=pipelined) is None  # the connection still works
+    assert _ledger_head(db)[1] == before[1] + 1
