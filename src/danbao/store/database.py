@@ -83,9 +83,8 @@ class Database:
             proxy = self.engine.raw_connection()
             try:
                 if self.dialect == "postgresql" and pipelined:
-                    with proxy.driver_connection.pipeline() as pipeline:
-                        result = _work_and_commit(proxy, Raw(proxy, self.dialect, pipeline=pipeline), work)
-                    return result
+                    with proxy.driver_connection.pipeline() as pipeline:  # left only once its COMMIT is answered
+                        return _work_and_commit(proxy, Raw(proxy, self.dialect, pipeline=pipeline), work)
                 return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
             except BaseException:
                 _rollback_quietly(proxy)

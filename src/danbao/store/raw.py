@@ -81,9 +81,16 @@ class Raw:
         if self._pipeline is None:
             found = self.rows(sql, params)
             return lambda: found
-        return self._later(self._sql(sql), params, prepare=None)
+        return self._postgres_later(self._sql(sql), params)
 
-    def _later(self, sql: str, params: Sequence[Any], *, prepare: bool | None) -> Callable[[], list[tuple[Any, ...]]]:
+    def _postgres_later(
+        self, sql: str, params: Sequence[Any], *, prepare: bool | None = None
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """A PostgreSQL query, queued on its own cursor when pipelined, else answered now."""
+        if self._pipeline is None:
+            self._cursor.execute(sql, params, prepare=prepare)
+            found = self._cursor.fetchall()
+            return lambda: found
         cursor = self._connection.cursor()
         cursor.execute(sql, params, prepare=prepare)
         self._opened.append(cursor)
@@ -134,12 +141,7 @@ class Raw:
         if self._postgres:
             # One parameter instead of thousands: psycopg parses long queries uncached. Not
             # prepared: a generic plan made while the table was small scans it whole.
-            sql = _to_format(f"{select_from} WHERE {column} = ANY(?)")
-            if self._pipeline is not None:
-                return self._later(sql, (list(values),), prepare=False)
-            self._cursor.execute(sql, (list(values),), prepare=False)
-            found = self._cursor.fetchall()
-            return lambda: found
+            return self._postgres_later(_to_format(f"{select_from} WHERE {column} = ANY(?)"), (list(values),), prepare=False)
         found = []
         for chunk in chunks(values, PARAMETERS_PER_STATEMENT_MAX):
             found += self.rows(f"{select_from} WHERE {column} IN ({list_placeholders(len(chunk))})", chunk)
