@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from danbao.api.auth import who, who_async
 from danbao.api.body import StrictJsonRoute, documented, json_body
+from danbao.api.direct import DirectRoute
 from danbao.api.models import (
     ArbitrateIn,
     ClaimIn,
@@ -81,13 +82,20 @@ def _cursor(after: str | None, *shape: type) -> tuple[Any, ...] | None:
     return tuple(kind(p) for kind, p in zip(shape, pieces))
 
 
-@router.post("/trades", status_code=201, response_model=TradeOut, openapi_extra=documented(TradeIn))
+def _post_direct(path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+    """A hot POST, called straight (`DirectRoute`): no parameters solved per request."""
+    router.add_api_route(path, endpoint, methods=["POST"], response_model=TradeOut, route_class_override=DirectRoute, **options)
+
+
 async def create_trade(request: Request) -> Response:
     """The caller (a buyer) orders from a seller, to settle by escrow, direct or cod."""
     svc, caller = await who_async(request)
     body = await json_body(request, TradeIn)
     work = svc.trade_works.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items)
     return trade_json(await svc.ledger.transaction_async(work), 201)
+
+
+_post_direct("/trades", create_trade, status_code=201, openapi_extra=documented(TradeIn))
 
 
 @router.get("/trades", response_model=TradePage)
@@ -135,7 +143,7 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel
         return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id, *args)))
 
     endpoint.__name__ = path.replace("-", "_")
-    router.post(f"/trades/{{trade_id}}/{path}", response_model=TradeOut, summary=summary or path.replace("-", " "), openapi_extra=documented(model))(endpoint)
+    _post_direct(f"/trades/{{trade_id}}/{path}", endpoint, summary=summary or path.replace("-", " "), openapi_extra=documented(model))
 
 
 _operation("pay", lambda t, i, c: t.pay(i, c), summary="buyer pays (escrow: into escrow; direct: to the seller)")
