@@ -4,6 +4,7 @@ and concurrent works share commits without sharing each other's refusals."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -13,6 +14,7 @@ from danbao.clock import ManualClock
 from danbao.errors import DanbaoError, InvariantViolation
 from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
 from danbao.ledger.group_commit import Failed
+from danbao.store import Database, upgrade
 from danbao.store.raw import RowsOf
 from tests.ledger.helpers import fund, open_accounts
 
@@ -112,6 +114,43 @@ def test_asyncio_callers_each_get_their_own_outcome(ledger: Ledger) -> None:
     # The loop that waited is gone; the writer still serves everyone else.
     assert ledger.transaction(lambda txn: "still serving") == "still serving"
     assert audit(ledger.db).ok
+
+
+def test_asyncio_callers_on_sqlite_commit_on_their_loop_and_never_block_it_on_another_writer(tmp_path, clock: ManualClock) -> None:
+    db = Database(f"sqlite:///{tmp_path}/l.db")
+    upgrade(db)
+    with Ledger(db, clock) as ledger:
+        open_accounts(ledger, "a", "b")
+        fund(ledger, "a", 10_000)
+        threads: list[int] = []
+
+        def work(i: int):  # type: ignore[no-untyped-def]
+            def inside(txn):  # type: ignore[no-untyped-def]
+                threads.append(threading.get_ident())
+                [r] = txn.create_transfers([NewTransfer(f"lw{i}", "a", "b", 10, "USD")])
+                return r.result
+
+            return inside
+
+        async def first_alone_then_behind_another_writer(holder: sqlite3.Connection) -> tuple[object, object]:
+            loop_thread = threading.get_ident()
+            alone = await ledger.transaction_async(work(0))
+            assert threads == [loop_thread]  # the writer was idle: committed on the loop
+            holder.execute("BEGIN IMMEDIATE")  # another connection takes the write lock
+            waiting = asyncio.ensure_future(ledger.transaction_async(work(1)))
+            for _ in range(20):  # turns of the loop: it keeps running while the work waits
+                await asyncio.sleep(0)
+            assert not waiting.done()
+            holder.execute("COMMIT")
+            return alone, await waiting
+
+        holder = sqlite3.connect(f"{tmp_path}/l.db", isolation_level=None)
+        assert asyncio.run(first_alone_then_behind_another_writer(holder)) == (Result.ok, Result.ok)
+        holder.close()
+        assert threads[-1] != threads[0]  # the second went to the writer thread, which waited
+        assert ledger.account("b").balance == 20  # type: ignore[union-attr]
+        assert audit(db).ok
+    db.dispose()
 
 
 EVENT_ROWS = RowsOf(

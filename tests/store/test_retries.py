@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 
 from danbao.store import Database, IntegrityViolation, TransientStoreError
+from danbao.store.database import SQLITE_BUSY_TIMEOUT_MS
 
 
 def flaky(failures: int, error: Exception):
@@ -53,4 +54,21 @@ def test_programmer_errors_propagate_unchanged(tmp_path):
     with pytest.raises(KeyError):
         db.write(work)
     assert len(calls) == 1
+    db.dispose()
+
+
+def test_a_no_wait_write_refuses_at_once_while_another_connection_holds_the_write_lock(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+    holder = sqlite3.connect(f"{tmp_path}/r.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    calls = []
+    with pytest.raises(TransientStoreError):
+        db.write_raw(lambda raw: calls.append(raw.run("INSERT INTO t VALUES (1)")), wait=False)
+    assert calls == []  # refused before the work ran
+    holder.execute("COMMIT")
+    # The pooled connection went back with its usual busy timeout, and writes go through.
+    assert db.write_raw(lambda raw: raw.rows("PRAGMA busy_timeout")) == [(SQLITE_BUSY_TIMEOUT_MS,)]
+    assert db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False) == 1
+    holder.close()
     db.dispose()

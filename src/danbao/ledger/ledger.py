@@ -101,7 +101,10 @@ class Ledger:
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
             self._committer = GroupCommitter(self._commit, size_max=TRANSFERS_PER_BATCH_MAX, size=len)
-            self._works = GroupCommitter(self._commit_works, size_max=WORKS_PER_GROUP_MAX, name="danbao-group-works")
+            # Only an in-process database (SQLite) commits asyncio callers' works on their
+            # event loop (see group_commit); a server's statements wait on the network.
+            inline = self._commit_works_now if db.in_process else None
+            self._works = GroupCommitter(self._commit_works, size_max=WORKS_PER_GROUP_MAX, name="danbao-group-works", inline=inline)
 
     def close(self) -> None:
         for committer in (self._committer, self._works):
@@ -168,6 +171,14 @@ class Ledger:
 
     def _commit_works(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
         return self.db.write_raw(lambda raw: self._run_works(raw, works))
+
+    def _commit_works_now(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any] | None:
+        """`_commit_works` without waiting: None, and nothing done, if the write lock is
+        taken or a conflict needs the retries only the writer thread may sleep through."""
+        try:
+            return self.db.write_raw(lambda raw: self._run_works(raw, works), attempts=1, wait=False)
+        except TransientStoreError:
+            return None
 
     def _run_works(self, raw: Raw, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
         """Run a group's works in one transaction; one refusal rolls back that work alone.

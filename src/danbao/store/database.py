@@ -52,8 +52,11 @@ class Database:
         if self.url.startswith("sqlite"):
             self.dialect = "sqlite"
             self.engine = _sqlite_engine(self.url)
+            # Statements are calls into this process, not round trips to a server.
+            self.in_process = True
         elif self.url.startswith("postgresql"):
             self.dialect = "postgresql"
+            self.in_process = False
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
             )
@@ -70,13 +73,18 @@ class Database:
 
         return _with_retries(attempt, attempts)
 
-    def write_raw(self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX, pipelined: bool = False) -> T:
+    def write_raw(
+        self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX, pipelined: bool = False, wait: bool = True
+    ) -> T:
         """Like `write`, on a pooled DB-API connection: for hot paths that send plain SQL.
 
         SQLAlchemy's connection and transaction bookkeeping costs more CPU than a small
         commit's database work, so the ledger's batch commit skips it. `pipelined` puts a
         PostgreSQL connection in pipeline mode for `work`: its `Raw.write`s travel together
         instead of one round trip each (SQLite, in process, has no round trips to save).
+        `wait=False` makes SQLite refuse at once (`TransientStoreError`) when another
+        connection holds the write lock, instead of waiting up to its busy timeout: for a
+        caller that must not block, such as an event loop.
         """
 
         def attempt() -> T:
@@ -85,7 +93,7 @@ class Database:
                 if self.dialect == "postgresql" and pipelined:
                     with proxy.driver_connection.pipeline() as pipeline:  # left only once its COMMIT is answered
                         return _work_and_commit(proxy, Raw(proxy, self.dialect, pipeline=pipeline), work)
-                return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
+                return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite", wait=wait)
             except BaseException:
                 _rollback_quietly(proxy)
                 raise
@@ -148,10 +156,23 @@ def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
     raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
 
 
-def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool = False) -> T:  # type: ignore[no-untyped-def]
+def _begin_immediate(raw: Raw, *, wait: bool) -> None:
+    """SQLite: take the write lock up front, so two writers never deadlock on a lock
+    upgrade. Without `wait`, refuse at once if another connection holds it."""
+    if wait:
+        raw.run("BEGIN IMMEDIATE")
+        return
+    raw.run("PRAGMA busy_timeout = 0")
+    try:
+        raw.run("BEGIN IMMEDIATE")
+    finally:
+        raw.run(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")  # back to the pool as it came
+
+
+def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool = False, wait: bool = True) -> T:  # type: ignore[no-untyped-def]
     try:
         if begin:
-            raw.run("BEGIN IMMEDIATE")
+            _begin_immediate(raw, wait=wait)
         result = work(raw)
         raw.settle()  # every queued write done and checked before the commit
         proxy.commit()

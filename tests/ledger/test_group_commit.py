@@ -1,0 +1,131 @@
+"""The group committer: with an inline commit, what an event loop's callers ask for in one
+turn is committed on that loop's thread as one group, never while the writer thread
+commits, and handed to the writer whenever the inline commit cannot start at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from danbao.ledger.group_commit import Failed, GroupCommitter
+
+
+class Recorder:
+    """Commit functions that record each group and the thread it ran on."""
+
+    def __init__(self, inline_answers: bool = True):
+        self.inline_groups: list[tuple[list[int], int]] = []
+        self.writer_groups: list[tuple[list[int], int]] = []
+        self.inline_answers = inline_answers
+        self.in_writer = threading.Event()
+        self.release_writer = threading.Event()
+        self.release_writer.set()
+
+    def writer(self, payloads: list[int]) -> list[int | Failed]:
+        self.in_writer.set()
+        assert self.release_writer.wait(timeout=30)
+        self.writer_groups.append((list(payloads), threading.get_ident()))
+        return [p * 10 for p in payloads]
+
+    def inline(self, payloads: list[int]) -> list[int | Failed] | None:
+        self.inline_groups.append((list(payloads), threading.get_ident()))
+        return [p * 10 for p in payloads] if self.inline_answers else None
+
+
+def committer(recorder: Recorder, **options) -> GroupCommitter[int, int]:  # type: ignore[no-untyped-def]
+    return GroupCommitter(recorder.writer, size_max=100, inline=recorder.inline, name="test-group-commit", **options)
+
+
+async def submit_all(c: GroupCommitter[int, int], payloads: list[int]) -> list[object]:
+    return await asyncio.gather(*(c.submit_async(p) for p in payloads), return_exceptions=True)
+
+
+def test_one_turns_callers_are_one_group_committed_on_the_loop_thread() -> None:
+    recorder = Recorder()
+    c = committer(recorder)
+    loop_thread: list[int] = []
+
+    async def main() -> list[object]:
+        loop_thread.append(threading.get_ident())
+        return await submit_all(c, list(range(1, 9)))
+
+    assert asyncio.run(main()) == [10, 20, 30, 40, 50, 60, 70, 80]
+    c.close()
+    assert recorder.inline_groups == [(list(range(1, 9)), loop_thread[0])]
+    assert recorder.writer_groups == []
+
+
+def test_a_group_the_inline_commit_declines_goes_to_the_writer() -> None:
+    recorder = Recorder(inline_answers=False)
+    c = committer(recorder)
+
+    assert asyncio.run(submit_all(c, [1, 2, 3])) == [10, 20, 30]
+    c.close()
+    assert [payloads for payloads, _ in recorder.inline_groups] == [[1, 2, 3]]
+    assert sorted(p for payloads, _ in recorder.writer_groups for p in payloads) == [1, 2, 3]
+    assert all(thread != threading.get_ident() for _, thread in recorder.writer_groups)
+
+
+def test_nothing_is_committed_inline_while_the_writer_commits() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c = committer(recorder)
+    thread_caller = threading.Thread(target=lambda: c.submit(7))
+    thread_caller.start()
+    assert recorder.in_writer.wait(timeout=30)  # the writer is inside a commit, and stays there
+
+    async def main() -> list[object]:
+        waiting = asyncio.ensure_future(submit_all(c, [1, 2]))
+        for _ in range(20):  # turns of the loop (no clock involved): the group is offered within a few
+            await asyncio.sleep(0)
+        assert not waiting.done()
+        recorder.release_writer.set()
+        return await waiting
+
+    assert asyncio.run(main()) == [10, 20]
+    thread_caller.join()
+    c.close()
+    assert recorder.inline_groups == []
+    assert sorted(p for payloads, _ in recorder.writer_groups for p in payloads) == [1, 2, 7]
+
+
+def test_inline_groups_are_bounded_by_size() -> None:
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=10, size=lambda p: 4, inline=recorder.inline)
+
+    assert asyncio.run(submit_all(c, list(range(1, 8)))) == [10 * p for p in range(1, 8)]
+    c.close()
+    assert [payloads for payloads, _ in recorder.inline_groups] == [[1, 2], [3, 4], [5, 6], [7]]
+
+
+def test_an_inline_commit_that_fails_fails_its_whole_group_and_the_committer_keeps_serving() -> None:
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=lambda payloads: 1 / 0)  # type: ignore[arg-type,return-value]
+
+    outcomes = asyncio.run(submit_all(c, [1, 2, 3]))
+    assert [type(o) for o in outcomes] == [ZeroDivisionError] * 3
+    assert c.submit(5) == 50
+    c.close()
+
+
+def test_a_request_refused_inline_fails_alone() -> None:
+    recorder = Recorder()
+
+    def inline(payloads: list[int]) -> list[int | Failed]:
+        return [Failed(KeyError(p)) if p == 2 else p * 10 for p in payloads]
+
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=inline)
+    outcomes = asyncio.run(submit_all(c, [1, 2, 3]))
+    c.close()
+    assert outcomes[0] == 10 and outcomes[2] == 30
+    assert isinstance(outcomes[1], KeyError) and outcomes[1].args == (2,)
+
+
+def test_without_an_inline_commit_asyncio_callers_go_to_the_writer() -> None:
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100)
+
+    assert asyncio.run(submit_all(c, [1, 2, 3])) == [10, 20, 30]
+    c.close()
+    assert recorder.inline_groups == []
+    assert sorted(p for payloads, _ in recorder.writer_groups for p in payloads) == [1, 2, 3]
