@@ -165,7 +165,6 @@ def make_machine(database_factory):
             """Several batches in one `Ledger.transaction`, each seeing the ones before it
             (their entries, holds and totals) before anything is written."""
             now = self.clock.now_ns()
-            self.model.expire(now)
             sent = []
             for _ in range(steps):
                 choice = data.draw(st.sampled_from(["plain", "pending", "resolve", "replay"]))
@@ -188,6 +187,9 @@ def make_machine(database_factory):
                         continue
                     key = self.model.transfers[data.draw(st.sampled_from(singles))]
                     t = self._rebuild(*key)
+                # The ledger voids due holds when a batch is applied, so a transaction
+                # that sends nothing voids nothing: the model expires once one is sent.
+                self.model.expire(now)
                 [expected] = self._expected([key], now)
                 sent.append((t, expected))
             got = self.ledger.transaction(lambda txn: [txn.create_transfers([t])[0].result for t, _ in sent])
