@@ -32,9 +32,8 @@ class DirectRoute(APIRoute):
     """An APIRoute whose async endpoint takes only `request` and text path parameters."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        _check_direct(path, endpoint)
         super().__init__(path, endpoint, **kwargs)
-        invariant(not self.dependencies and not self.dependant.dependencies, f"{path}: a direct route has no dependencies")
+        self._check_direct()
         handler = self.get_route_handler()
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,15 +52,19 @@ class DirectRoute(APIRoute):
 
         return direct
 
-
-def _check_direct(path: str, endpoint: Callable[..., Any]) -> None:
-    invariant(inspect.iscoroutinefunction(endpoint), f"{path}: a direct route's endpoint is async")
-    hints = inspect.get_annotations(endpoint, eval_str=True)
-    names = {name for name in inspect.signature(endpoint).parameters if name != "request"}
-    invariant(hints.get("request") is Request, f"{path}: a direct route's endpoint takes `request: Request`")
-    path_names = {piece[1:-1] for piece in path.split("/") if piece.startswith("{") and piece.endswith("}")}
-    invariant(names == path_names, f"{path}: a direct route's endpoint takes only its path parameters and the request")
-    invariant(all(hints.get(name) is str for name in names), f"{path}: a direct route's path parameters are text")
+    def _check_direct(self) -> None:
+        """What FastAPI made of the signature (`self.dependant`) leaves nothing to solve."""
+        d, path = self.dependant, self.path
+        invariant(inspect.iscoroutinefunction(self.endpoint), f"{path}: a direct route's endpoint is async")
+        invariant(d.request_param_name == "request", f"{path}: a direct route's endpoint takes `request: Request`")
+        path_names = {field.name for field in d.path_params}
+        invariant(
+            set(inspect.signature(self.endpoint).parameters) == path_names | {"request"},
+            f"{path}: a direct route's endpoint takes only its path parameters and the request",
+        )
+        invariant(not (d.query_params or d.header_params or d.cookie_params or d.body_params), f"{path}: nothing but the path is read")
+        invariant(not (self.dependencies or d.dependencies), f"{path}: a direct route has no dependencies")
+        invariant(all(field.field_info.annotation is str for field in d.path_params), f"{path}: a direct route's path parameters are text")
 
 
 __all__ = ["DirectRoute"]

@@ -52,16 +52,18 @@ class Database:
         if self.url.startswith("sqlite"):
             self.dialect = "sqlite"
             self.engine = _sqlite_engine(self.url)
-            # Statements are calls into this process, not round trips to a server.
-            self.in_process = True
         elif self.url.startswith("postgresql"):
             self.dialect = "postgresql"
-            self.in_process = False
             self.engine = create_engine(
                 self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
             )
         else:
             raise StoreError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+
+    @property
+    def in_process(self) -> bool:
+        """Statements are calls into this process (SQLite), not round trips to a server."""
+        return self.dialect == "sqlite"
 
     def write(self, work: Callable[[Connection], T], *, attempts: int = WRITE_ATTEMPTS_MAX) -> T:
         """Run `work` in one write transaction, retrying transient conflicts (bounded)."""
