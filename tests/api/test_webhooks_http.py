@@ -152,6 +152,8 @@ def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(l
     with pytest.raises(Exception) as e:
         bob.disable_webhook(hook.id)  # not bob's
     assert getattr(e.value, "status", None) == 404
+    [delivery] = ann.deliveries(hook.id)
+    assert delivery.state == "pending"  # bob's refused attempt changed nothing
     disabled = ann.disable_webhook(hook.id)
     assert disabled.disabled_at is not None
     ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)

@@ -179,7 +179,8 @@ class Webhooks:
                 "UPDATE webhook_endpoints SET disabled_at = ? WHERE id = ? AND party_id = ? AND disabled_at IS NULL",
                 (now, endpoint_id, party_id),
             )
-            raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
+            if changed == 1:  # someone else's endpoint, or one disabled already: nothing more changes
+                raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
             return changed
 
         if self.db.write_raw(work) != 1:
