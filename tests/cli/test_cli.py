@@ -52,6 +52,25 @@ def test_refusals_exit_non_zero_with_the_result_code(url):
     assert missing.exit_code == 2 and "account_not_found" in missing.output
 
 
+def test_an_argument_that_is_not_utf8_is_refused_with_a_code_not_a_traceback(url):
+    bad = "\udcff"  # how Python hands over the byte 0xff of a command line (surrogateescape)
+    run(url, "account", "create", "a")
+    run(url, "account", "create", "b")
+    for args, exit_code, code in [
+        (("account", "show", bad), 2, "account_not_found"),
+        (("transfer", bad, "a", "b", "1.00"), 1, "id_invalid"),
+        (("transfer", "t1", "a", bad, "1.00"), 1, "account_id_invalid"),
+        (("post", bad, "p1"), 1, "pending_id_invalid"),
+        (("account", "create", bad), 1, "id_invalid"),
+    ]:
+        result = run(url, *args)
+        assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
+        assert result.exit_code == exit_code and code in result.output, (args, result.output)
+    listed = run(url, "account", "history", bad)
+    assert listed.exit_code == 0 and listed.exception is None
+    assert run(url, "audit").exit_code == 0
+
+
 def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
     run(url, "account", "create", "bank", "--kind", "bank_clearing")
     run(url, "account", "create", "a")

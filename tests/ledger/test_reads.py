@@ -58,3 +58,29 @@ def test_page_bounds_and_cursor_validation(ledger, kwargs):
 def test_balance_at_refuses_impossible_times(ledger):
     with pytest.raises(DanbaoError):
         ledger.balance_at("alice", 10**30)
+
+
+# A NUL (PostgreSQL's text refuses it) or a lone surrogate (UTF-8 cannot encode it; it is
+# how an undecodable command-line byte arrives) cannot be in the store: looking one up
+# finds nothing, on both backends alike, instead of failing in the driver.
+UNSTORABLE_IDS = ["a\x00b", "\udcff"]
+
+
+@pytest.mark.parametrize("bad", UNSTORABLE_IDS)
+def test_reads_of_ids_no_store_can_hold_find_nothing(ledger, bad):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 100)
+    assert ledger.account(bad) is None
+    assert [a.id for a in ledger.accounts([bad, "alice"])] == ["alice"]
+    assert ledger.accounts_of(bad) == []
+    assert ledger.transfer(bad) is None
+    assert ledger.transfers_of(bad).items == []
+    assert ledger.transfers_by_ref(bad) == []
+    assert ledger.balance_at(bad, 10**18).balance == 0
+    assert ledger.holds(bad).items == []
+
+
+def test_holds_are_listed_by_a_known_state_only(ledger):
+    with pytest.raises(DanbaoError) as e:
+        ledger.holds("alice", state="pending\x00")
+    assert e.value.code == "state_invalid"

@@ -80,6 +80,12 @@ def t(**over):
         (t(id=None), Result.id_invalid),
         (t(id="a b"), Result.id_invalid),
         (t(id="x\n"), Result.id_invalid),
+        (t(id="a\x00b"), Result.id_invalid),  # PostgreSQL's text refuses NUL: refused before the lookup
+        (t(id="\udcff"), Result.id_invalid),  # a lone surrogate, as an undecodable CLI byte arrives
+        (t(flags=POST, pending_id="p\x00"), Result.pending_id_invalid),
+        (t(flags=POST, pending_id="\ud800"), Result.pending_id_invalid),
+        (t(debit_account_id="\udcff"), Result.account_id_invalid),
+        (t(credit_account_id="b\x00b"), Result.account_id_invalid),
         (t(flags=PENDING | POST), Result.flags_invalid),
         (t(flags=1 << 10), Result.flags_invalid),
         (t(flags=int(TransferFlags.expiry)), Result.flags_invalid),

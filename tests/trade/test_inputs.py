@@ -15,6 +15,8 @@ from tests.trade.helpers import CUR, FUNDS, Market
         ("emperor", "X", "x1", "role_invalid", "role"),
         ("buyer", "", "x1", "name_invalid", "name"),
         ("buyer", "x" * 129, "x1", "name_invalid", "name"),
+        ("buyer", "Nul\x00Name", "x1", "name_invalid", "name"),  # PostgreSQL's text refuses NUL
+        ("buyer", "Bad\udcffByte", "x1", "name_invalid", "name"),  # a lone surrogate: not UTF-8
         ("buyer", "X", "Has.Dots", "party_id_invalid", "party_id"),
         ("buyer", "X", "x" * 33, "party_id_invalid", "party_id"),
         ("buyer", "X", "trailing-newline\n", "party_id_invalid", "party_id"),
@@ -84,6 +86,8 @@ def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(mark
         ({"buyer_id": "seller"}, "role_invalid", "buyer_id"),
         ({"buyer_id": "nobody", "seller_id": "nobody-else"}, "party_not_found", "buyer_id"),  # the buyer is checked first
         ({"seller_id": 7}, "party_not_found", "seller_id"),
+        ({"seller_id": "sel\x00ler"}, "party_not_found", "seller_id"),  # no store holds such an id
+        ({"buyer_id": "\udcff"}, "party_not_found", "buyer_id"),
     ],
 )
 def test_a_trade_needs_parties_in_their_roles_and_sound_terms(market: Market, changes: dict, code: str, field: str) -> None:  # type: ignore[type-arg]
@@ -113,3 +117,35 @@ def test_trade_events_and_a_partys_trades_come_in_bounded_pages(market: Market) 
         with pytest.raises(TradeError) as e:
             market.trades.events(t.id, market.buyer, limit=bad)  # type: ignore[arg-type]
         assert e.value.code == "limit_invalid"
+
+
+@pytest.mark.parametrize("bad", ["t\x00", "\udcff"])
+def test_ids_no_store_can_hold_are_simply_not_found(market: Market, bad: str) -> None:
+    """A NUL or a lone surrogate cannot be in either store, so it is an unknown id on both
+    backends alike, not a driver error."""
+    t = market.new_trade()
+    before = market.snapshot()
+    for call, code in [
+        (lambda: market.trades.pay(bad, market.buyer), "trade_not_found"),
+        (lambda: market.trades.get(bad, market.buyer), "trade_not_found"),
+        (lambda: market.trades.events(bad, market.buyer), "trade_not_found"),
+        (lambda: market.trades.pay(t.id, bad), "trade_not_found"),
+        (lambda: market.trades.parties.get(bad), "party_not_found"),
+        (lambda: market.trades.parties.top_up(bad, 100, CUR), "party_not_found"),
+        (lambda: market.trades.parties.send(market.buyer, bad, 100, CUR), "party_not_found"),
+    ]:
+        with pytest.raises(TradeError) as e:
+            call()
+        assert e.value.code == code
+    assert market.trades.of_party(bad) == []
+    assert market.trades.events_of_party(bad) == []
+    assert market.trades.claims_rejected(bad) == []
+    assert market.snapshot() == before
+
+
+@pytest.mark.parametrize("bad", [-1, 2**31 + 1, 10**30, "3", None])
+def test_a_trades_events_are_read_after_a_sequence_number_in_bounds(market: Market, bad: object) -> None:
+    t = market.new_trade()
+    with pytest.raises(TradeError) as e:
+        market.trades.events(t.id, market.buyer, after_seq=bad)  # type: ignore[arg-type]
+    assert (e.value.code, e.value.field) == ("cursor_invalid", "after_seq")

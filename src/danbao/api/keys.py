@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from danbao.clock import Clock
 from danbao.store import Database
 from danbao.store.raw import Raw
+from danbao.text import storable
 from danbao.trade import Party
 from danbao.trade import repository as trade_rows
 
@@ -102,12 +103,16 @@ class ApiKeys:
         return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
 
     def revoke(self, key_id: str) -> bool:
+        if not storable(key_id):
+            return False
         with self._lock:
             self._verified.pop(key_id, None)
         now = self.clock.now_ns()
         return self.db.write_raw(lambda raw: raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
 
     def get(self, key_id: str) -> KeyInfo | None:
+        if not storable(key_id):
+            return None
         rows = self.db.read_raw(lambda raw: raw.rows("SELECT id, party_id, created_at, revoked_at FROM api_keys WHERE id = ?", (key_id,)))
         return KeyInfo(*rows[0]) if rows else None
 

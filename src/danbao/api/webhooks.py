@@ -26,6 +26,7 @@ from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
 from danbao.store import Database
 from danbao.store.raw import Raw, RowsOf
+from danbao.text import storable
 from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
 
@@ -151,7 +152,8 @@ class Webhooks:
     # -- endpoints --------------------------------------------------------------------
 
     def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX:
+        # Printable: no NUL, control character or lone surrogate, none of which a URL holds.
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX or not url.isprintable():
             raise WebhookError("url must be an http(s) URL", field="url", code="url_invalid")
         unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
         if not event_types or unknown:
@@ -183,7 +185,7 @@ class Webhooks:
                 raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
             return changed
 
-        if self.db.write_raw(work) != 1:
+        if not storable(endpoint_id) or self.db.write_raw(work) != 1:
             raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
         return next(e for e in self.endpoints(party_id) if e.id == endpoint_id)
 

@@ -34,6 +34,7 @@ from danbao.ledger.model import (
     AccountResult,
     Balance,
     Hold,
+    HoldState,
     NewAccount,
     NewTransfer,
     Page,
@@ -49,6 +50,7 @@ from danbao.store.schema import TOTALS_COLUMNS, is_bigint_text
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
 from danbao.store.schema import transfers as transfers_t
+from danbao.text import storable
 
 # Rows a transaction may queue for append-only tables before it flushes them.
 APPENDED_ROWS_MAX = 65_536
@@ -307,14 +309,14 @@ class Ledger:
         pending_ids: set[str] = set()
         account_ids: set[str] = set()
         for transfers in submissions:
-            for t in transfers:
-                if isinstance(t.id, str):
+            for t in transfers:  # what is not storable was never stored: the engine refuses it
+                if storable(t.id):
                     transfer_ids.add(t.id)
-                if isinstance(t.pending_id, str):
+                if storable(t.pending_id):
                     pending_ids.add(t.pending_id)
-                if isinstance(t.debit_account_id, str):
+                if storable(t.debit_account_id):
                     account_ids.add(t.debit_account_id)
-                if isinstance(t.credit_account_id, str):
+                if storable(t.credit_account_id):
                     account_ids.add(t.credit_account_id)
         unwritten = txn._unwritten if txn is not None else {}
         changed = txn._changed if txn is not None else {}
@@ -387,14 +389,18 @@ class Ledger:
         if len(account_ids) > PAGE_LIMIT_MAX:
             raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
 
+        wanted = [i for i in account_ids if storable(i)]
+
         def read(conn: Connection) -> list[Account]:
-            rows = conn.execute(select(*_ACCOUNT_SELECT).where(accounts_t.c.id.in_(list(account_ids))).order_by(accounts_t.c.id))
+            rows = conn.execute(select(*_ACCOUNT_SELECT).where(accounts_t.c.id.in_(wanted)).order_by(accounts_t.c.id))
             return [Account(**row._mapping) for row in rows]
 
-        return self.db.read(read)
+        return self.db.read(read) if wanted else []
 
     def accounts_of(self, owner: str, *, limit: int = 100) -> list[Account]:
         limit = _page_limit(limit)
+        if not storable(owner):
+            return []
         return self.db.read(
             lambda conn: [
                 Account(**row._mapping)
@@ -405,6 +411,8 @@ class Ledger:
         )
 
     def transfer(self, transfer_id: str) -> Transfer | None:
+        if not storable(transfer_id):
+            return None
         row = self.db.read(lambda conn: conn.execute(select(*history.TRANSFER_COLUMNS).where(transfers_t.c.id == transfer_id)).first())
         return Transfer(**row._mapping) if row is not None else None
 
@@ -412,10 +420,14 @@ class Ledger:
         """An account's journal entries in time order, a page at a time (cursor = timestamp)."""
         limit = _page_limit(limit)
         since = _cursor(after)
+        if not storable(account_id):
+            return Page([], None)
         return _page(self.db.read(lambda conn: history.transfers_after(conn, account_id, since, limit + 1)), limit)
 
     def transfers_by_ref(self, ref: str, *, limit: int = 100) -> list[Transfer]:
         limit = _page_limit(limit)
+        if not storable(ref):
+            return []
         return self.db.read(
             lambda conn: [
                 Transfer(**row._mapping)
@@ -429,11 +441,17 @@ class Ledger:
         """The account's four totals just after the last entry at or before `timestamp_ns`."""
         if type(timestamp_ns) is not int or not 0 <= timestamp_ns <= TOTAL_MAX:
             raise DanbaoError("timestamp must be nanoseconds since the epoch", field="timestamp", code="timestamp_invalid")
+        if not storable(account_id):
+            return Balance(0, 0, 0, 0)  # as for any account with no entries
         return self.db.read(lambda conn: history.balance_at(conn, account_id, timestamp_ns))
 
     def holds(self, account_id: str | None = None, *, state: str = "pending", after: str | None = None, limit: int = 100) -> Page:
         limit = _page_limit(limit)
         since = _cursor(after)
+        if state not in HoldState.__members__:
+            raise DanbaoError(f"state must be one of {', '.join(HoldState.__members__)}", field="state", code="state_invalid")
+        if account_id is not None and not storable(account_id):
+            return Page([], None)
         query = select(holds_t).where(holds_t.c.state == state, holds_t.c.timestamp > since)
         if account_id is not None:
             query = query.where(
@@ -586,7 +604,7 @@ class LedgerTransaction:
         """Current accounts by id, as this transaction sees them (missing ids are absent)."""
         if len(account_ids) > PAGE_LIMIT_MAX:
             raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
-        rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted(set(account_ids)))
+        rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted({i for i in account_ids if storable(i)}))
         found = {row[0]: Account(*row) for row in rows}
         for account_id, account in found.items():
             t = self._changed.get(account_id)

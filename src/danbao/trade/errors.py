@@ -40,6 +40,7 @@ class TradeCode(str, Enum):
     courier_cash_limit = "courier_cash_limit"
     collect_method_invalid = "collect_method_invalid"
     limit_invalid = "limit_invalid"
+    cursor_invalid = "cursor_invalid"
 
 
 class TradeError(DanbaoError):

@@ -10,6 +10,7 @@ ITEMS_BYTES_MAX = 4096
 EVIDENCE_CHARS_MAX = 2000
 NAME_CHARS_MAX = 128
 EVENTS_PER_PAGE_MAX = 1000
+SEQ_MAX = 2**31  # a trade's events are numbered 1, 2, ...; a cursor past this is not one
 WORKER_TRADES_PER_RUN_MAX = 1000
 
 

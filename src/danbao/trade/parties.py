@@ -11,6 +11,7 @@ from danbao.ledger.ledger import LedgerTransaction
 from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.store.errors import IntegrityViolation
 from danbao.store.raw import Raw
+from danbao.text import storable
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
 from danbao.trade.errors import TradeCode, TradeError
@@ -65,7 +66,7 @@ class Parties:
     def create(self, role: str, name: str, *, party_id: str | None = None, cash_limit: int | None = None) -> Party:
         if role not in Role.__members__:
             raise TradeError(TradeCode.role_invalid, f"role must be one of {', '.join(Role.__members__)}", field="role")
-        if not isinstance(name, str) or not 0 < len(name.strip()) <= NAME_CHARS_MAX:
+        if not storable(name) or not 0 < len(name.strip()) <= NAME_CHARS_MAX:
             raise TradeError(TradeCode.name_invalid, f"name must be 1 to {NAME_CHARS_MAX} characters", field="name")
         party_id = party_id if party_id is not None else self.ids.new("p")
         if not isinstance(party_id, str) or not PARTY_ID_PATTERN.match(party_id):

@@ -14,6 +14,7 @@ from typing import Any
 from danbao.errors import invariant
 from danbao.ledger.ledger import LedgerTransaction
 from danbao.store.raw import Raw, RowsOf
+from danbao.text import storable
 from danbao.trade.model import Party, Status, Trade, TradeEvent
 
 _PARTY_FIELDS = tuple(Party.__dataclass_fields__)
@@ -33,7 +34,7 @@ def insert_party(raw: Raw, party: Party) -> None:
 
 
 def parties(raw: Raw, ids: Sequence[str]) -> dict[str, Party]:
-    rows = raw.select_where_in(f"SELECT {_PARTY_COLUMNS} FROM parties", "id", sorted(set(ids)))
+    rows = raw.select_where_in(f"SELECT {_PARTY_COLUMNS} FROM parties", "id", sorted({i for i in ids if storable(i)}))
     return {row[0]: Party(*row) for row in rows}
 
 
@@ -47,6 +48,8 @@ def insert_trade(raw: Raw, trade: Trade) -> None:
 
 
 def trade(raw: Raw, trade_id: str) -> Trade | None:
+    if not storable(trade_id):
+        return None
     rows = raw.rows(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE id = ?", (trade_id,))
     return Trade(*rows[0]) if rows else None
 
@@ -102,6 +105,8 @@ def mark_dispatched(raw: Raw, events: Sequence[TradeEvent]) -> None:
 
 def events_of_party(raw: Raw, party_id: str, *, after: tuple[int, str, int] | None, limit: int) -> list[TradeEvent]:
     """Events on the party's trades, in time order, after a cursor (at, trade_id, seq)."""
+    if not storable(party_id):
+        return []
     at, trade_id, seq = after if after is not None else (-1, "", 0)
     columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
     rows = raw.rows(
@@ -123,6 +128,8 @@ def events(raw: Raw, trade_id: str, *, after_seq: int, limit: int) -> list[Trade
 
 
 def claims_rejected(raw: Raw, buyer_id: str, *, limit: int) -> list[TradeEvent]:
+    if not storable(buyer_id):
+        return []
     columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
     rows = raw.rows(
         f"SELECT {columns} FROM trade_events e JOIN trades t ON t.id = e.trade_id "
@@ -134,6 +141,8 @@ def claims_rejected(raw: Raw, buyer_id: str, *, limit: int) -> list[TradeEvent]:
 
 def trades_of(raw: Raw, party_id: str, *, after: tuple[int, str] | None, limit: int) -> list[Trade]:
     """A party's trades (as buyer, seller or courier), oldest first, after a cursor."""
+    if not storable(party_id):
+        return []
     since, since_id = after if after is not None else (-1, "")
     rows = raw.rows(
         f"SELECT {_TRADE_COLUMNS} FROM trades WHERE (buyer_id = ? OR seller_id = ? OR courier_id = ?) "

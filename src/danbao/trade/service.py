@@ -17,6 +17,7 @@ from danbao.errors import invariant
 from danbao.ids import Ids
 from danbao.ledger import Ledger
 from danbao.ledger.ledger import LedgerTransaction
+from danbao.text import storable
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig, share_of
 from danbao.trade.errors import TradeCode, TradeError
@@ -25,6 +26,7 @@ from danbao.trade.model import (
     EVENTS_PER_PAGE_MAX,
     EVIDENCE_CHARS_MAX,
     ITEMS_BYTES_MAX,
+    SEQ_MAX,
     SYSTEM_ACTOR,
     Action,
     ClaimReason,
@@ -104,6 +106,8 @@ class Trades:
 
     def events(self, trade_id: str, party_id: str, *, after_seq: int = 0, limit: int = 100) -> list[TradeEvent]:
         limit = _limit(limit, EVENTS_PER_PAGE_MAX)
+        if type(after_seq) is not int or not 0 <= after_seq <= SEQ_MAX:
+            raise TradeError(TradeCode.cursor_invalid, f"after_seq must be 0 to {SEQ_MAX}", field="after_seq")
 
         def read(raw) -> list[TradeEvent]:  # type: ignore[no-untyped-def]
             self._visible(raw, trade_id, party_id)
@@ -247,7 +251,7 @@ class Trades:
         def decide(step: Step) -> Trade:
             if reason not in ClaimReason.__members__:
                 raise TradeError(TradeCode.claim_reason_invalid, f"reason must be one of {', '.join(ClaimReason.__members__)}", field="reason")
-            if not isinstance(evidence, str) or not 0 < len(evidence.strip()) <= EVIDENCE_CHARS_MAX:
+            if not storable(evidence) or not 0 < len(evidence.strip()) <= EVIDENCE_CHARS_MAX:
                 raise TradeError(TradeCode.evidence_invalid, f"evidence is 1 to {EVIDENCE_CHARS_MAX} characters", field="evidence")
             if step.now >= step.trade.claim_by:
                 raise TradeError(TradeCode.claim_window_closed, "the claim window has closed")

@@ -35,6 +35,7 @@ from danbao.api.webhooks import event_id, event_type
 from danbao.errors import DanbaoError
 from danbao.store.schema import is_bigint_text
 from danbao.trade import Trade, TradeEvent
+from danbao.trade.model import SEQ_MAX
 
 router = APIRouter(prefix="/v1", tags=["trades"], route_class=StrictJsonRoute)
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -114,7 +115,7 @@ def get_trade(trade_id: str, request: Request) -> TradeOut:
 
 
 @router.get("/trades/{trade_id}/events", response_model=EventPage)
-def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=2**31), limit: Limit = 100) -> EventPage:
+def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=SEQ_MAX), limit: Limit = 100) -> EventPage:
     svc, caller = who(request)
     found = svc.trades.events(trade_id, caller.id, after_seq=after, limit=limit)
     return EventPage(data=[event_out(e) for e in found], next_cursor=str(found[-1].seq) if len(found) == limit else None)
