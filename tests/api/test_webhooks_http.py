@@ -142,6 +142,29 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
         receiver.close()
 
 
+def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:
+    receiver = Receiver(["hang"])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        webhooks = live.services.webhooks
+        webhooks.dispatch()
+        attempt = threading.Thread(target=webhooks.deliver_due)
+        attempt.start()
+        assert receiver.hanging.wait(10)  # the delivery is in flight
+        ann.disable_webhook(hook.id)
+        attempt.join()  # the sender timed out on the hanging receiver: a failed attempt
+        [delivery] = ann.deliveries(hook.id)
+        assert (delivery.state, delivery.attempts) == ("cancelled", 1)  # recorded, and not revived
+        live.clock.advance(3600)
+        webhooks.run_once()
+        assert len(receiver.received) == 1
+    finally:
+        receiver.close()
+
+
 def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(live: Live) -> None:
     ann = live.party("buyer", "ann")
     bob = live.party("buyer", "bob")

@@ -254,7 +254,7 @@ class Webhooks:
             lambda raw: raw.rows(
                 "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.created_at FROM webhook_deliveries d "
                 "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
-                f"WHERE d.state = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT {DELIVERIES_PER_PASS_MAX}",
+                f"WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND e.disabled_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT {DELIVERIES_PER_PASS_MAX}",
                 (now,),
             )
         )
@@ -281,10 +281,16 @@ class Webhooks:
         else:
             backoff = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2 ** (attempts - 1))
             state, next_at = "pending", now + backoff * NS_PER_SECOND
+        # The attempt is recorded, but only a delivery still pending takes its outcome: one
+        # cancelled while this attempt was in flight (its endpoint disabled) stays cancelled.
+        # `attempts` read before is the guard against recording one attempt twice.
         self.db.write_raw(
             lambda raw: raw.run(
-                "UPDATE webhook_deliveries SET state = ?, attempts = ?, last_status_code = ?, last_error = ?, next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                (state, attempts, status_code, error, next_at, now, delivery_id),
+                "UPDATE webhook_deliveries SET attempts = ?, last_status_code = ?, last_error = ?, updated_at = ?, "
+                "next_attempt_at = CASE WHEN state = 'pending' THEN ? ELSE next_attempt_at END, "
+                "state = CASE WHEN state = 'pending' THEN ? ELSE state END "
+                "WHERE id = ? AND attempts = ?",
+                (attempts, status_code, error, now, next_at, state, delivery_id, attempts - 1),
             )
         )
 
