@@ -142,6 +142,33 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
         receiver.close()
 
 
+def test_two_passes_at_once_attempt_each_delivery_once(live: Live) -> None:
+    """Two servers on one database each run delivery passes: a pass claims what it attempts."""
+    receiver = Receiver(["hang"])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        webhooks = live.services.webhooks
+        webhooks.dispatch()
+        first = threading.Thread(target=webhooks.deliver_due)
+        first.start()
+        assert receiver.hanging.wait(10)  # the first pass's attempt is in flight
+        assert webhooks.deliver_due() == 0  # the second pass finds it claimed
+        first.join()
+        assert len(receiver.received) == 1
+        [delivery] = ann.deliveries(hook.id)
+        assert (delivery.state, delivery.attempts) == ("pending", 1)  # timed out: retried later
+        receiver.release.set()
+        live.clock.advance(3600)
+        assert webhooks.deliver_due() == 1
+        [delivery] = ann.deliveries(hook.id)
+        assert (delivery.state, delivery.attempts) == ("delivered", 2)
+    finally:
+        receiver.close()
+
+
 def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:
     receiver = Receiver(["hang"])
     try:

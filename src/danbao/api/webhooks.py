@@ -37,6 +37,10 @@ ATTEMPTS_MAX = 12
 RETRY_BACKOFF_BASE_SECONDS = 5
 RETRY_BACKOFF_MAX_SECONDS = 3600
 DELIVERY_TIMEOUT_SECONDS = 5.0
+# A pass claims the deliveries it will attempt for this long (well past an attempt's
+# timeouts), so another pass, in this process or another, leaves them alone; an attempt
+# that died with its process is due again once the claim runs out.
+CLAIM_SECONDS = 60
 DELIVERY_THREADS = 8
 URL_CHARS_MAX = 2048
 SIGNATURE_HEADER = "Danbao-Signature"
@@ -252,14 +256,30 @@ class Webhooks:
         now = self.clock.now_ns()
         due = self.db.read_raw(
             lambda raw: raw.rows(
-                "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.created_at FROM webhook_deliveries d "
+                "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.created_at, d.next_attempt_at FROM webhook_deliveries d "
                 "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
                 f"WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND e.disabled_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT {DELIVERIES_PER_PASS_MAX}",
                 (now,),
             )
         )
-        list(self._pool.map(lambda row: self._attempt(*row), due))
-        return len(due)
+        if not due:
+            return 0
+        claimed_until = now + CLAIM_SECONDS * NS_PER_SECOND
+
+        def claim(raw: Raw) -> list[tuple[Any, ...]]:
+            # Only what no other pass claimed (or attempted) since it was read.
+            return [
+                row[:6]
+                for row in due
+                if raw.run(
+                    "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending' AND next_attempt_at = ?",
+                    (claimed_until, row[0], row[6]),
+                ) == 1
+            ]
+
+        claimed = self.db.write_raw(claim)
+        list(self._pool.map(lambda row: self._attempt(*row), claimed))
+        return len(claimed)
 
     def _attempt(self, delivery_id: str, payload: str, url: str, secret: str, attempts: int, created_at: int) -> None:
         body = payload.encode()
