@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from danbao.api.webhooks import SIGNATURE_HEADER, verify_signature
+from danbao.client import Danbao
 from danbao.clock import NS_PER_SECOND
 from tests.api.conftest import Live
 
@@ -142,54 +144,53 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
         receiver.close()
 
 
-def test_two_passes_at_once_attempt_each_delivery_once(live: Live) -> None:
-    """Two servers on one database each run delivery passes: a pass claims what it attempts."""
+@contextmanager
+def a_delivery_in_flight(live: Live) -> Iterator[tuple[Danbao, str, Receiver, threading.Thread]]:
+    """ann's trade.created delivery, attempted by a pass on another thread and held there by
+    a receiver that hangs (the sender times out on it). Yields ann, the endpoint id, the
+    receiver and the pass's thread."""
     receiver = Receiver(["hang"])
+    attempt = threading.Thread(target=live.services.webhooks.deliver_due)
     try:
         ann = live.party("buyer", "ann")
         live.party("seller", "tea")
         hook = ann.register_webhook(receiver.url, ["trade.created"])
         ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        webhooks = live.services.webhooks
-        webhooks.dispatch()
-        first = threading.Thread(target=webhooks.deliver_due)
-        first.start()
-        assert receiver.hanging.wait(10)  # the first pass's attempt is in flight
+        live.services.webhooks.dispatch()
+        attempt.start()
+        assert receiver.hanging.wait(10)  # the attempt is in flight
+        yield ann, hook.id, receiver, attempt
+    finally:
+        receiver.close()
+        if attempt.is_alive():
+            attempt.join()
+
+
+def test_two_passes_at_once_attempt_each_delivery_once(live: Live) -> None:
+    """Two servers on one database each run delivery passes: a pass claims what it attempts."""
+    webhooks = live.services.webhooks
+    with a_delivery_in_flight(live) as (ann, hook_id, receiver, first):
         assert webhooks.deliver_due() == 0  # the second pass finds it claimed
         first.join()
         assert len(receiver.received) == 1
-        [delivery] = ann.deliveries(hook.id)
+        [delivery] = ann.deliveries(hook_id)
         assert (delivery.state, delivery.attempts) == ("pending", 1)  # timed out: retried later
         receiver.release.set()
         live.clock.advance(3600)
         assert webhooks.deliver_due() == 1
-        [delivery] = ann.deliveries(hook.id)
+        [delivery] = ann.deliveries(hook_id)
         assert (delivery.state, delivery.attempts) == ("delivered", 2)
-    finally:
-        receiver.close()
 
 
 def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:
-    receiver = Receiver(["hang"])
-    try:
-        ann = live.party("buyer", "ann")
-        live.party("seller", "tea")
-        hook = ann.register_webhook(receiver.url, ["trade.created"])
-        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        webhooks = live.services.webhooks
-        webhooks.dispatch()
-        attempt = threading.Thread(target=webhooks.deliver_due)
-        attempt.start()
-        assert receiver.hanging.wait(10)  # the delivery is in flight
-        ann.disable_webhook(hook.id)
+    with a_delivery_in_flight(live) as (ann, hook_id, receiver, attempt):
+        ann.disable_webhook(hook_id)
         attempt.join()  # the sender timed out on the hanging receiver: a failed attempt
-        [delivery] = ann.deliveries(hook.id)
+        [delivery] = ann.deliveries(hook_id)
         assert (delivery.state, delivery.attempts) == ("cancelled", 1)  # recorded, and not revived
         live.clock.advance(3600)
-        webhooks.run_once()
+        live.services.webhooks.run_once()
         assert len(receiver.received) == 1
-    finally:
-        receiver.close()
 
 
 def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(live: Live) -> None:

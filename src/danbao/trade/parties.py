@@ -39,8 +39,7 @@ def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str 
 
 def load_parties(raw: Raw, wanted: list[tuple[str, Role | None, str]]) -> list[Party]:
     """Parties by (id, role required, field at fault), in one query; refused in order."""
-    ids = [party_id for party_id, _, _ in wanted if isinstance(party_id, str)]
-    found = repository.parties(raw, ids) if ids else {}
+    found = repository.parties(raw, [party_id for party_id, _, _ in wanted])  # skips what cannot be an id
     return [_checked(found.get(party_id) if isinstance(party_id, str) else None, party_id, role, field) for party_id, role, field in wanted]
 
 

@@ -402,7 +402,7 @@ class Trades:
     @staticmethod
     def _visible(raw, trade_id: str, party_id: str) -> tuple[Trade, str]:  # type: ignore[no-untyped-def]
         """The trade and the part `party_id` plays in it; someone else's trade is not found."""
-        trade = repository.trade(raw, trade_id) if isinstance(trade_id, str) else None
+        trade = repository.trade(raw, trade_id)
         part = trade.party_role(party_id) if trade is not None else None
         if trade is not None and part is None:
             party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
