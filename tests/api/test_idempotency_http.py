@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+
 import httpx
+import pytest
 
 from danbao.api.idempotency import KEEP_SECONDS
 from tests.api.conftest import Live
 
 CUR = "CNY"
+
+
+def _digest(path: str, body: bytes) -> str:
+    return hashlib.sha256(b"POST\n" + path.encode() + b"\n" + body).hexdigest()
 
 
 def test_a_retry_with_the_same_key_and_body_replays_the_first_response(live: Live) -> None:
@@ -42,19 +50,18 @@ def test_a_refusal_is_replayed_too(live: Live) -> None:
     assert live.services.ledger.account("ann.wallet.CNY").balance == 100  # type: ignore[union-attr]
 
 
-def test_a_retry_while_the_first_is_running_is_409(live: Live) -> None:
+def test_a_retry_while_the_first_is_in_flight_is_409(live: Live) -> None:
     live.party("buyer", "ann")
     key = live.admin.issue_key("ann").key
     body = b'{"amount":700,"currency":"CNY"}'
-    import hashlib
-
-    digest = hashlib.sha256(b"POST\n/v1/wallet/top-up\n" + body).hexdigest()
-    assert live.services.idempotency.begin("ann", "slow", digest) is None  # the first attempt, still running
+    first = live.services.idempotency.claim("ann", "slow", _digest("/v1/wallet/top-up", body))  # the first attempt, still being served
     http = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "slow", "Content-Type": "application/json"})
     response = http.post("/v1/wallet/top-up", content=body)
     assert (response.status_code, response.json()["code"]) == (409, "idempotency_in_progress")
-    live.clock.advance(61)  # the first attempt's lease is over (it crashed): the key may run again
+    assert live.services.ledger.account("ann.wallet.CNY") is None  # nothing moved
+    live.services.idempotency.release(first)  # the first attempt ended without an effect (it was refused, or crashed)
     assert http.post("/v1/wallet/top-up", content=body).status_code == 201
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 700  # type: ignore[union-attr]
 
 
 def test_keys_are_per_party_and_kept_a_day(live: Live) -> None:
@@ -82,3 +89,68 @@ def test_the_client_retries_a_trade_operation_without_doing_it_twice(live: Live)
     assert ann.pay(t.id, idempotency_key="pay-1").status == "paid"
     assert {a.id: a.balance for a in ann.accounts()}["ann.wallet.CNY"] == 600
     assert tea.trade(t.id).status == "paid"
+
+
+def _dies_before_storing_the_response(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server dies between committing a keyed request's effect and storing its response."""
+
+    def died(*args: object) -> None:
+        raise RuntimeError("the server died here")
+
+    monkeypatch.setattr(live.services.idempotency, "settle_work", died)
+
+
+def _keyed(live: Live, key: str, idempotency_key: str) -> httpx.Client:
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}", "Idempotency-Key": idempotency_key})
+
+
+def _unanswered(post: Callable[[], httpx.Response]) -> bool:
+    """The client got no answer it could use: the connection broke, or a 500."""
+    try:
+        return post().status_code == 500
+    except httpx.TransportError:
+        return True
+
+
+def test_a_payment_and_its_recorded_response_commit_together(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    live.party("buyer", "ann")
+    key = live.admin.issue_key("ann").key
+    http = _keyed(live, key, "top-up-1")
+    _dies_before_storing_the_response(live, monkeypatch)
+    assert _unanswered(lambda: http.post("/v1/wallet/top-up", json={"amount": 700, "currency": CUR}))
+    monkeypatch.undo()
+    http = httpx.Client(base_url=live.url, headers=http.headers)  # a new connection, as after a crash
+    live.clock.advance(61)
+    again = http.post("/v1/wallet/top-up", json={"amount": 700, "currency": CUR})
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 700  # type: ignore[union-attr]
+
+
+def test_a_trade_step_and_its_recorded_response_commit_together(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, _ = live.party("buyer", "ann"), live.party("seller", "tea")
+    http = _keyed(live, live.admin.issue_key("ann").key, "order-1")
+    order = {"seller_id": "tea", "model": "escrow", "amount": 400, "currency": CUR}
+    _dies_before_storing_the_response(live, monkeypatch)
+    assert _unanswered(lambda: http.post("/v1/trades", json=order))
+    monkeypatch.undo()
+    http = httpx.Client(base_url=live.url, headers=http.headers)  # a new connection, as after a crash
+    again = http.post("/v1/trades", json=order)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert [t["id"] for t in ann.request("GET", "/v1/trades")["data"]] == [again.json()["id"]]
+
+
+def test_an_effect_whose_response_was_lost_is_never_done_again(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Creating a party does not render its response inside its transaction: the record
+    # commits with the party as running, and the response is stored after.
+    http = _keyed(live, live.admin_key, "ann")
+    body = {"role": "buyer", "name": "Ann", "id": "ann"}
+    _dies_before_storing_the_response(live, monkeypatch)
+    assert _unanswered(lambda: http.post("/v1/parties", json=body))
+    monkeypatch.undo()
+    http = httpx.Client(base_url=live.url, headers=http.headers)  # a new connection, as after a crash
+    soon = http.post("/v1/parties", json=body)
+    assert (soon.status_code, soon.json()["code"]) == (409, "idempotency_in_progress")
+    live.clock.advance(61)  # the lease is over: the response is not coming
+    late = http.post("/v1/parties", json=body)
+    assert (late.status_code, late.json()["code"]) == (409, "idempotency_response_lost")
+    assert live.services.trades.parties.get("ann").name == "Ann"

@@ -22,12 +22,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from danbao.api.auth import current_party
 from danbao.api.body import body_schemas
-from danbao.api.idempotency import KEY_CHARS_MAX, IdempotencyError
+from danbao.api.idempotency import (
+    KEY_CHARS_MAX,
+    SCOPE_KEY,
+    Claim,
+    IdempotencyError,
+    IdempotencyStore,
+    Replayed,
+)
 from danbao.api.models import Problem
 from danbao.api.problems import PROBLEM_JSON, problem
 from danbao.api.routes import money, operator, parties, trades, webhooks
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
+from danbao.ledger import Ledger
+from danbao.ledger.joined import joining
 from danbao.trade import Party
 
 BODY_BYTES_MAX = 64 * 1024
@@ -250,33 +259,41 @@ class RequestGate:
             await self.app(scope, receive, send)  # the route answers 401
             return
         digest = hashlib.sha256(b"POST\n" + scope["path"].encode() + b"\n" + body).hexdigest()
-        store, ledger = services.idempotency, services.ledger
+        store = services.idempotency
         try:
-            replay = await ledger.transaction_async(store.begin_work(party.id, key, digest))
+            claim = store.claim(party.id, key, digest)
         except IdempotencyError as error:
             await _send_problem(send, problem(error.code, error.message, field=error.field))
             return
-        if replay is not None:
+        try:
+            await self._claimed(scope, receive, send, claim, store, services.ledger)
+        finally:
+            store.release(claim)
+
+    async def _claimed(self, scope: Scope, receive: Receive, send: Send, claim: Claim, store: IdempotencyStore, ledger: Ledger) -> None:
+        # The response is held back until its record is stored: a client that retries as
+        # soon as it has the answer must get the replay, not a 409.
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        scope[SCOPE_KEY] = claim
+        try:
+            with joining(claim):
+                await self.app(scope, receive, hold)
+        except Replayed as replay:
             media = PROBLEM_JSON if replay.status_code >= 400 else "application/json"
             headers = [(b"content-type", media.encode()), (b"content-length", str(len(replay.body)).encode()), (b"idempotent-replayed", b"true")]
             await send({"type": "http.response.start", "status": replay.status_code, "headers": headers})
             await send({"type": "http.response.body", "body": replay.body})
             return
-        captured: dict[str, Any] = {"status": 500, "body": []}
-
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-            elif message["type"] == "http.response.body":
-                captured["body"].append(message.get("body", b""))
+        status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
+        settle = store.settle_work(claim, status, b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
+        if settle is not None:
+            await ledger.transaction_async(settle)
+        for message in held:
             await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        except BaseException:
-            await ledger.transaction_async(store.abandon_work(party.id, key))
-            raise
-        await ledger.transaction_async(store.finish_work(party.id, key, captured["status"], b"".join(captured["body"])))
 
 
 __all__ = ["create_app"]

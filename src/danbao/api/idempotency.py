@@ -1,106 +1,177 @@
 """Idempotency-Key records: a retried POST gets the first response, never a second effect.
 
-Per party and key: the hash of the request (method, path, body), whether it is still
-running, and once done the status and body to replay. The same key with another request is
-refused (`idempotency_key_reused`, 422); a retry while the first is running gets
-`idempotency_in_progress` (409) until its lease ends (a crashed first attempt must not
-block the key forever). Records are kept `KEEP_SECONDS` (24 hours). 5xx responses are not
-kept, so a retry runs again.
+Per party and key: the hash of the request (method, path, body) and the status and body to
+replay. The same key with another request is refused (`idempotency_key_reused`, 422).
+Records are kept `KEEP_SECONDS` (24 hours).
+
+The record commits with the request's effect. A keyed request's `Claim` is joined to the
+first ledger transaction the request makes (`danbao.ledger.joined`): the key is checked
+before the work and the record written after it, in the same work, so the effect and its
+record commit together or not at all. A crash can never leave an effect whose retry would
+run it again.
+
+- A route that can render its response inside the transaction (`respond_inside`: the
+  trade operations and money movements) stores it there: a keyed call costs no extra commit.
+- Otherwise the record commits as `running` and its response is stored once sent. If the
+  server dies in between, the record stays `running`; once its lease ends a retry gets
+  `idempotency_response_lost` (409): the effect happened and is not done again.
+- A request that made no ledger transaction, or whose transaction was refused, did nothing;
+  its response is stored afterwards, so a retry replays the refusal. 5xx responses are not
+  kept, so such a retry runs again.
+
+Concurrent retries: one process refuses a key it is already serving at once
+(`idempotency_in_progress`, 409); across processes the record's primary key decides, and
+the later transaction is refused (or replays the first response, if that is complete).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
 
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
 from danbao.ledger import Ledger
+from danbao.ledger.joined import Join
 from danbao.ledger.ledger import LedgerTransaction
 from danbao.store import Database
+from danbao.store.raw import Raw
 
 KEEP_SECONDS = 24 * 3600
 RUNNING_LEASE_SECONDS = 60
 KEY_CHARS_MAX = 255
 RESPONSE_BYTES_MAX = 1_000_000
 EXPIRED_PER_SWEEP_MAX = 1000
+SCOPE_KEY = "danbao.idempotency"
+
+_SELECT = "SELECT request_hash, state, status_code, response_body, created_at, expires_at FROM idempotency_keys WHERE party_id = ? AND key = ?"
+_INSERT = (
+    "INSERT INTO idempotency_keys (party_id, key, request_hash, state, status_code, response_body, created_at, expires_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (party_id, key) DO NOTHING"
+)
+_DELETE_EXPIRED = "DELETE FROM idempotency_keys WHERE party_id = ? AND key = ? AND expires_at <= ?"
 
 
 class IdempotencyError(DanbaoError):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Replay:
-    status_code: int
-    body: bytes
+class Replayed(Exception):
+    """The key's first response. Raised out of the request's transaction, which it refuses,
+    so nothing is done again; the request gate sends it."""
+
+    def __init__(self, status_code: int, body: bytes):
+        super().__init__(status_code)
+        self.status_code = status_code
+        self.body = body
+
+
+Render = Callable[[Any], bytes]
+
+
+class Claim(Join):
+    """One keyed request's hold on its key, joined to the request's ledger transaction."""
+
+    def __init__(self, party_id: str, key: str, request_hash: str, now_ns: int):
+        self.party_id = party_id
+        self.key = key
+        self.request_hash = request_hash
+        self.now_ns = now_ns
+        self.render: tuple[int, Render] | None = None
+        self.stored_inside = False  # the response was written with the effect
+        self.refused_by_key = False  # the transaction was refused because of the key itself
+
+    def before(self, txn: LedgerTransaction) -> None:
+        rows = txn.raw.rows(_SELECT + txn.raw.for_update, (self.party_id, self.key))
+        if rows and self._refuse_if_live(rows[0]):
+            txn.raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (self.party_id, self.key))
+
+    def after(self, txn: LedgerTransaction, result: Any) -> None:
+        state, status, body = "running", None, None
+        if self.render is not None:
+            status, body = self.render[0], self.render[1](result)
+            if len(body) > RESPONSE_BYTES_MAX:
+                status, body = None, None
+            else:
+                state = "done"
+        self.stored_inside = state == "done"
+        row = (self.party_id, self.key, self.request_hash, state, status, body.decode() if body is not None else None, self.now_ns, self.now_ns + KEEP_SECONDS * NS_PER_SECOND)
+        if txn.raw.run(_INSERT, row) == 0:
+            # Another process's request with this key committed since `before` looked.
+            rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
+            if rows:
+                self._refuse_if_live(rows[0])
+            self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
+
+    def _refuse_if_live(self, row: tuple[Any, ...]) -> bool:
+        """Raise what the stored record answers; True if it has expired instead."""
+        stored_hash, state, status_code, body, created_at, expires_at = row
+        if expires_at <= self.now_ns:
+            return True
+        if stored_hash != self.request_hash:
+            self._refuse("idempotency_key_reused", "this Idempotency-Key was used with a different request")
+        if state == "done":
+            raise Replayed(int(status_code), str(body).encode())
+        if created_at + RUNNING_LEASE_SECONDS * NS_PER_SECOND > self.now_ns:
+            self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
+        self._refuse("idempotency_response_lost", "the request with this Idempotency-Key took effect, but its response was lost; read the resource instead")
+        return False  # unreachable: _refuse raises
+
+    def _refuse(self, code: str, message: str) -> None:
+        self.refused_by_key = True
+        raise IdempotencyError(message, field="Idempotency-Key", code=code)
+
+
+def respond_inside(scope: dict[str, Any], status_code: int, render: Render) -> None:
+    """A route that can render its response from its transaction's result says so: a keyed
+    request then stores the response in the same commit as the effect."""
+    claim = scope.get(SCOPE_KEY)
+    if claim is not None:
+        claim.render = (status_code, render)
 
 
 class IdempotencyStore:
-    """Records are written as ledger works, so they share the group commit (and its one
-    fsync) with the trade steps around them instead of paying a commit each."""
+    """Claims (one process's keys in flight) and the records' writes. Records written after
+    a response are ledger works, sharing the group commit with the trade steps around them."""
 
     def __init__(self, ledger: Ledger, clock: Clock):
         self.ledger = ledger
         self.db: Database = ledger.db
         self.clock = clock
+        self._in_flight: set[tuple[str, str]] = set()
 
-    def begin(self, party_id: str, key: str, request_hash: str) -> Replay | None:
-        return self.ledger.transaction(self.begin_work(party_id, key, request_hash))  # type: ignore[no-any-return]
+    def claim(self, party_id: str, key: str, request_hash: str) -> Claim:
+        """Hold the key for one request of this process (release it with `release`)."""
+        if (party_id, key) in self._in_flight:
+            raise IdempotencyError("a request with this Idempotency-Key is still running", field="Idempotency-Key", code="idempotency_in_progress")
+        self._in_flight.add((party_id, key))
+        return Claim(party_id, key, request_hash, self.clock.now_ns())
 
-    def finish(self, party_id: str, key: str, status_code: int, body: bytes) -> None:
-        self.ledger.transaction(self.finish_work(party_id, key, status_code, body))
+    def release(self, claim: Claim) -> None:
+        self._in_flight.discard((claim.party_id, claim.key))
 
-    def abandon(self, party_id: str, key: str) -> None:
-        self.ledger.transaction(self.abandon_work(party_id, key))
-
-    def begin_work(self, party_id: str, key: str, request_hash: str) -> Callable[[LedgerTransaction], Replay | None]:
-        """None: go ahead (the key is now running). A Replay: send it. Else raise."""
-        now = self.clock.now_ns()
-
-        def work(txn: LedgerTransaction) -> Replay | None:
-            raw = txn.raw
-            rows = raw.rows(
-                "SELECT request_hash, state, status_code, response_body, created_at, expires_at "
-                "FROM idempotency_keys WHERE party_id = ? AND key = ?" + raw.for_update,
-                (party_id, key),
-            )
-            if rows:
-                stored_hash, state, status_code, body, created_at, expires_at = rows[0]
-                if expires_at > now:
-                    if stored_hash != request_hash:
-                        raise IdempotencyError("this Idempotency-Key was used with a different request", field="Idempotency-Key", code="idempotency_key_reused")
-                    if state == "done":
-                        return Replay(int(status_code), str(body).encode())
-                    if created_at + RUNNING_LEASE_SECONDS * NS_PER_SECOND > now:
-                        raise IdempotencyError("a request with this Idempotency-Key is still running", field="Idempotency-Key", code="idempotency_in_progress")
-                raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (party_id, key))
-            raw.run(
-                "INSERT INTO idempotency_keys (party_id, key, request_hash, state, status_code, response_body, created_at, expires_at) "
-                "VALUES (?, ?, ?, 'running', NULL, NULL, ?, ?)",
-                (party_id, key, request_hash, now, now + KEEP_SECONDS * NS_PER_SECOND),
-            )
+    def settle_work(self, claim: Claim, status_code: int, body: bytes) -> Callable[[LedgerTransaction], None] | None:
+        """What to write once the response is sent, if anything."""
+        if claim.stored_inside and claim.committed:
             return None
-
-        return work
-
-    def finish_work(self, party_id: str, key: str, status_code: int, body: bytes) -> Callable[[LedgerTransaction], None]:
         if status_code >= 500 or len(body) > RESPONSE_BYTES_MAX:
-            return self.abandon_work(party_id, key)
+            return None  # a committed record stays running: its lease ends in response_lost
+        if claim.committed:
+            return lambda txn: self._store_response(txn.raw, claim, status_code, body)
+        if claim.refused_by_key:
+            return None  # the answer was about the key, not the request
+        return lambda txn: self._store_record(txn.raw, claim, status_code, body)
 
-        def work(txn: LedgerTransaction) -> None:
-            txn.raw.run(
-                "UPDATE idempotency_keys SET state = 'done', status_code = ?, response_body = ? WHERE party_id = ? AND key = ?",
-                (status_code, body.decode(), party_id, key),
-            )
+    def _store_response(self, raw: Raw, claim: Claim, status_code: int, body: bytes) -> None:
+        raw.run(
+            "UPDATE idempotency_keys SET state = 'done', status_code = ?, response_body = ? WHERE party_id = ? AND key = ? AND state = 'running'",
+            (status_code, body.decode(), claim.party_id, claim.key),
+        )
 
-        return work
-
-    def abandon_work(self, party_id: str, key: str) -> Callable[[LedgerTransaction], None]:
-        def work(txn: LedgerTransaction) -> None:
-            txn.raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (party_id, key))
-
-        return work
+    def _store_record(self, raw: Raw, claim: Claim, status_code: int, body: bytes) -> None:
+        """The request did nothing: its response is the record (unless a concurrent one's is)."""
+        raw.run(_DELETE_EXPIRED, (claim.party_id, claim.key, claim.now_ns))
+        raw.run(_INSERT, (claim.party_id, claim.key, claim.request_hash, "done", status_code, body.decode(), claim.now_ns, claim.now_ns + KEEP_SECONDS * NS_PER_SECOND))
 
     def sweep(self) -> int:
         """Forget expired records (bounded per call)."""

@@ -32,6 +32,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "claim_window_closed": 409,
     "deposit_locked": 409,
     "idempotency_in_progress": 409,
+    "idempotency_response_lost": 409,
     "body_too_large": 413,
     "media_type_unsupported": 415,
     "idempotency_key_reused": 422,

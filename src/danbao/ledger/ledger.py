@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
-from danbao.ledger import history
+from danbao.ledger import history, joined
 from danbao.ledger.engine import Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
@@ -158,18 +158,32 @@ class Ledger:
         `txn.raw` and moves money through `txn.create_transfers`: its state change and its
         money movements commit together or not at all. `work` may run more than once
         (transient conflicts are retried), so it must decide everything from what it reads.
+        A `joined.Join` an outer layer set for this context runs inside the same work.
         """
+        join = joined.take()
+        if join is not None:
+            work = joined.around(join, work)
         if self._works is not None:
-            return self._works.submit(work)  # type: ignore[no-any-return]
-        return self.db.write_raw(lambda raw: LedgerTransaction(self, raw).run(work))
+            result: T = self._works.submit(work)
+        else:
+            result = self.db.write_raw(lambda raw: LedgerTransaction(self, raw).run(work))
+        if join is not None:
+            join.committed = True
+        return result
 
     async def transaction_async(self, work: Callable[[LedgerTransaction], T]) -> T:
         """`transaction` for asyncio callers: the work joins a group without a thread hop."""
-        if self._works is not None:
-            return await self._works.submit_async(work)  # type: ignore[no-any-return]
-        import anyio
+        if self._works is None:
+            import anyio
 
-        return await anyio.to_thread.run_sync(self.transaction, work)
+            return await anyio.to_thread.run_sync(self.transaction, work)  # the thread copies the context, join included
+        join = joined.take()
+        if join is not None:
+            work = joined.around(join, work)
+        result: T = await self._works.submit_async(work)
+        if join is not None:
+            join.committed = True
+        return result
 
     def _commit_works(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any]:
         return self.db.write_raw(lambda raw: self._run_works(raw, works))

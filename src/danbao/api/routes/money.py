@@ -3,13 +3,25 @@ between parties, the direct seller's deposit and debt, the insurance pool."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
 
 from danbao.api.auth import who
 from danbao.api.body import StrictJsonRoute
-from danbao.api.models import AccountOut, AccountPage, MoneyIn, MoveOut, TransferIn, TransferOut, TransferPage
+from danbao.api.idempotency import respond_inside
+from danbao.api.models import (
+    AccountOut,
+    AccountPage,
+    MoneyIn,
+    MoveOut,
+    Rendered,
+    TransferIn,
+    TransferOut,
+    TransferPage,
+)
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
 from danbao.trade import Party
@@ -60,51 +72,58 @@ def account_transfers(account_id: str, request: Request, after: Annotated[str | 
     )
 
 
-def _moved(transfer_id: str, body: MoneyIn) -> MoveOut:
-    return MoveOut(transfer_id=transfer_id, amount=body.amount, currency=body.currency.value)
+def _move(request: Request, body: MoneyIn, move: Callable[[], str]) -> Response:
+    """Move the money and answer 201 with the transfer; under an Idempotency-Key, the
+    response is stored in the same commit as the transfer."""
+
+    def render(transfer_id: str) -> bytes:
+        return MoveOut(transfer_id=transfer_id, amount=body.amount, currency=body.currency.value).model_dump_json().encode()
+
+    respond_inside(request.scope, 201, render)
+    return Rendered(render(move()), status_code=201)
 
 
 @router.post("/wallet/top-up", status_code=201, response_model=MoveOut)
-def top_up(body: MoneyIn, request: Request) -> MoveOut:
+def top_up(body: MoneyIn, request: Request) -> Response:
     """Money in from the bank to the caller's wallet."""
     svc, caller = who(request)
-    return _moved(svc.trades.parties.top_up(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.top_up(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/wallet/withdraw", status_code=201, response_model=MoveOut)
-def withdraw(body: MoneyIn, request: Request) -> MoveOut:
+def withdraw(body: MoneyIn, request: Request) -> Response:
     """Money out from the caller's wallet to the bank."""
     svc, caller = who(request)
-    return _moved(svc.trades.parties.withdraw(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.withdraw(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/transfers", status_code=201, response_model=MoveOut)
-def transfer(body: TransferIn, request: Request) -> MoveOut:
+def transfer(body: TransferIn, request: Request) -> Response:
     """Pay another party from the caller's wallet to theirs."""
     svc, caller = who(request)
-    return _moved(svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.send(caller.id, body.to_party_id, body.amount, body.currency.value))
 
 
 @router.post("/deposit", status_code=201, response_model=MoveOut)
-def deposit(body: MoneyIn, request: Request) -> MoveOut:
+def deposit(body: MoneyIn, request: Request) -> Response:
     """A seller moves money from its wallet to its security deposit."""
     svc, caller = who(request)
-    return _moved(svc.trades.parties.deposit(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.deposit(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/deposit/withdraw", status_code=201, response_model=MoveOut)
-def withdraw_deposit(body: MoneyIn, request: Request) -> MoveOut:
+def withdraw_deposit(body: MoneyIn, request: Request) -> Response:
     svc, caller = who(request)
-    return _moved(svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/debt/repay", status_code=201, response_model=MoveOut)
-def repay_debt(body: MoneyIn, request: Request) -> MoveOut:
+def repay_debt(body: MoneyIn, request: Request) -> Response:
     svc, caller = who(request)
-    return _moved(svc.trades.parties.repay_debt(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.repay_debt(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/insurance/fund", status_code=201, response_model=MoveOut)
-def fund_insurance(body: MoneyIn, request: Request) -> MoveOut:
+def fund_insurance(body: MoneyIn, request: Request) -> Response:
     svc, caller = who(request, operator=True)
-    return _moved(svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency.value), body)
+    return _move(request, body, lambda: svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency.value))

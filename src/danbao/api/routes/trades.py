@@ -18,6 +18,7 @@ from starlette.responses import Response
 from danbao.api.auth import who, who_async
 from danbao.api.body import StrictJsonRoute, documented, json_body
 from danbao.api.direct import DirectRoute
+from danbao.api.idempotency import respond_inside
 from danbao.api.models import (
     ArbitrateIn,
     ClaimIn,
@@ -26,6 +27,7 @@ from danbao.api.models import (
     EventPage,
     NoBody,
     RefundRequestIn,
+    Rendered,
     ShipIn,
     TradeIn,
     TradeOut,
@@ -33,6 +35,7 @@ from danbao.api.models import (
 )
 from danbao.api.webhooks import event_id, event_type
 from danbao.errors import DanbaoError
+from danbao.ledger import Ledger
 from danbao.store.schema import is_bigint_text
 from danbao.trade import Trade, TradeEvent
 from danbao.trade.model import SEQ_MAX
@@ -43,15 +46,16 @@ TradeCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1
 EventCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}:[0-9]{1,10}$", description="next_cursor of the page before")]
 
 
-class TradeJSON(Response):
-    """A TradeOut already serialised: FastAPI passes a Response through, so the model is
-    not validated a second time on the way out (the OpenAPI document still names it)."""
-
-    media_type = "application/json"
+def trade_bytes(t: Trade) -> bytes:
+    return trade_out(t).model_dump_json().encode()
 
 
-def trade_json(t: Trade, status_code: int = 200) -> Response:
-    return TradeJSON(trade_out(t).model_dump_json(), status_code=status_code)
+async def _step(request: Request, ledger: Ledger, work: Callable[[Any], Trade], status_code: int = 200) -> Response:
+    """Commit one trade step and answer with the trade; under an Idempotency-Key, the
+    response is stored in the same commit as the step."""
+    respond_inside(request.scope, status_code, trade_bytes)
+    trade = await ledger.transaction_async(work)
+    return Rendered(trade_bytes(trade), status_code=status_code)
 
 
 def trade_out(t: Trade) -> TradeOut:
@@ -93,7 +97,7 @@ async def create_trade(request: Request) -> Response:
     svc, caller = await who_async(request)
     body = await json_body(request, TradeIn)
     work = svc.trade_works.create(caller.id, seller_id=body.seller_id, model=body.model, amount=body.amount, currency=body.currency.value, items=body.items)
-    return trade_json(await svc.ledger.transaction_async(work), 201)
+    return await _step(request, svc.ledger, work, 201)
 
 
 _post_direct("/trades", create_trade, status_code=201, openapi_extra=documented(TradeIn))
@@ -141,7 +145,7 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel
         svc, caller = await who_async(request)
         body = await json_body(request, model)
         args = (body,) if body_model is not None else ()
-        return trade_json(await svc.ledger.transaction_async(call(svc.trade_works, trade_id, caller.id, *args)))
+        return await _step(request, svc.ledger, call(svc.trade_works, trade_id, caller.id, *args))
 
     endpoint.__name__ = path.replace("-", "_")
     _post_direct(f"/trades/{{trade_id}}/{path}", endpoint, summary=summary or path.replace("-", " "), openapi_extra=documented(model))
