@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
+from danbao.api import Services
 from danbao.api.idempotency import KEEP_SECONDS
-from tests.api.conftest import Live
+from tests.api.conftest import Live, serve
 
 CUR = "CNY"
 
@@ -154,3 +157,35 @@ def test_an_effect_whose_response_was_lost_is_never_done_again(live: Live, monke
     late = http.post("/v1/parties", json=body)
     assert (late.status_code, late.json()["code"]) == (409, "idempotency_response_lost")
     assert live.services.trades.parties.get("ann").name == "Ann"
+
+
+def test_two_servers_racing_on_one_key_move_the_money_once(live: Live, database_url: str) -> None:
+    # A second server process on the same database: its own group committer, key cache
+    # and keys in flight, so only the record's primary key can stop the second effect.
+    other = Services.open(database_url, clock=live.clock)
+    other_url, stop = serve(other)
+    try:
+        live.party("buyer", "ann")
+        key = live.admin.issue_key("ann").key
+        callers = [httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) for url in (live.url, other_url) * 4]
+        rounds = 6
+        barrier = threading.Barrier(len(callers))
+
+        def race(caller: httpx.Client) -> list[httpx.Response]:
+            answers = []
+            for r in range(rounds):
+                barrier.wait()
+                answers.append(caller.post("/v1/wallet/top-up", json={"amount": 100 + r, "currency": CUR}, headers={"Idempotency-Key": f"race-{r}"}))
+            return answers
+
+        with ThreadPoolExecutor(len(callers)) as pool:
+            answers = [a for per_caller in pool.map(race, callers) for a in per_caller]
+        assert {a.status_code for a in answers} <= {201, 409}
+        for r in range(rounds):
+            firsts = {a.json()["transfer_id"] for a in answers if a.status_code == 201 and a.json()["amount"] == 100 + r}
+            assert len(firsts) == 1  # every 201 for one key is the same transfer
+        assert live.services.ledger.account("ann.wallet.CNY").balance == sum(100 + r for r in range(rounds))  # type: ignore[union-attr]
+        assert all(a.json()["code"] == "idempotency_in_progress" for a in answers if a.status_code == 409)
+    finally:
+        stop()
+        other.close()

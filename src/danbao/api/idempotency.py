@@ -20,8 +20,9 @@ run it again.
   kept, so such a retry runs again.
 
 Concurrent retries: one process refuses a key it is already serving at once
-(`idempotency_in_progress`, 409); across processes the record's primary key decides, and
-the later transaction is refused (or replays the first response, if that is complete).
+(`idempotency_in_progress`, 409). Across processes, ledger transactions are ordered by the
+journal head lock, so the later one finds the first's record and replays it (or gets 409
+while its response is being stored); the record's primary key backs that order up.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class Claim(Join):
         self.stored_inside = state == "done"
         row = (self.party_id, self.key, self.request_hash, state, status, body.decode() if body is not None else None, self.now_ns, self.now_ns + KEEP_SECONDS * NS_PER_SECOND)
         if txn.raw.run(_INSERT, row) == 0:
-            # Another process's request with this key committed since `before` looked.
+            # Another request with this key committed since `before` looked. The journal
+            # head lock orders ledger transactions, so this is defence in depth.
             rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
             if rows:
                 self._refuse_if_live(rows[0])
