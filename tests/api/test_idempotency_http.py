@@ -189,3 +189,26 @@ def test_two_servers_racing_on_one_key_move_the_money_once(live: Live, database_
     finally:
         stop()
         other.close()
+
+
+def test_an_issued_api_key_is_never_kept_in_its_record_and_a_replay_names_it_without_the_secret(live: Live) -> None:
+    live.party("buyer", "ann")
+    keys_before = len(live.services.keys.of_party("ann"))
+    http = _keyed(live, live.admin_key, "issue-ann")
+    first = http.post("/v1/parties/ann/keys")
+    again = http.post("/v1/parties/ann/keys")
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    secret = first.json()["key"]
+    assert secret and again.json() == {**first.json(), "key": None}
+    stored = live.services.db.read_raw(lambda raw: raw.rows("SELECT response_body FROM idempotency_keys"))
+    assert stored and not any(secret in str(body) for (body,) in stored)  # keys rest only as hashes
+    assert len(live.services.keys.of_party("ann")) == keys_before + 1 and live.client(secret).accounts() == []
+
+
+def test_a_retry_of_a_call_that_writes_outside_the_ledger_replays_too(live: Live) -> None:
+    live.party("buyer", "ann")
+    http = _keyed(live, live.admin.issue_key("ann").key, "hook-1")
+    body = {"url": "http://127.0.0.1:9/hook", "event_types": ["trade.paid"]}
+    first, again = http.post("/v1/webhook-endpoints", json=body), http.post("/v1/webhook-endpoints", json=body)
+    assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json() and [e.id for e in live.services.webhooks.endpoints("ann")] == [first.json()["id"]]

@@ -27,6 +27,7 @@ while its response is being stored); the record's primary key backs that order u
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -79,18 +80,19 @@ class Claim(Join):
         self.request_hash = request_hash
         self.now_ns = now_ns
         self.render: tuple[int, Render] | None = None
+        self.secret_fields: tuple[str, ...] = ()  # kept as null in the record (`keep_without`)
         self.stored_inside = False  # the response was written with the effect
         self.refused_by_key = False  # the transaction was refused because of the key itself
 
     def before(self, txn: LedgerTransaction) -> None:
         rows = txn.raw.rows(_SELECT + txn.raw.for_update, (self.party_id, self.key))
-        if rows and self._refuse_if_live(rows[0]):
+        if rows and self.answer(rows[0]):
             txn.raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (self.party_id, self.key))
 
     def after(self, txn: LedgerTransaction, result: Any) -> None:
         state, status, body = "running", None, None
         if self.render is not None:
-            status, body = self.render[0], self.render[1](result)
+            status, body = self.render[0], self.kept(self.render[1](result))
             if len(body) > RESPONSE_BYTES_MAX:
                 status, body = None, None
             else:
@@ -102,11 +104,20 @@ class Claim(Join):
             # head lock orders ledger transactions, so this is defence in depth.
             rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
             if rows:
-                self._refuse_if_live(rows[0])
+                self.answer(rows[0])
             self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
 
-    def _refuse_if_live(self, row: tuple[Any, ...]) -> bool:
-        """Raise what the stored record answers; True if it has expired instead."""
+    def kept(self, body: bytes) -> bytes:
+        """The body as its record keeps it: without the secrets the route named."""
+        if not self.secret_fields:
+            return body
+        document = json.loads(body)
+        if isinstance(document, dict):
+            document.update((name, None) for name in self.secret_fields if name in document)
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    def answer(self, row: tuple[Any, ...]) -> bool:
+        """Raise what a stored record answers for this request; True if it has expired."""
         stored_hash, state, status_code, body, created_at, expires_at = row
         if expires_at <= self.now_ns:
             return True
@@ -132,6 +143,15 @@ def respond_inside(scope: dict[str, Any], status_code: int, render: Render) -> N
         claim.render = (status_code, render)
 
 
+def keep_without(scope: dict[str, Any], *fields: str) -> None:
+    """The response shows a secret once (an API key, stored only as a hash): a keyed
+    request's record keeps these fields as null, so a replay names what was made without
+    putting the secret in the database."""
+    claim = scope.get(SCOPE_KEY)
+    if claim is not None:
+        claim.secret_fields = fields
+
+
 class IdempotencyStore:
     """Claims (one process's keys in flight) and the records' writes. Records written after
     a response are ledger works, sharing the group commit with the trade steps around them."""
@@ -149,6 +169,13 @@ class IdempotencyStore:
         self._in_flight.add((party_id, key))
         return Claim(party_id, key, request_hash, self.clock.now_ns())
 
+    def look(self, claim: Claim) -> None:
+        """Raise what a record committed earlier answers (`Replayed`, or an
+        `IdempotencyError`); return if there is none, or it has expired."""
+        rows = self.db.read_raw(lambda raw: raw.rows(_SELECT, (claim.party_id, claim.key)))
+        if rows:
+            claim.answer(rows[0])
+
     def release(self, claim: Claim) -> None:
         self._in_flight.discard((claim.party_id, claim.key))
 
@@ -158,6 +185,7 @@ class IdempotencyStore:
             return None
         if status_code >= 500 or len(body) > RESPONSE_BYTES_MAX:
             return None  # a committed record stays running: its lease ends in response_lost
+        body = claim.kept(body) if status_code < 400 else body
         if claim.committed:
             return lambda txn: self._store_response(txn.raw, claim, status_code, body)
         if claim.refused_by_key:

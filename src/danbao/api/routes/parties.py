@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 
 from danbao.api.auth import AuthError, who
 from danbao.api.body import StrictJsonRoute
+from danbao.api.idempotency import keep_without
 from danbao.api.keys import KeyInfo, TooManyKeys
 from danbao.api.models import KeyOut, NoBody, PartyIn, PartyOut
 from danbao.errors import DanbaoError
@@ -46,9 +47,11 @@ def get_party(party_id: str, request: Request) -> PartyOut:
 
 @router.post("/parties/{party_id}/keys", status_code=201, response_model=KeyOut)
 def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> KeyOut:
-    """Issue an API key acting as the party; the secret is in this response only."""
+    """Issue an API key acting as the party; the secret is in this response only (a keyed
+    retry replays it with `key` null)."""
     svc, _ = who(request, operator=True)
     party = svc.trades.parties.get(party_id)
+    keep_without(request.scope, "key")
     try:
         issued = svc.keys.issue(party.id)
     except TooManyKeys as error:
@@ -79,5 +82,6 @@ def rotate_key(key_id: str, request: Request, body: NoBody | None = None) -> Key
     info = _own_key(svc, caller, key_id)
     if info.revoked_at is not None:
         raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id")
+    keep_without(request.scope, "key")
     issued = svc.keys.issue(info.party_id, revoke=key_id)
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
