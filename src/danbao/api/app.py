@@ -10,7 +10,6 @@ import hashlib
 import time
 from typing import Any
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -281,17 +280,8 @@ class RequestGate:
 
         scope[SCOPE_KEY] = claim
         try:
-            # A record committed earlier answers before the route runs: routes that write
-            # outside the ledger never reach the check inside the transaction.
-            if store.db.in_process:
-                store.look(claim)
-            else:
-                await anyio.to_thread.run_sync(store.look, claim)
             with joining(claim):
                 await self.app(scope, receive, hold)
-        except IdempotencyError as error:  # from `look`; the route's own are rendered by the app
-            await _send_problem(send, problem(error.code, error.message, field=error.field))
-            return
         except Replayed as replay:
             media = PROBLEM_JSON if replay.status_code >= 400 else "application/json"
             headers = [(b"content-type", media.encode()), (b"content-length", str(len(replay.body)).encode()), (b"idempotent-replayed", b"true")]

@@ -8,7 +8,8 @@ The record commits with the request's effect. A keyed request's `Claim` is joine
 first ledger transaction the request makes (`danbao.ledger.joined`): the key is checked
 before the work and the record written after it, in the same work, so the effect and its
 record commit together or not at all. A crash can never leave an effect whose retry would
-run it again.
+run it again. So every write a POST makes is a ledger transaction (trade steps, money,
+parties, API keys, webhook endpoints), never a bare `Database.write_raw`.
 
 - A route that can render its response inside the transaction (`respond_inside`: the
   trade operations and money movements) stores it there: a keyed call costs no extra commit.
@@ -168,13 +169,6 @@ class IdempotencyStore:
             raise IdempotencyError("a request with this Idempotency-Key is still running", field="Idempotency-Key", code="idempotency_in_progress")
         self._in_flight.add((party_id, key))
         return Claim(party_id, key, request_hash, self.clock.now_ns())
-
-    def look(self, claim: Claim) -> None:
-        """Raise what a record committed earlier answers (`Replayed`, or an
-        `IdempotencyError`); return if there is none, or it has expired."""
-        rows = self.db.read_raw(lambda raw: raw.rows(_SELECT, (claim.party_id, claim.key)))
-        if rows:
-            claim.answer(rows[0])
 
     def release(self, claim: Claim) -> None:
         self._in_flight.discard((claim.party_id, claim.key))

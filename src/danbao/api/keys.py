@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 from danbao.clock import Clock
+from danbao.ledger import Ledger
 from danbao.store import Database
 from danbao.store.raw import Raw
 from danbao.text import storable
@@ -54,8 +55,11 @@ class TooManyKeys(Exception):
 
 
 class ApiKeys:
-    def __init__(self, db: Database, clock: Clock):
-        self.db = db
+    def __init__(self, ledger: Ledger, clock: Clock):
+        # Writes are ledger transactions, so a keyed request's record commits with them
+        # (`danbao.api.idempotency`).
+        self.ledger = ledger
+        self.db: Database = ledger.db
         self.clock = clock
         self._pepper = self._load_pepper()
         self._verified: dict[str, tuple[str, Party, float]] = {}  # key id -> (hash, party, until)
@@ -99,7 +103,7 @@ class ApiKeys:
                 (key_id, party_id, self._hash(secret), now),
             )
 
-        self.db.write_raw(work)
+        self.ledger.transaction(lambda txn: work(txn.raw))
         return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
 
     def revoke(self, key_id: str) -> bool:
@@ -108,7 +112,7 @@ class ApiKeys:
         with self._lock:
             self._verified.pop(key_id, None)
         now = self.clock.now_ns()
-        return self.db.write_raw(lambda raw: raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
+        return self.ledger.transaction(lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
 
     def get(self, key_id: str) -> KeyInfo | None:
         if not storable(key_id):

@@ -41,7 +41,7 @@ class Services:
         upgrade(db)
         ledger = Ledger(db, clock)
         trades = Trades(ledger, config)
-        return cls(db, clock, ledger, trades, ApiKeys(db, clock), IdempotencyStore(ledger, clock), Webhooks(trades, clock, transport=webhook_transport, timeout_seconds=webhook_timeout_seconds))
+        return cls(db, clock, ledger, trades, ApiKeys(ledger, clock), IdempotencyStore(ledger, clock), Webhooks(trades, clock, transport=webhook_transport, timeout_seconds=webhook_timeout_seconds))
 
     def close(self) -> None:
         self.webhooks.close()

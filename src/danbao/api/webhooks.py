@@ -173,7 +173,7 @@ class Webhooks:
                 (endpoint.id, party_id, url, endpoint.secret, json.dumps(endpoint.event_types), endpoint.created_at),
             )
 
-        self.db.write_raw(work)
+        self.trades.ledger.transaction(lambda txn: work(txn.raw))  # a ledger transaction: a keyed request's record joins it
         return endpoint
 
     def disable(self, party_id: str, endpoint_id: str) -> Endpoint:
@@ -189,7 +189,7 @@ class Webhooks:
                 raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
             return changed
 
-        if not storable(endpoint_id) or self.db.write_raw(work) != 1:
+        if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
             raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
         return next(e for e in self.endpoints(party_id) if e.id == endpoint_id)
 
