@@ -35,7 +35,6 @@ from danbao.api.problems import PROBLEM_JSON, problem
 from danbao.api.routes import money, operator, parties, trades, webhooks
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
-from danbao.ledger import Ledger
 from danbao.ledger.joined import joining
 from danbao.trade import Party
 
@@ -266,11 +265,11 @@ class RequestGate:
             await _send_problem(send, problem(error.code, error.message, field=error.field))
             return
         try:
-            await self._claimed(scope, receive, send, claim, store, services.ledger)
+            await self._claimed(scope, receive, send, claim, store)
         finally:
             store.release(claim)
 
-    async def _claimed(self, scope: Scope, receive: Receive, send: Send, claim: Claim, store: IdempotencyStore, ledger: Ledger) -> None:
+    async def _claimed(self, scope: Scope, receive: Receive, send: Send, claim: Claim, store: IdempotencyStore) -> None:
         # The response is held back until its record is stored: a client that retries as
         # soon as it has the answer must get the replay, not a 409.
         held: list[Message] = []
@@ -289,9 +288,7 @@ class RequestGate:
             await send({"type": "http.response.body", "body": replay.body})
             return
         status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
-        settle = store.settle_work(claim, status, b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
-        if settle is not None:
-            await ledger.transaction_async(settle)
+        await store.settle(claim, status, b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
         for message in held:
             await send(message)
 

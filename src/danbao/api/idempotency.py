@@ -99,14 +99,18 @@ class Claim(Join):
             else:
                 state = "done"
         self.stored_inside = state == "done"
-        row = (self.party_id, self.key, self.request_hash, state, status, body.decode() if body is not None else None, self.now_ns, self.now_ns + KEEP_SECONDS * NS_PER_SECOND)
-        if txn.raw.run(_INSERT, row) == 0:
+        if txn.raw.run(_INSERT, self.row(state, status, body)) == 0:
             # Another request with this key committed since `before` looked. The journal
             # head lock orders ledger transactions, so this is defence in depth.
             rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
             if rows:
                 self.answer(rows[0])
             self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
+
+    def row(self, state: str, status_code: int | None, body: bytes | None) -> tuple[Any, ...]:
+        """This key's record as `_INSERT` writes it."""
+        text = body.decode() if body is not None else None
+        return (self.party_id, self.key, self.request_hash, state, status_code, text, self.now_ns, self.now_ns + KEEP_SECONDS * NS_PER_SECOND)
 
     def kept(self, body: bytes) -> bytes:
         """The body as its record keeps it: without the secrets the route named."""
@@ -173,8 +177,14 @@ class IdempotencyStore:
     def release(self, claim: Claim) -> None:
         self._in_flight.discard((claim.party_id, claim.key))
 
+    async def settle(self, claim: Claim, status_code: int, body: bytes) -> None:
+        """Store what the record still lacks, once the response is known and before it is sent."""
+        work = self.settle_work(claim, status_code, body)
+        if work is not None:
+            await self.ledger.transaction_async(work)
+
     def settle_work(self, claim: Claim, status_code: int, body: bytes) -> Callable[[LedgerTransaction], None] | None:
-        """What to write once the response is sent, if anything."""
+        """What `settle` writes, if anything."""
         if claim.stored_inside and claim.committed:
             return None
         if status_code >= 500 or len(body) > RESPONSE_BYTES_MAX:
@@ -195,7 +205,7 @@ class IdempotencyStore:
     def _store_record(self, raw: Raw, claim: Claim, status_code: int, body: bytes) -> None:
         """The request did nothing: its response is the record (unless a concurrent one's is)."""
         raw.run(_DELETE_EXPIRED, (claim.party_id, claim.key, claim.now_ns))
-        raw.run(_INSERT, (claim.party_id, claim.key, claim.request_hash, "done", status_code, body.decode(), claim.now_ns, claim.now_ns + KEEP_SECONDS * NS_PER_SECOND))
+        raw.run(_INSERT, claim.row("done", status_code, body))
 
     def sweep(self) -> int:
         """Forget expired records (bounded per call)."""

@@ -51,20 +51,18 @@ def joining(join: Join) -> Iterator[Join]:
         _pending.reset(token)
 
 
-def take() -> Join | None:
-    """The current context's join, now spent, if it has one not yet spent."""
+def attach(work: Callable[[LedgerTransaction], T]) -> tuple[Callable[[LedgerTransaction], T], Join | None]:
+    """`work` with the current context's join around it, if it has one not yet spent (it
+    is spent now); the caller marks the join `committed` once the transaction commits."""
     join = _pending.get()
     if join is None or join.spent:
-        return None
+        return work, None
     join.spent = True
-    return join
 
-
-def around(join: Join, work: Callable[[LedgerTransaction], T]) -> Callable[[LedgerTransaction], T]:
     def joined(txn: LedgerTransaction) -> T:
         join.before(txn)
         result = work(txn)
         join.after(txn, result)
         return result
 
-    return joined
+    return joined, join

@@ -160,9 +160,7 @@ class Ledger:
         (transient conflicts are retried), so it must decide everything from what it reads.
         A `joined.Join` an outer layer set for this context runs inside the same work.
         """
-        join = joined.take()
-        if join is not None:
-            work = joined.around(join, work)
+        work, join = joined.attach(work)
         if self._works is not None:
             result: T = self._works.submit(work)
         else:
@@ -177,9 +175,7 @@ class Ledger:
             import anyio
 
             return await anyio.to_thread.run_sync(self.transaction, work)  # the thread copies the context, join included
-        join = joined.take()
-        if join is not None:
-            work = joined.around(join, work)
+        work, join = joined.attach(work)
         result: T = await self._works.submit_async(work)
         if join is not None:
             join.committed = True
