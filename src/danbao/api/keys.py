@@ -14,7 +14,9 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from danbao.clock import Clock
 from danbao.ledger import Ledger
@@ -33,6 +35,8 @@ KEYS_PER_PARTY_MAX = 20
 VERIFIED_CACHE_SECONDS = 5.0
 VERIFIED_CACHE_KEYS_MAX = 10_000
 PEPPER_ENV = "DANBAO_API_KEY_PEPPER"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,10 @@ class TooManyKeys(Exception):
     """A party already holds KEYS_PER_PARTY_MAX live keys."""
 
 
+class KeyRevoked(Exception):
+    """The key to rotate is already revoked (perhaps by a rotation that just ran)."""
+
+
 class ApiKeys:
     def __init__(self, ledger: Ledger, clock: Clock):
         # Writes are ledger transactions, so a keyed request's record commits with them
@@ -63,6 +71,8 @@ class ApiKeys:
         self.clock = clock
         self._pepper = self._load_pepper()
         self._verified: dict[str, tuple[str, Party, float]] = {}  # key id -> (hash, party, until)
+        # Counts revocations; a verification that overlapped one does not cache what it read.
+        self._revocations = 0
         self._lock = threading.Lock()
 
     def _load_pepper(self) -> bytes:
@@ -88,13 +98,10 @@ class ApiKeys:
         secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
         now = self.clock.now_ns()
 
-        if revoke is not None:
-            with self._lock:
-                self._verified.pop(revoke, None)
-
         def work(raw: Raw) -> None:
-            if revoke is not None:
-                raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke))
+            # Checked here, in the transaction: of two rotations of one key, one issues.
+            if revoke is not None and raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke)) != 1:
+                raise KeyRevoked(f"key {revoke} is revoked")
             [(live,)] = raw.rows("SELECT COUNT(*) FROM api_keys WHERE party_id = ? AND revoked_at IS NULL", (party_id,))
             if live >= KEYS_PER_PARTY_MAX:
                 raise TooManyKeys(f"a party holds at most {KEYS_PER_PARTY_MAX} live keys")
@@ -103,16 +110,34 @@ class ApiKeys:
                 (key_id, party_id, self._hash(secret), now),
             )
 
-        self.ledger.transaction(lambda txn: work(txn.raw))
+        if revoke is None:
+            self.ledger.transaction(lambda txn: work(txn.raw))
+        else:
+            self._revoking(revoke, lambda: self.ledger.transaction(lambda txn: work(txn.raw)))
         return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
 
     def revoke(self, key_id: str) -> bool:
         if not storable(key_id):
             return False
+        now = self.clock.now_ns()
+        changed = self._revoking(
+            key_id, lambda: self.ledger.transaction(lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id)))
+        )
+        return changed == 1
+
+    def _revoking(self, key_id: str, commit: Callable[[], T]) -> T:
+        """Run `commit`, which revokes `key_id`, and forget the key's verification here.
+
+        Forgotten after the commit too: a verification that read the row before it
+        committed must not cache the key afterwards (`verify` checks the count)."""
         with self._lock:
             self._verified.pop(key_id, None)
-        now = self.clock.now_ns()
-        return self.ledger.transaction(lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))) == 1
+        try:
+            return commit()
+        finally:
+            with self._lock:
+                self._revocations += 1
+                self._verified.pop(key_id, None)
 
     def get(self, key_id: str) -> KeyInfo | None:
         if not storable(key_id):
@@ -153,6 +178,8 @@ class ApiKeys:
         if parts is None:
             return None
         key_id, secret = parts
+        with self._lock:
+            revocations = self._revocations
 
         def read(raw: Raw) -> tuple[str, Party] | None:
             rows = raw.rows("SELECT party_id, secret_hash FROM api_keys WHERE id = ? AND revoked_at IS NULL", (key_id,))
@@ -165,6 +192,8 @@ class ApiKeys:
         if found is None:
             return None
         with self._lock:
+            if self._revocations != revocations:
+                return found[1]  # valid when read; not cached, it may be revoked since
             if len(self._verified) >= VERIFIED_CACHE_KEYS_MAX:
                 self._verified.clear()  # bounded: start over rather than grow
             self._verified[key_id] = (found[0], found[1], time.monotonic() + VERIFIED_CACHE_SECONDS)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from danbao.api.auth import AuthError, who
 from danbao.api.body import StrictJsonRoute
 from danbao.api.idempotency import keep_without
-from danbao.api.keys import KeyInfo, TooManyKeys
+from danbao.api.keys import KeyInfo, KeyRevoked, TooManyKeys
 from danbao.api.models import KeyOut, NoBody, PartyIn, PartyOut
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
@@ -80,8 +80,9 @@ def rotate_key(key_id: str, request: Request, body: NoBody | None = None) -> Key
     """Issue a new key for the same party and revoke this one, at once."""
     svc, caller = who(request)
     info = _own_key(svc, caller, key_id)
-    if info.revoked_at is not None:
-        raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id")
     keep_without(request.scope, "key")
-    issued = svc.keys.issue(info.party_id, revoke=key_id)
+    try:
+        issued = svc.keys.issue(info.party_id, revoke=key_id)
+    except KeyRevoked as error:  # checked in the transaction, so of two rotations one wins
+        raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id") from error
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)

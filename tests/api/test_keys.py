@@ -1,0 +1,77 @@
+"""API keys below HTTP: a rotation revokes exactly once, and a revoked key is never served
+from the verification cache, whatever the order of concurrent steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from danbao.api import Services
+from danbao.api.keys import ApiKeys, KeyRevoked
+from danbao.clock import ManualClock
+
+
+@pytest.fixture
+def services(database_url: str, clock: ManualClock) -> Iterator[Services]:
+    services = Services.open(database_url, clock=clock)
+    services.trades.parties.create("buyer", "Ann", party_id="ann")
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def _live_keys(keys: ApiKeys, party_id: str) -> list[str]:
+    return [k.id for k in keys.of_party(party_id) if k.revoked_at is None]
+
+
+def test_a_key_rotates_once(services: Services) -> None:
+    keys = services.keys
+    first = keys.issue("ann")
+    second = keys.issue("ann", revoke=first.id)
+    # The second rotation of the same key is what a concurrent request would do after both
+    # passed the route's ownership check: it must issue nothing.
+    with pytest.raises(KeyRevoked):
+        keys.issue("ann", revoke=first.id)
+    assert _live_keys(keys, "ann") == [second.id]
+    assert keys.verify(first.key) is None
+
+
+def test_a_revoked_key_cannot_be_rotated(services: Services) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    assert keys.revoke(issued.id)
+    with pytest.raises(KeyRevoked):
+        keys.issue("ann", revoke=issued.id)
+    assert _live_keys(keys, "ann") == []
+
+
+def test_a_verification_overlapping_a_revocation_is_not_cached(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    read_raw = keys.db.read_raw
+
+    def read_then_revoke(work):  # type: ignore[no-untyped-def]
+        found = read_raw(work)  # the key is live when read...
+        monkeypatch.setattr(keys.db, "read_raw", read_raw)
+        assert keys.revoke(issued.id)  # ...and revoked before the verification caches it
+        return found
+
+    monkeypatch.setattr(keys.db, "read_raw", read_then_revoke)
+    party = keys.verify(issued.key)
+    assert party is not None and party.id == "ann"  # valid at the moment it was read
+    assert keys.cached(issued.key) is None
+    assert keys.verify(issued.key) is None
+
+
+def test_a_verified_key_is_cached_until_revoked(services: Services) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    assert keys.cached(issued.key) is None
+    assert keys.verify(issued.key) is not None
+    cached = keys.cached(issued.key)
+    assert cached is not None and cached.id == "ann"
+    assert keys.revoke(issued.id)
+    assert keys.cached(issued.key) is None
+    assert keys.verify(issued.key) is None
