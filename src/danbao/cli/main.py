@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Iterator, Optional
 
 import typer
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from danbao.errors import DanbaoError
-from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
+from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
 from danbao.store import Database, upgrade
 from danbao.trade import Trades, run_until_idle
@@ -129,14 +130,23 @@ def account_create(
     _report(result.id, result.result)
 
 
+def _existing_account(ledger: Ledger, id: str) -> Account:
+    account = ledger.account(id)
+    if account is None:
+        err.print(f"[red]error[/red] account_not_found: no account {id!r}")
+        raise typer.Exit(2)
+    return account
+
+
+def _utc(timestamp_ns: int) -> str:
+    return datetime.fromtimestamp(timestamp_ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
 @account_app.command("show")
 def account_show(id: str) -> None:
     """Show an account's totals. Example: danbao account show alice"""
     with _ledger() as ledger:
-        a = ledger.account(id)
-    if a is None:
-        err.print(f"[red]error[/red] account_not_found: no account {id!r}")
-        raise typer.Exit(2)
+        a = _existing_account(ledger, id)
     fmt = lambda v: format_amount(v, a.currency)  # noqa: E731
     console.print(
         f"{a.id} ({a.kind}, {a.currency}) balance {fmt(a.balance)} available {fmt(a.available)}\n"
@@ -149,13 +159,14 @@ def account_show(id: str) -> None:
 def account_history(id: str, after: Optional[str] = None, limit: int = 20) -> None:
     """An account's transfers in time order. Example: danbao account history alice --limit 50"""
     with _ledger() as ledger:
+        _existing_account(ledger, id)
         page = ledger.transfers_of(id, after=after, limit=limit)
     table = Table()
-    for column in ("timestamp", "id", "debit", "credit", "amount", "code", "flags"):
+    for column in ("time (UTC)", "id", "debit", "credit", "amount", "code", "flags"):
         table.add_column(column)
     for t in page.items:
         flags = ",".join(f.name for f in TransferFlags if f and t.flags & f) or "-"  # type: ignore[misc]
-        table.add_row(str(t.timestamp), t.id, t.debit_account_id, t.credit_account_id, format_amount(t.amount, t.currency), t.code, flags)
+        table.add_row(_utc(t.timestamp), t.id, t.debit_account_id, t.credit_account_id, format_amount(t.amount, t.currency), t.code, flags)
     console.print(table)
     if page.next_cursor:
         console.print(f"more: --after {page.next_cursor}")
