@@ -157,8 +157,13 @@ class Danbao:
     def disable_webhook(self, endpoint_id: str) -> WebhookEndpointOut:
         return self._post(WebhookEndpointOut, f"/v1/webhook-endpoints/{endpoint_id}/disable")
 
-    def deliveries(self, endpoint_id: str) -> list[DeliveryOut]:
-        return [DeliveryOut.model_validate(d) for d in self.request("GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries")["data"]]
+    def webhooks(self, after: str | None = None, limit: int = 100) -> tuple[list[WebhookEndpointOut], str | None]:
+        page = self.request("GET", "/v1/webhook-endpoints", params={"limit": limit, **({"after": after} if after else {})})
+        return [WebhookEndpointOut.model_validate(e) for e in page["data"]], page["next_cursor"]
+
+    def deliveries(self, endpoint_id: str, after: str | None = None, limit: int = 100) -> tuple[list[DeliveryOut], str | None]:
+        page = self.request("GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries", params={"limit": limit, **({"after": after} if after else {})})
+        return [DeliveryOut.model_validate(d) for d in page["data"]], page["next_cursor"]
 
     def audit(self) -> AuditOut:
         return self._get(AuditOut, "/v1/audit")

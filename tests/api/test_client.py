@@ -56,6 +56,6 @@ def test_the_servers_background_pass_runs_timeouts_and_webhooks(live: Live) -> N
     live.clock.advance(31 * 60)  # past the pay window
     run_pass(live.services)
     assert ann.trade(t.id).status == "closed"
-    [delivery] = ann.deliveries(hook.id)
+    [delivery] = ann.deliveries(hook.id)[0]
     assert (delivery.event_type, delivery.state, delivery.attempts) == ("trade.closed", "pending", 1)
     assert delivery.last_error and delivery.last_status_code is None

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from danbao.api.webhooks import SIGNATURE_HEADER, verify_signature
-from danbao.client import Danbao
+from danbao.client import ApiError, Danbao
 from danbao.clock import NS_PER_SECOND
 from tests.api.conftest import Live
 
@@ -85,7 +85,7 @@ def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, r
     assert hooks.deliver_due() == 0
     live.clock.advance(1)
     assert hooks.deliver_due() == 1  # -> 200
-    [delivery] = ann.deliveries(endpoint.id)
+    [delivery] = ann.deliveries(endpoint.id)[0]
     assert (delivery.state, delivery.attempts, delivery.last_status_code, delivery.event_type) == ("delivered", 3, 200, "trade.paid")
     assert len(receiver.received) == 3
     for headers, body in receiver.received:
@@ -133,15 +133,65 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
         tea.ship(t.id)
         ann.confirm(t.id)
         live.services.webhooks.run_once()
-        assert [d.event_type for d in ann.deliveries(ann_hook.id)] == ["trade.completed"]
-        assert sorted(d.event_type for d in tea.deliveries(tea_hook.id)) == ["trade.completed", "trade.created", "trade.paid", "trade.shipped"]
-        assert bob.deliveries(bob_hook.id) == []
+        assert [d.event_type for d in ann.deliveries(ann_hook.id)[0]] == ["trade.completed"]
+        assert sorted(d.event_type for d in tea.deliveries(tea_hook.id)[0]) == ["trade.completed", "trade.created", "trade.paid", "trade.shipped"]
+        assert bob.deliveries(bob_hook.id)[0] == []
         for bad in (["trade.exploded"], []):
             with pytest.raises(Exception) as e:
                 ann.register_webhook(receiver.url, bad)
             assert getattr(e.value, "status", None) == 400
     finally:
         receiver.close()
+
+
+def test_deliveries_are_listed_in_pages_oldest_first(live: Live) -> None:
+    ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+    hook = tea.register_webhook("http://127.0.0.1:9/never-called", ["*"])
+    ann.top_up(500, CUR)
+    t = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    ann.pay(t.id)
+    tea.ship(t.id)
+    ann.confirm(t.id)
+    assert live.services.webhooks.dispatch() == 4  # recorded as pending; none attempted
+    everything, last = tea.deliveries(hook.id)
+    assert len(everything) == 4 and last is None
+    first, after = tea.deliveries(hook.id, limit=3)
+    assert [d.id for d in first] == [d.id for d in everything[:3]] and after is not None
+    rest, end = tea.deliveries(hook.id, after=after, limit=3)
+    assert [d.id for d in rest] == [everything[3].id] and end is None
+    assert sorted(d.event_type for d in everything) == ["trade.completed", "trade.created", "trade.paid", "trade.shipped"]
+
+
+def test_a_party_that_replaced_many_endpoints_still_reaches_its_newest(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    for n in range(70):  # more than any fixed window over the party's endpoints would show
+        ann.disable_webhook(ann.register_webhook(f"http://127.0.0.1:9/old{n}", ["*"]).id)
+        live.clock.advance(1)
+    newest = ann.register_webhook("http://127.0.0.1:9/new", ["*"])
+    first, after = ann.webhooks(limit=50)
+    assert len(first) == 50 and after is not None
+    rest, end = ann.webhooks(after=after, limit=50)
+    assert len(rest) == 21 and end is None
+    assert rest[-1].id == newest.id and rest[-1].disabled_at is None
+    assert len({e.id for e in first + rest}) == 71
+    assert ann.deliveries(newest.id) == ([], None)
+    assert ann.disable_webhook(newest.id).disabled_at is not None
+
+
+def test_a_webhook_list_refuses_a_cursor_it_did_not_issue(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    hook = ann.register_webhook("http://127.0.0.1:9/x", ["*"])
+    for path in ("/v1/webhook-endpoints", f"/v1/webhook-endpoints/{hook.id}/deliveries"):
+        for after, code in (("garbage", "cursor_invalid"), ("99999999999999999999:x", "cursor_invalid")):
+            with pytest.raises(ApiError) as refused:
+                ann.request("GET", path, params={"after": after})
+            assert (refused.value.status, refused.value.code) == (400, code), (path, after)
+        with pytest.raises(ApiError) as too_many:
+            ann.request("GET", path, params={"limit": 1001})
+        assert too_many.value.status == 400
+    with pytest.raises(ApiError) as other:
+        live.party("buyer", "bob").deliveries(hook.id)
+    assert (other.value.status, other.value.code) == (404, "endpoint_not_found")
 
 
 @contextmanager
@@ -173,12 +223,12 @@ def test_two_passes_at_once_attempt_each_delivery_once(live: Live) -> None:
         assert webhooks.deliver_due() == 0  # the second pass finds it claimed
         first.join()
         assert len(receiver.received) == 1
-        [delivery] = ann.deliveries(hook_id)
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("pending", 1)  # timed out: retried later
         receiver.release.set()
         live.clock.advance(3600)
         assert webhooks.deliver_due() == 1
-        [delivery] = ann.deliveries(hook_id)
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("delivered", 2)
 
 
@@ -186,7 +236,7 @@ def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(li
     with a_delivery_in_flight(live) as (ann, hook_id, receiver, attempt):
         ann.disable_webhook(hook_id)
         attempt.join()  # the sender timed out on the hanging receiver: a failed attempt
-        [delivery] = ann.deliveries(hook_id)
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("cancelled", 1)  # recorded, and not revived
         live.clock.advance(3600)
         live.services.webhooks.run_once()
@@ -203,12 +253,12 @@ def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(l
     with pytest.raises(Exception) as e:
         bob.disable_webhook(hook.id)  # not bob's
     assert getattr(e.value, "status", None) == 404
-    [delivery] = ann.deliveries(hook.id)
+    [delivery] = ann.deliveries(hook.id)[0]
     assert delivery.state == "pending"  # bob's refused attempt changed nothing
     disabled = ann.disable_webhook(hook.id)
     assert disabled.disabled_at is not None
     ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
     live.clock.advance(3600)
     live.services.webhooks.run_once()
-    [delivery] = ann.deliveries(hook.id)
+    [delivery] = ann.deliveries(hook.id)[0]
     assert (delivery.state, delivery.attempts) == ("cancelled", 1)

@@ -209,6 +209,7 @@ class WebhookEndpointOut(BaseModel):
 
 class WebhookEndpointPage(BaseModel):
     data: list[WebhookEndpointOut]
+    next_cursor: str | None
 
 
 class DeliveryOut(BaseModel):
@@ -226,6 +227,7 @@ class DeliveryOut(BaseModel):
 
 class DeliveryPage(BaseModel):
     data: list[DeliveryOut]
+    next_cursor: str | None
 
 
 class AuditOut(BaseModel):

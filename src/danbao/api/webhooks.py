@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 
 from danbao.clock import NS_PER_SECOND, Clock
-from danbao.errors import DanbaoError
+from danbao.errors import DanbaoError, invariant
+from danbao.ledger import PAGE_LIMIT_MAX
 from danbao.store import Database
 from danbao.store.raw import Raw, RowsOf
 from danbao.text import storable
@@ -31,6 +32,7 @@ from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
 
 ENDPOINTS_PER_PARTY_MAX = 16
+PAGE_DEFAULT = 100
 EVENTS_PER_DISPATCH_MAX = 500
 DELIVERIES_PER_PASS_MAX = 100
 ATTEMPTS_MAX = 12
@@ -139,6 +141,19 @@ _DELIVERY_ROWS = RowsOf(
     ("text", "text", "text", "text", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint"),
 )
 _DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at"
+_ENDPOINT_COLUMNS = "id, party_id, url, secret, event_types, created_at, disabled_at"
+
+
+def _endpoint(row: tuple[Any, ...]) -> Endpoint:
+    return Endpoint(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+
+
+def _page(select: str, params: tuple[Any, ...], after: tuple[int, str] | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """`select` narrowed to the rows after `after` in (created_at, id) order, one page."""
+    if after is not None:
+        select += " AND (created_at > ? OR (created_at = ? AND id > ?))"
+        params += (after[0], after[0], after[1])
+    return f"{select} ORDER BY created_at, id LIMIT {int(limit)}", params
 
 
 class Webhooks:
@@ -191,27 +206,30 @@ class Webhooks:
 
         if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
             raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
-        return next(e for e in self.endpoints(party_id) if e.id == endpoint_id)
+        found = self.endpoint(party_id, endpoint_id)
+        invariant(found is not None, "an endpoint just disabled is still there")
+        return found  # type: ignore[return-value]
 
-    def endpoints(self, party_id: str) -> list[Endpoint]:
-        rows = self.db.read_raw(
-            lambda raw: raw.rows(
-                f"SELECT id, party_id, url, secret, event_types, created_at, disabled_at FROM webhook_endpoints "
-                f"WHERE party_id = ? ORDER BY created_at, id LIMIT {ENDPOINTS_PER_PARTY_MAX * 4}",
-                (party_id,),
-            )
-        )
-        return [Endpoint(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows]
+    def endpoint(self, party_id: str, endpoint_id: str) -> Endpoint | None:
+        """The party's endpoint of that id; None for an unknown id or another party's."""
+        if not storable(endpoint_id):
+            return None
+        rows = self.db.read_raw(lambda raw: raw.rows(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND party_id = ?", (endpoint_id, party_id)))
+        return _endpoint(rows[0]) if rows else None
 
-    def deliveries(self, party_id: str, endpoint_id: str, *, limit: int = 100) -> list[Delivery]:
-        if not any(e.id == endpoint_id for e in self.endpoints(party_id)):
+    def endpoints(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = PAGE_DEFAULT) -> list[Endpoint]:
+        """The party's endpoints, disabled ones too, oldest first: a page after `after`
+        (created_at, id), as every list is, since disabled endpoints accumulate."""
+        invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
+        rows = self.db.read_raw(lambda raw: raw.rows(*_page(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE party_id = ?", (party_id,), after, limit)))
+        return [_endpoint(row) for row in rows]
+
+    def deliveries(self, party_id: str, endpoint_id: str, *, after: tuple[int, str] | None = None, limit: int = PAGE_DEFAULT) -> list[Delivery]:
+        """Deliveries to one of the party's endpoints, oldest first, a page after `after`."""
+        invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
+        if self.endpoint(party_id, endpoint_id) is None:
             raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
-        rows = self.db.read_raw(
-            lambda raw: raw.rows(
-                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ? ORDER BY created_at, id LIMIT {int(limit)}",
-                (endpoint_id,),
-            )
-        )
+        rows = self.db.read_raw(lambda raw: raw.rows(*_page(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,), after, limit)))
         return [Delivery(*row) for row in rows]
 
     # -- fan-out and delivery -----------------------------------------------------------

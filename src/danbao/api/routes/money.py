@@ -22,12 +22,12 @@ from danbao.api.models import (
     TransferOut,
     TransferPage,
 )
+from danbao.api.routes.paging import Limit
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
 from danbao.trade import Party
 
 router = APIRouter(prefix="/v1", tags=["money"], route_class=StrictJsonRoute)
-Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 class AccountNotFound(DanbaoError):

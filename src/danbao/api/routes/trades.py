@@ -33,16 +33,13 @@ from danbao.api.models import (
     TradeOut,
     TradePage,
 )
+from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
 from danbao.api.webhooks import event_id, event_type
-from danbao.errors import DanbaoError
 from danbao.ledger import Ledger
-from danbao.store.schema import is_bigint_text
 from danbao.trade import Trade, TradeEvent
 from danbao.trade.model import SEQ_MAX
 
 router = APIRouter(prefix="/v1", tags=["trades"], route_class=StrictJsonRoute)
-Limit = Annotated[int, Query(ge=1, le=1000)]
-TradeCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}$", description="next_cursor of the page before")]
 EventCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}:[0-9]{1,10}$", description="next_cursor of the page before")]
 
 
@@ -76,17 +73,6 @@ def event_out(e: TradeEvent) -> EventOut:
     )
 
 
-def _cursor(after: str | None, *shape: type) -> tuple[Any, ...] | None:
-    """A cursor this server issued: one ':'-separated piece per type in `shape`; the int
-    pieces are timestamps or sequence numbers, so no larger than a BIGINT column holds."""
-    if after is None:
-        return None
-    pieces = after.split(":")
-    if len(after) > 200 or len(pieces) != len(shape) or not all(kind is str or is_bigint_text(p) for kind, p in zip(shape, pieces)):
-        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
-    return tuple(kind(p) for kind, p in zip(shape, pieces))
-
-
 def _post_direct(path: str, endpoint: Callable[..., Any], **options: Any) -> None:
     """A hot POST, called straight (`DirectRoute`): no parameters solved per request."""
     router.add_api_route(path, endpoint, methods=["POST"], response_model=TradeOut, route_class_override=DirectRoute, **options)
@@ -104,12 +90,11 @@ _post_direct("/trades", create_trade, status_code=201, openapi_extra=documented(
 
 
 @router.get("/trades", response_model=TradePage)
-def list_trades(request: Request, after: TradeCursor = None, limit: Limit = 100) -> TradePage:
+def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = 100) -> TradePage:
     """The caller's trades (as buyer, seller or courier), oldest first."""
     svc, caller = who(request)
-    found = svc.trades.of_party(caller.id, after=_cursor(after, int, str), limit=limit)
-    next_cursor = f"{found[-1].created_at}:{found[-1].id}" if len(found) == limit else None
-    return TradePage(data=[trade_out(t) for t in found], next_cursor=next_cursor)
+    found = svc.trades.of_party(caller.id, after=cursor(after, int, str), limit=limit)
+    return TradePage(data=[trade_out(t) for t in found], next_cursor=created_cursor(found, limit))
 
 
 @router.get("/trades/{trade_id}", response_model=TradeOut)
@@ -129,7 +114,7 @@ def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le
 def events(request: Request, after: EventCursor = None, limit: Limit = 100) -> EventPage:
     """Events on the caller's trades, in time order (the same events webhooks deliver)."""
     svc, caller = who(request)
-    found = svc.trades.events_of_party(caller.id, after=_cursor(after, int, str, int), limit=limit)
+    found = svc.trades.events_of_party(caller.id, after=cursor(after, int, str, int), limit=limit)
     last = found[-1] if found else None
     return EventPage(data=[event_out(e) for e in found], next_cursor=f"{last.at}:{last.trade_id}:{last.seq}" if last and len(found) == limit else None)
 

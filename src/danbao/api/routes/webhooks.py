@@ -14,6 +14,13 @@ from danbao.api.models import (
     WebhookEndpointOut,
     WebhookEndpointPage,
 )
+from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
+from danbao.api.webhooks import PAGE_DEFAULT, Endpoint
+
+
+def _endpoint_out(e: Endpoint) -> WebhookEndpointOut:
+    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at)
+
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=StrictJsonRoute)
 
@@ -27,28 +34,30 @@ def register(body: WebhookEndpointIn, request: Request) -> WebhookEndpointOut:
 
 
 @router.get("/webhook-endpoints", response_model=WebhookEndpointPage)
-def list_endpoints(request: Request) -> WebhookEndpointPage:
+def list_endpoints(request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> WebhookEndpointPage:
+    """The caller's endpoints, disabled ones too, oldest first."""
     svc, caller = who(request)
-    return WebhookEndpointPage(data=[WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at) for e in svc.webhooks.endpoints(caller.id)])
+    found = svc.webhooks.endpoints(caller.id, after=cursor(after, int, str), limit=limit)
+    return WebhookEndpointPage(data=[_endpoint_out(e) for e in found], next_cursor=created_cursor(found, limit))
 
 
 @router.post("/webhook-endpoints/{endpoint_id}/disable", response_model=WebhookEndpointOut)
 def disable(endpoint_id: str, request: Request, body: NoBody | None = None) -> WebhookEndpointOut:
     """Stop deliveries to the endpoint (pending ones are cancelled); its record stays listable."""
     svc, caller = who(request)
-    e = svc.webhooks.disable(caller.id, endpoint_id)
-    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at)
+    return _endpoint_out(svc.webhooks.disable(caller.id, endpoint_id))
 
 
 @router.get("/webhook-endpoints/{endpoint_id}/deliveries", response_model=DeliveryPage)
-def deliveries(endpoint_id: str, request: Request) -> DeliveryPage:
-    """Every delivery to the endpoint: attempts, last status code, next attempt."""
+def deliveries(endpoint_id: str, request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> DeliveryPage:
+    """Every delivery to the endpoint, oldest first: attempts, last status code, next attempt."""
     svc, caller = who(request)
-    found = svc.webhooks.deliveries(caller.id, endpoint_id)
+    found = svc.webhooks.deliveries(caller.id, endpoint_id, after=cursor(after, int, str), limit=limit)
     return DeliveryPage(
         data=[
             DeliveryOut(id=d.id, event_id=d.event_id, event_type=d.event_type, state=d.state, attempts=d.attempts, last_status_code=d.last_status_code,
                         last_error=d.last_error, next_attempt_at=d.next_attempt_at, created_at=d.created_at, updated_at=d.updated_at)
             for d in found
-        ]
+        ],
+        next_cursor=created_cursor(found, limit),
     )
