@@ -75,3 +75,17 @@ def test_a_verified_key_is_cached_until_revoked(services: Services) -> None:
     assert keys.revoke(issued.id)
     assert keys.cached(issued.key) is None
     assert keys.verify(issued.key) is None
+
+
+def test_a_partys_keys_are_listed_in_pages_revoked_ones_too(services: Services, clock: ManualClock) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    for _ in range(4):  # each rotation revokes one key and issues the next
+        clock.advance(1)
+        issued = keys.issue("ann", revoke=issued.id)
+    first = keys.of_party("ann", limit=3)
+    rest = keys.of_party("ann", after=(first[-1].created_at, first[-1].id), limit=3)
+    assert len(first) == 3 and len(rest) == 2
+    assert [k.created_at for k in first + rest] == sorted(k.created_at for k in first + rest)
+    assert [k.revoked_at is None for k in first + rest] == [False] * 4 + [True]
+    assert rest[-1].id == issued.id

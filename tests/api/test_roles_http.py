@@ -127,7 +127,7 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
 
 def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
     ann = live.party("buyer", "ann")
-    [key] = [k for k in ann.request("GET", "/v1/parties/ann/keys")]
+    [key] = ann.request("GET", "/v1/parties/ann/keys")["data"]
     rotated = ann.rotate_key(key["id"])
     try:
         ann.accounts()

@@ -56,6 +56,11 @@ class KeyOut(BaseModel):
     revoked_at: int | None = None
 
 
+class KeyPage(BaseModel):
+    data: list[KeyOut]
+    next_cursor: str | None
+
+
 class MoneyIn(Strict):
     amount: StrictInt = Amount
     currency: CurrencyCode = Currency  # type: ignore[valid-type]

@@ -26,7 +26,7 @@ from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
 from danbao.ledger import PAGE_LIMIT_MAX
 from danbao.store import Database
-from danbao.store.raw import Raw, RowsOf
+from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
 from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
@@ -148,14 +148,6 @@ def _endpoint(row: tuple[Any, ...]) -> Endpoint:
     return Endpoint(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
 
 
-def _page(select: str, params: tuple[Any, ...], after: tuple[int, str] | None, limit: int) -> tuple[str, tuple[Any, ...]]:
-    """`select` narrowed to the rows after `after` in (created_at, id) order, one page."""
-    if after is not None:
-        select += " AND (created_at > ? OR (created_at = ? AND id > ?))"
-        params += (after[0], after[0], after[1])
-    return f"{select} ORDER BY created_at, id LIMIT {int(limit)}", params
-
-
 class Webhooks:
     def __init__(self, trades: Trades, clock: Clock, *, transport: httpx.BaseTransport | None = None, timeout_seconds: float | None = None):
         self.trades = trades
@@ -221,7 +213,7 @@ class Webhooks:
         """The party's endpoints, disabled ones too, oldest first: a page after `after`
         (created_at, id), as every list is, since disabled endpoints accumulate."""
         invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
-        rows = self.db.read_raw(lambda raw: raw.rows(*_page(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE party_id = ?", (party_id,), after, limit)))
+        rows = self.db.read_raw(lambda raw: raw.rows(*created_page(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE party_id = ?", (party_id,), after, limit)))
         return [_endpoint(row) for row in rows]
 
     def deliveries(self, party_id: str, endpoint_id: str, *, after: tuple[int, str] | None = None, limit: int = PAGE_DEFAULT) -> list[Delivery]:
@@ -229,7 +221,7 @@ class Webhooks:
         invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
         if self.endpoint(party_id, endpoint_id) is None:
             raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
-        rows = self.db.read_raw(lambda raw: raw.rows(*_page(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,), after, limit)))
+        rows = self.db.read_raw(lambda raw: raw.rows(*created_page(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,), after, limit)))
         return [Delivery(*row) for row in rows]
 
     # -- fan-out and delivery -----------------------------------------------------------

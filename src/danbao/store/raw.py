@@ -207,3 +207,13 @@ def _columns_of(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def created_page(select: str, params: tuple[Any, ...], after: tuple[int, str] | None, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """`select ... WHERE ...` narrowed to one page of rows in (created_at, id) order, after
+    the row `after` names: a keyset page, which stays correct while rows are added."""
+    invariant(" WHERE " in select and type(limit) is int and limit > 0, "a page of a filtered select")
+    if after is not None:
+        select += " AND (created_at > ? OR (created_at = ? AND id > ?))"
+        params += (after[0], after[0], after[1])
+    return f"{select} ORDER BY created_at, id LIMIT {limit}", params

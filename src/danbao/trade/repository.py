@@ -13,7 +13,7 @@ from typing import Any
 
 from danbao.errors import invariant
 from danbao.ledger.ledger import LedgerTransaction
-from danbao.store.raw import Raw, RowsOf
+from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
 from danbao.trade.model import Party, Status, Trade, TradeEvent
 
@@ -143,12 +143,7 @@ def trades_of(raw: Raw, party_id: str, *, after: tuple[int, str] | None, limit: 
     """A party's trades (as buyer, seller or courier), oldest first, after a cursor."""
     if not storable(party_id):
         return []
-    since, since_id = after if after is not None else (-1, "")
-    rows = raw.rows(
-        f"SELECT {_TRADE_COLUMNS} FROM trades WHERE (buyer_id = ? OR seller_id = ? OR courier_id = ?) "
-        f"AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT {int(limit)}",
-        (party_id, party_id, party_id, since, since, since_id),
-    )
+    rows = raw.rows(*created_page(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE (buyer_id = ? OR seller_id = ? OR courier_id = ?)", (party_id,) * 3, after, limit))
     return [Trade(*row) for row in rows]
 
 

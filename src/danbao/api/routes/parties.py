@@ -8,7 +8,8 @@ from danbao.api.auth import AuthError, who
 from danbao.api.body import StrictJsonRoute
 from danbao.api.idempotency import keep_without
 from danbao.api.keys import KeyInfo, KeyRevoked, TooManyKeys
-from danbao.api.models import KeyOut, NoBody, PartyIn, PartyOut
+from danbao.api.models import KeyOut, KeyPage, NoBody, PartyIn, PartyOut
+from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
 
@@ -59,11 +60,13 @@ def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> Ke
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
 
 
-@router.get("/parties/{party_id}/keys", response_model=list[KeyOut])
-def list_keys(party_id: str, request: Request) -> list[KeyOut]:
+@router.get("/parties/{party_id}/keys", response_model=KeyPage)
+def list_keys(party_id: str, request: Request, after: CreatedCursor = None, limit: Limit = 100) -> KeyPage:
+    """The party's keys, revoked ones too, oldest first (never their secrets)."""
     svc, caller = who(request)
     _visible_party(svc, caller, party_id)
-    return [KeyOut(id=k.id, party_id=k.party_id, created_at=k.created_at, revoked_at=k.revoked_at) for k in svc.keys.of_party(party_id)]
+    found = svc.keys.of_party(party_id, after=cursor(after, int, str), limit=limit)
+    return KeyPage(data=[KeyOut(id=k.id, party_id=k.party_id, created_at=k.created_at, revoked_at=k.revoked_at) for k in found], next_cursor=created_cursor(found, limit))
 
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut)
