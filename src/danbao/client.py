@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from danbao.api.models import (
     AccountOut,
     AuditOut,
+    BalanceOut,
     DeliveryOut,
     EventOut,
     KeyOut,
@@ -101,6 +102,10 @@ class Danbao:
 
     def accounts(self) -> list[AccountOut]:
         return [AccountOut.model_validate(a) for a in self.request("GET", "/v1/accounts")["data"]]
+
+    def balance_at(self, account_id: str, at: int) -> BalanceOut:
+        """The account's totals just after its last entry at or before `at` (ns since the epoch)."""
+        return self._get(BalanceOut, f"/v1/accounts/{account_id}/balance", at=at)
 
     def top_up(self, amount: int, currency: str) -> MoveOut:
         return self._post(MoveOut, "/v1/wallet/top-up", {"amount": amount, "currency": currency})

@@ -111,6 +111,7 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
         "read other account": lambda: bob.request("GET", "/v1/accounts/ann.wallet.CNY"),
         "read own account": lambda: ann.request("GET", "/v1/accounts/ann.wallet.CNY"),
         "other's transfers": lambda: bob.request("GET", "/v1/accounts/ann.wallet.CNY/transfers"),
+        "other's past balance": lambda: bob.balance_at("ann.wallet.CNY", 0),
         "operator reads any account": lambda: live.admin.request("GET", "/v1/accounts/ann.wallet.CNY"),
     }.items():
         try:
@@ -121,7 +122,7 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
     assert statuses == {
         "create party (buyer)": 403, "issue key (buyer)": 403, "audit (buyer)": 403, "fund insurance (buyer)": 403,
         "read other party": 404, "read own party": 200, "read other account": 404, "read own account": 200,
-        "other's transfers": 404, "operator reads any account": 200,
+        "other's transfers": 404, "other's past balance": 404, "operator reads any account": 200,
     }
 
 

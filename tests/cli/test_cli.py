@@ -35,6 +35,11 @@ def test_a_person_can_open_accounts_move_money_and_audit(url):
     assert run(url, "post", "h1", "p1", "--amount", "25.00", "--currency", "CNY").exit_code == 0
     shown = run(url, "account", "show", "alice")
     assert "balance 75.00" in shown.output and "available 75.00" in shown.output
+    before = run(url, "account", "show", "alice", "--at", "2000-01-01T00:00:00")
+    assert before.exit_code == 0 and "at 2000-01-01 00:00:00 UTC balance 0.00" in before.output
+    for bad in ("yesterday", "1969-12-31T23:59:59"):
+        refused = run(url, "account", "show", "alice", "--at", bad)
+        assert refused.exit_code == 2 and "timestamp_invalid" in refused.output, bad
     history = run(url, "account", "history", "alice")
     assert "t1" in history.output and "p1" in history.output
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", history.output), "times a person can read"

@@ -92,6 +92,19 @@ class AccountPage(BaseModel):
     data: list[AccountOut]
 
 
+class BalanceOut(BaseModel):
+    """An account's totals just after its last entry at or before `at`."""
+
+    account_id: str
+    currency: str
+    at: int = Field(description="nanoseconds since the epoch, as asked")
+    balance: int
+    debits_pending: int
+    debits_posted: int
+    credits_pending: int
+    credits_posted: int
+
+
 class TransferOut(BaseModel):
     id: str
     timestamp: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator, Optional
 
 import typer
@@ -143,16 +143,37 @@ def _utc(timestamp_ns: int) -> str:
 
 
 @account_app.command("show")
-def account_show(id: str) -> None:
-    """Show an account's totals. Example: danbao account show alice"""
+def account_show(
+    id: str,
+    at: Optional[str] = typer.Option(None, help="a past moment, UTC unless it says otherwise: 2026-11-23T10:00:00"),
+) -> None:
+    """Show an account's totals, now or at a past moment. Example: danbao account show alice --at 2026-11-23T10:00"""
+    moment = None if at is None else _moment(at)
     with _ledger() as ledger:
         a = _existing_account(ledger, id)
+        totals = a if moment is None else ledger.balance_at(id, moment)
     fmt = lambda v: format_amount(v, a.currency)  # noqa: E731
+    if moment is None:
+        head = f"balance {fmt(a.balance)} available {fmt(a.available)}"
+    else:
+        head = f"at {_utc(moment)} UTC balance {fmt(totals.balance)}"
     console.print(
-        f"{a.id} ({a.kind}, {a.currency}) balance {fmt(a.balance)} available {fmt(a.available)}\n"
-        f"  debits pending {fmt(a.debits_pending)} posted {fmt(a.debits_posted)}; "
-        f"credits pending {fmt(a.credits_pending)} posted {fmt(a.credits_posted)}"
+        f"{a.id} ({a.kind}, {a.currency}) {head}\n"
+        f"  debits pending {fmt(totals.debits_pending)} posted {fmt(totals.debits_posted)}; "
+        f"credits pending {fmt(totals.credits_pending)} posted {fmt(totals.credits_posted)}"
     )
+
+
+def _moment(text: str) -> int:
+    """Nanoseconds since the epoch from an ISO 8601 time (UTC unless it names an offset)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"[red]error[/red] timestamp_invalid: {text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00")
+        raise typer.Exit(2)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return (parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000
 
 
 @account_app.command("history")

@@ -15,6 +15,7 @@ from danbao.api.idempotency import respond_inside
 from danbao.api.models import (
     AccountOut,
     AccountPage,
+    BalanceOut,
     MoneyIn,
     MoveOut,
     Rendered,
@@ -25,6 +26,7 @@ from danbao.api.models import (
 from danbao.api.routes.paging import Limit
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
+from danbao.ledger.model import TOTAL_MAX
 from danbao.trade import Party
 
 router = APIRouter(prefix="/v1", tags=["money"], route_class=StrictJsonRoute)
@@ -59,6 +61,18 @@ def list_accounts(request: Request) -> AccountPage:
 def get_account(account_id: str, request: Request) -> AccountOut:
     svc, caller = who(request)
     return account_out(_own_account(svc, caller, account_id))
+
+
+@router.get("/accounts/{account_id}/balance", response_model=BalanceOut)
+def account_balance(account_id: str, request: Request, at: Annotated[int, Query(ge=0, le=TOTAL_MAX, description="nanoseconds since the epoch")]) -> BalanceOut:
+    """The account's balance at a past moment: its totals just after its last entry then."""
+    svc, caller = who(request)
+    account = _own_account(svc, caller, account_id)
+    b = svc.ledger.balance_at(account_id, at)
+    return BalanceOut(
+        account_id=account_id, currency=account.currency, at=at, balance=b.balance,
+        debits_pending=b.debits_pending, debits_posted=b.debits_posted, credits_pending=b.credits_pending, credits_posted=b.credits_posted,
+    )
 
 
 @router.get("/accounts/{account_id}/transfers", response_model=TransferPage)

@@ -1,0 +1,47 @@
+"""Money outside trades over real HTTP: an account's balance at a past moment."""
+
+from __future__ import annotations
+
+import pytest
+
+from danbao.client import ApiError
+from danbao.clock import NS_PER_SECOND
+from tests.api.conftest import Live
+
+CUR = "CNY"
+
+
+def test_a_balance_at_a_past_moment_counts_the_entries_up_to_it(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    live.party("buyer", "bob")
+    before = live.clock.now_ns()
+    live.clock.advance(1)
+    ann.top_up(10_00, CUR)
+    after_top_up = live.clock.now_ns() + NS_PER_SECOND // 2
+    live.clock.advance(1)
+    ann.transfer("bob", 3_00, CUR)
+    live.clock.advance(1)
+    wallet = "ann.wallet.CNY"
+    assert ann.balance_at(wallet, before).balance == 0
+    then = ann.balance_at(wallet, after_top_up)
+    assert (then.balance, then.credits_posted, then.debits_posted, then.currency, then.at) == (10_00, 10_00, 0, CUR, after_top_up)
+    now = ann.balance_at(wallet, live.clock.now_ns())
+    assert (now.balance, now.debits_posted) == (7_00, 3_00)
+    [account] = [a for a in ann.accounts() if a.id == wallet]
+    assert account.balance == now.balance
+
+
+@pytest.mark.parametrize("query", [{"at": -1}, {"at": 2**63}, {"at": "yesterday"}, {}])
+def test_a_past_balance_needs_a_moment_in_range(live: Live, query: dict[str, object]) -> None:
+    ann = live.party("buyer", "ann")
+    ann.top_up(1_00, CUR)
+    with pytest.raises(ApiError) as refused:
+        ann.request("GET", "/v1/accounts/ann.wallet.CNY/balance", params=query)
+    assert refused.value.status == 400 and refused.value.field == "at"
+
+
+def test_a_past_balance_of_an_unknown_account_is_not_found(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    with pytest.raises(ApiError) as refused:
+        ann.balance_at("ann.wallet.XYZ", 0)
+    assert (refused.value.status, refused.value.code) == (404, "account_not_found")
