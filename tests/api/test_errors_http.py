@@ -154,7 +154,13 @@ def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Clie
     plain = httpx.Client(base_url=live.url)
     assert plain.get("/healthz").json() == {"status": "ok"}
     ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR})
+    for n in range(3):  # the labels come from bounded sets, whatever clients send
+        plain.request("PURGE", f"/nowhere/{n}")
+        ann.get(f"/v1/trades/t_{n}")
     metrics = plain.get("/metrics").text
+    assert 'danbao_http_requests_total{method="other",route="unmatched",status="404"} 3.0' in metrics
+    assert 'danbao_http_requests_total{method="GET",route="/v1/trades/{trade_id}",status="404"} 3.0' in metrics
+    assert "PURGE" not in metrics and "/nowhere" not in metrics and "t_1" not in metrics
     assert 'danbao_http_requests_total{method="POST",route="/v1/wallet/top-up",status="201"} 1.0' in metrics
     assert "danbao_http_request_seconds_bucket" in metrics
     assert "danbao_ledger_transfers_total 1.0" in metrics  # the top-up
