@@ -32,7 +32,14 @@ def test_a_person_can_open_accounts_move_money_and_audit(url):
     assert run(url, "transfer", "t1", "bank", "alice", "100.00", "--currency", "CNY").exit_code == 0
     held = run(url, "transfer", "h1", "alice", "bob", "30.00", "--currency", "CNY", "--pending", "--timeout", "600")
     assert held.exit_code == 0 and "ok" in held.output
+    holds = run(url, "account", "holds", "bob")
+    assert holds.exit_code == 0 and "h1" in holds.output and "30.00" in holds.output and "pending" in holds.output
     assert run(url, "post", "h1", "p1", "--amount", "25.00", "--currency", "CNY").exit_code == 0
+    assert "h1" not in run(url, "account", "holds", "bob").output
+    posted = run(url, "account", "holds", "bob", "--state", "posted")
+    assert "h1" in posted.output and "posted" in posted.output
+    refused = run(url, "account", "holds", "bob", "--state", "lost")
+    assert refused.exit_code == 2 and "state_invalid" in refused.output
     shown = run(url, "account", "show", "alice")
     assert "balance 75.00" in shown.output and "available 75.00" in shown.output
     before = run(url, "account", "show", "alice", "--at", "2000-01-01T00:00:00")
@@ -56,7 +63,7 @@ def test_refusals_exit_non_zero_with_the_result_code(url):
     assert bad.exit_code == 2 and "amount_invalid" in bad.output
     bad_meta = run(url, "transfer", "t3", "a", "b", "1", "--metadata", "[1]")
     assert bad_meta.exit_code == 2 and "metadata_invalid" in bad_meta.output
-    for command in ("show", "history"):
+    for command in ("show", "history", "holds"):
         missing = run(url, "account", command, "nobody")
         assert missing.exit_code == 2 and "account_not_found" in missing.output, command
 
@@ -95,7 +102,7 @@ def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
 def test_every_command_help_has_an_example():
     for command in ["init", "audit", "transfer", "post", "void", "demo", "worker"]:
         assert "Example:" in runner.invoke(app, [command, "--help"]).output
-    for command in ["create", "show", "history"]:
+    for command in ["create", "show", "history", "holds"]:
         assert "Example:" in runner.invoke(app, ["account", command, "--help"]).output
     assert "Example:" in runner.invoke(app, ["bench", "ledger", "--help"]).output
     assert "Example:" in runner.invoke(app, ["bench", "trades", "--help"]).output

@@ -188,9 +188,34 @@ def account_history(id: str, after: Optional[str] = None, limit: int = 20) -> No
     for t in page.items:
         flags = ",".join(f.name for f in TransferFlags if f and t.flags & f) or "-"  # type: ignore[misc]
         table.add_row(_utc(t.timestamp), t.id, t.debit_account_id, t.credit_account_id, format_amount(t.amount, t.currency), t.code, flags)
+    _print_page(table, page.next_cursor)
+
+
+@account_app.command("holds")
+def account_holds(
+    id: str,
+    state: str = typer.Option("pending", help="pending, posted, voided or expired"),
+    after: Optional[str] = None,
+    limit: int = 20,
+) -> None:
+    """An account's holds (pending transfers) in time order. Example: danbao account holds alice"""
+    with _ledger() as ledger:
+        _existing_account(ledger, id)
+        page = ledger.holds(id, state=state, after=after, limit=limit)
+    table = Table()
+    table.title = f"{state} holds on {id}"
+    for column in ("time (UTC)", "pending id", "debit", "credit", "amount", "expires"):
+        table.add_column(column)
+    for h in page.items:
+        expires = "-" if h.expires_at is None else _utc(h.expires_at)
+        table.add_row(_utc(h.timestamp), h.pending_id, h.debit_account_id, h.credit_account_id, format_amount(h.amount, h.currency), expires)
+    _print_page(table, page.next_cursor)
+
+
+def _print_page(table: Table, next_cursor: Optional[str]) -> None:
     console.print(table)
-    if page.next_cursor:
-        console.print(f"more: --after {page.next_cursor}")
+    if next_cursor:
+        console.print(f"more: --after {next_cursor}")
 
 
 @app.command()
