@@ -99,6 +99,46 @@ def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, r
     assert [e.id for e in events if e.type == "trade.paid"] == [json.loads(receiver.received[0][1])["id"]]
 
 
+def test_a_receivers_answer_body_is_never_read(live: Live) -> None:
+    body_bytes = 64 * 1024 * 1024
+    sent: list[int] = []
+
+    class Flooding(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(body_bytes))
+            self.end_headers()
+            chunk, written = b"x" * 65536, 0
+            try:
+                while written < body_bytes:
+                    self.wfile.write(chunk)
+                    written += len(chunk)
+            except OSError:
+                pass  # the sender hung up, as it should
+            sent.append(written)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flooding)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert live.services.webhooks.run_once() == (1, 1)
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.last_status_code) == ("delivered", 200)
+    finally:
+        server.shutdown()
+        server.server_close()
+    [written] = sent
+    assert written < body_bytes  # the sender closed the connection after the status line
+
+
 def test_a_hanging_receiver_never_slows_the_api(live: Live) -> None:
     receiver = Receiver(["hang"])
     try:

@@ -298,8 +298,10 @@ class Webhooks:
         status_code: int | None = None
         error: str | None = None
         try:
-            response = self._client.post(url, content=body, headers=headers)
-            status_code = response.status_code
+            # Only the status counts: the receiver's body is never read, so a huge or
+            # endless one costs neither memory nor a delivery thread.
+            with self._client.stream("POST", url, content=body, headers=headers) as response:
+                status_code = response.status_code
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"[:256]
         attempts += 1
