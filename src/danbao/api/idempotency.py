@@ -59,6 +59,9 @@ class IdempotencyError(DanbaoError):
     pass
 
 
+_IN_PROGRESS = "a request with this Idempotency-Key is still running"
+
+
 class Replayed(Exception):
     """The key's first response. Raised out of the request's transaction, which it refuses,
     so nothing is done again; the request gate sends it."""
@@ -88,7 +91,7 @@ class Claim(Join):
     def before(self, txn: LedgerTransaction) -> None:
         rows = txn.raw.rows(_SELECT + txn.raw.for_update, (self.party_id, self.key))
         if rows and self.answer(rows[0]):
-            txn.raw.run("DELETE FROM idempotency_keys WHERE party_id = ? AND key = ?", (self.party_id, self.key))
+            txn.raw.run(_DELETE_EXPIRED, (self.party_id, self.key, self.now_ns))
 
     def after(self, txn: LedgerTransaction, result: Any) -> None:
         state, status, body = "running", None, None
@@ -105,7 +108,7 @@ class Claim(Join):
             rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
             if rows:
                 self.answer(rows[0])
-            self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
+            self._refuse("idempotency_in_progress", _IN_PROGRESS)
 
     def row(self, state: str, status_code: int | None, body: bytes | None) -> tuple[Any, ...]:
         """This key's record as `_INSERT` writes it."""
@@ -131,7 +134,7 @@ class Claim(Join):
         if state == "done":
             raise Replayed(int(status_code), str(body).encode())
         if created_at + RUNNING_LEASE_SECONDS * NS_PER_SECOND > self.now_ns:
-            self._refuse("idempotency_in_progress", "a request with this Idempotency-Key is still running")
+            self._refuse("idempotency_in_progress", _IN_PROGRESS)
         self._refuse("idempotency_response_lost", "the request with this Idempotency-Key took effect, but its response was lost; read the resource instead")
         return False  # unreachable: _refuse raises
 
@@ -170,7 +173,7 @@ class IdempotencyStore:
     def claim(self, party_id: str, key: str, request_hash: str) -> Claim:
         """Hold the key for one request of this process (release it with `release`)."""
         if (party_id, key) in self._in_flight:
-            raise IdempotencyError("a request with this Idempotency-Key is still running", field="Idempotency-Key", code="idempotency_in_progress")
+            raise IdempotencyError(_IN_PROGRESS, field="Idempotency-Key", code="idempotency_in_progress")
         self._in_flight.add((party_id, key))
         return Claim(party_id, key, request_hash, self.clock.now_ns())
 

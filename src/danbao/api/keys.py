@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from danbao.clock import Clock
-from danbao.errors import invariant
-from danbao.ledger import PAGE_LIMIT_MAX, Ledger
+from danbao.ledger import Ledger
 from danbao.store import Database
 from danbao.store.raw import Raw, created_page
 from danbao.text import storable
@@ -148,7 +147,6 @@ class ApiKeys:
 
     def of_party(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[KeyInfo]:
         """The party's keys, revoked ones too, oldest first: a page after `after` (created_at, id)."""
-        invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
         rows = self.db.read_raw(lambda raw: raw.rows(*created_page("SELECT id, party_id, created_at, revoked_at FROM api_keys WHERE party_id = ?", (party_id,), after, limit)))
         return [KeyInfo(*row) for row in rows]
 

@@ -24,7 +24,6 @@ import httpx
 
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
-from danbao.ledger import PAGE_LIMIT_MAX
 from danbao.store import Database
 from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
@@ -32,7 +31,6 @@ from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
 
 ENDPOINTS_PER_PARTY_MAX = 16
-PAGE_DEFAULT = 100
 EVENTS_PER_DISPATCH_MAX = 500
 DELIVERIES_PER_PASS_MAX = 100
 ATTEMPTS_MAX = 12
@@ -209,16 +207,14 @@ class Webhooks:
         rows = self.db.read_raw(lambda raw: raw.rows(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ? AND party_id = ?", (endpoint_id, party_id)))
         return _endpoint(rows[0]) if rows else None
 
-    def endpoints(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = PAGE_DEFAULT) -> list[Endpoint]:
+    def endpoints(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Endpoint]:
         """The party's endpoints, disabled ones too, oldest first: a page after `after`
         (created_at, id), as every list is, since disabled endpoints accumulate."""
-        invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
         rows = self.db.read_raw(lambda raw: raw.rows(*created_page(f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE party_id = ?", (party_id,), after, limit)))
         return [_endpoint(row) for row in rows]
 
-    def deliveries(self, party_id: str, endpoint_id: str, *, after: tuple[int, str] | None = None, limit: int = PAGE_DEFAULT) -> list[Delivery]:
+    def deliveries(self, party_id: str, endpoint_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Delivery]:
         """Deliveries to one of the party's endpoints, oldest first, a page after `after`."""
-        invariant(0 < limit <= PAGE_LIMIT_MAX, "a page is bounded")
         if self.endpoint(party_id, endpoint_id) is None:
             raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
         rows = self.db.read_raw(lambda raw: raw.rows(*created_page(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,), after, limit)))

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from danbao.clock import NS_PER_SECOND
 from danbao.errors import DanbaoError
 from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
@@ -139,7 +140,7 @@ def _existing_account(ledger: Ledger, id: str) -> Account:
 
 
 def _utc(timestamp_ns: int) -> str:
-    return datetime.fromtimestamp(timestamp_ns // 1_000_000_000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(timestamp_ns // NS_PER_SECOND, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @account_app.command("show")

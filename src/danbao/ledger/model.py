@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from enum import Enum, IntFlag
 from typing import Any, NamedTuple
 
+from danbao.store.raw import PAGE_ROWS_MAX
 from danbao.store.schema import BIGINT_MAX
 
 # Bounds (TigerBeetle style: everything has a named limit).
@@ -14,7 +15,7 @@ TRANSFERS_PER_BATCH_MAX = 8190
 ACCOUNTS_PER_BATCH_MAX = 8190
 TIMEOUT_SECONDS_MAX = 10 * 365 * 24 * 3600
 METADATA_BYTES_MAX = 1024
-PAGE_LIMIT_MAX = 1000
+PAGE_LIMIT_MAX = PAGE_ROWS_MAX
 # Every this-many-th entry of an account is marked with its totals (account_marks), so a
 # history read walks at most this many entries of the account's chain before a page.
 HISTORY_MARK_EVERY = 64

@@ -18,6 +18,8 @@ from danbao.errors import invariant
 
 # SQLite allows 32,766 bound parameters, PostgreSQL 65,535: stay well under both.
 PARAMETERS_PER_STATEMENT_MAX = 16_000
+# The most rows one page of any list holds.
+PAGE_ROWS_MAX = 1000
 
 
 @lru_cache(maxsize=4096)
@@ -212,7 +214,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def created_page(select: str, params: tuple[Any, ...], after: tuple[int, str] | None, limit: int) -> tuple[str, tuple[Any, ...]]:
     """`select ... WHERE ...` narrowed to one page of rows in (created_at, id) order, after
     the row `after` names: a keyset page, which stays correct while rows are added."""
-    invariant(" WHERE " in select and type(limit) is int and limit > 0, "a page of a filtered select")
+    invariant(" WHERE " in select and type(limit) is int and 0 < limit <= PAGE_ROWS_MAX, "a bounded page of a filtered select")
     if after is not None:
         select += " AND (created_at > ? OR (created_at = ? AND id > ?))"
         params += (after[0], after[0], after[1])

@@ -23,7 +23,7 @@ from danbao.api.models import (
     TransferOut,
     TransferPage,
 )
-from danbao.api.routes.paging import Limit
+from danbao.api.routes.paging import PAGE_DEFAULT, Limit
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
 from danbao.ledger.model import TOTAL_MAX
@@ -76,7 +76,7 @@ def account_balance(account_id: str, request: Request, at: Annotated[int, Query(
 
 
 @router.get("/accounts/{account_id}/transfers", response_model=TransferPage)
-def account_transfers(account_id: str, request: Request, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = 100) -> TransferPage:
+def account_transfers(account_id: str, request: Request, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = PAGE_DEFAULT) -> TransferPage:
     svc, caller = who(request)
     _own_account(svc, caller, account_id)
     page = svc.ledger.transfers_of(account_id, after=after, limit=limit)

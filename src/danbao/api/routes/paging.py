@@ -12,7 +12,8 @@ from danbao.ledger import PAGE_LIMIT_MAX
 from danbao.store.schema import is_bigint_text
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)]
-# Lists in (created_at, id) order: trades, webhook endpoints, deliveries.
+PAGE_DEFAULT = 100
+# Lists in (created_at, id) order: trades, API keys, webhook endpoints, deliveries.
 CreatedCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}$", description="next_cursor of the page before")]
 
 

@@ -9,7 +9,7 @@ from danbao.api.body import StrictJsonRoute
 from danbao.api.idempotency import keep_without
 from danbao.api.keys import KeyInfo, KeyRevoked, TooManyKeys
 from danbao.api.models import KeyOut, KeyPage, NoBody, PartyIn, PartyOut
-from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
+from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created_cursor, cursor
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
 
@@ -61,7 +61,7 @@ def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> Ke
 
 
 @router.get("/parties/{party_id}/keys", response_model=KeyPage)
-def list_keys(party_id: str, request: Request, after: CreatedCursor = None, limit: Limit = 100) -> KeyPage:
+def list_keys(party_id: str, request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> KeyPage:
     """The party's keys, revoked ones too, oldest first (never their secrets)."""
     svc, caller = who(request)
     _visible_party(svc, caller, party_id)

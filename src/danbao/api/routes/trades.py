@@ -33,7 +33,7 @@ from danbao.api.models import (
     TradeOut,
     TradePage,
 )
-from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
+from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created_cursor, cursor
 from danbao.api.webhooks import event_id, event_type
 from danbao.ledger import Ledger
 from danbao.trade import Trade, TradeEvent
@@ -90,7 +90,7 @@ _post_direct("/trades", create_trade, status_code=201, openapi_extra=documented(
 
 
 @router.get("/trades", response_model=TradePage)
-def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = 100) -> TradePage:
+def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> TradePage:
     """The caller's trades (as buyer, seller or courier), oldest first."""
     svc, caller = who(request)
     found = svc.trades.of_party(caller.id, after=cursor(after, int, str), limit=limit)
@@ -104,14 +104,14 @@ def get_trade(trade_id: str, request: Request) -> TradeOut:
 
 
 @router.get("/trades/{trade_id}/events", response_model=EventPage)
-def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=SEQ_MAX), limit: Limit = 100) -> EventPage:
+def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=SEQ_MAX), limit: Limit = PAGE_DEFAULT) -> EventPage:
     svc, caller = who(request)
     found = svc.trades.events(trade_id, caller.id, after_seq=after, limit=limit)
     return EventPage(data=[event_out(e) for e in found], next_cursor=str(found[-1].seq) if len(found) == limit else None)
 
 
 @router.get("/events", response_model=EventPage)
-def events(request: Request, after: EventCursor = None, limit: Limit = 100) -> EventPage:
+def events(request: Request, after: EventCursor = None, limit: Limit = PAGE_DEFAULT) -> EventPage:
     """Events on the caller's trades, in time order (the same events webhooks deliver)."""
     svc, caller = who(request)
     found = svc.trades.events_of_party(caller.id, after=cursor(after, int, str, int), limit=limit)

@@ -14,8 +14,8 @@ from danbao.api.models import (
     WebhookEndpointOut,
     WebhookEndpointPage,
 )
-from danbao.api.routes.paging import CreatedCursor, Limit, created_cursor, cursor
-from danbao.api.webhooks import PAGE_DEFAULT, Endpoint
+from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created_cursor, cursor
+from danbao.api.webhooks import Endpoint
 
 
 def _endpoint_out(e: Endpoint) -> WebhookEndpointOut:
