@@ -13,8 +13,12 @@ import uvicorn
 
 from danbao.api import Services, create_app
 from danbao.api.keys import bootstrap_operator
+from danbao.api.webhooks import WebhookSettings
 from danbao.client import Danbao
 from danbao.clock import ManualClock
+
+# The tests' receivers listen on loopback; short timeouts keep a hanging one brief.
+WEBHOOKS = WebhookSettings(timeout_seconds=0.5, deadline_seconds=2.0, private_networks=True)
 
 
 @dataclass
@@ -54,7 +58,7 @@ def serve(services: Services) -> tuple[str, Callable[[], None]]:
 
 @pytest.fixture
 def live(database_url: str, clock: ManualClock) -> Iterator[Live]:
-    services = Services.open(database_url, clock=clock, webhook_timeout_seconds=0.5)
+    services = Services.open(database_url, clock=clock, webhooks=WEBHOOKS)
     url, stop = serve(services)
     admin = bootstrap_operator(services.keys, services.trades.parties)
     assert admin is not None

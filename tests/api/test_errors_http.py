@@ -67,6 +67,8 @@ CASES = [
     ("trade: nested too deep", "/v1/trades", b"[" * 20_000 + b"]" * 20_000, (400, "body_invalid", None)),
     ("ship: nested too deep", "/v1/trades/t_missing/ship", b'{"courier_id": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", (400, "body_invalid", None)),
     ("webhook URL with a NUL", "/v1/webhook-endpoints", b'{"url": "http://127.0.0.1:9/a\\u0000b", "event_types": ["*"]}', (400, "url_invalid", "url")),
+    ("webhook URL without a host", "/v1/webhook-endpoints", b'{"url": "http:///hook", "event_types": ["*"]}', (400, "url_invalid", "url")),
+    ("webhook URL with a bad port", "/v1/webhook-endpoints", b'{"url": "http://hooks.example:99999/", "event_types": ["*"]}', (400, "url_invalid", "url")),
     ("withdraw too much", "/v1/wallet/withdraw", b'{"amount": 5, "currency": "CNY"}', (422, "insufficient_funds", None)),
 ]
 

@@ -3,14 +3,17 @@ receiver succeeds, recorded where the party can list them, never slowing the API
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
+from danbao.api.models import DeliveryOut
 from danbao.api.webhooks import SIGNATURE_HEADER, verify_signature
 from danbao.client import ApiError, Danbao
 from danbao.clock import NS_PER_SECOND
@@ -29,7 +32,7 @@ class Receiver:
         self.hanging = threading.Event()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((dict(self.headers), body))
@@ -44,18 +47,43 @@ class Receiver:
                 except OSError:
                     pass  # the sender gave up on us
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._stack = ExitStack()
+        self.url = self._stack.enter_context(serving(Handler))
+        self.port = httpx.URL(self.url).port
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self._stack.close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass  # the tests' receivers keep their logs to themselves
+
+
+@contextmanager
+def serving(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """A receiver on a loopback port, answering with `handler`; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def one_delivery_to(live: Live, handler: type[BaseHTTPRequestHandler]) -> DeliveryOut:
+    """ann's trade.created, delivered in one pass to a receiver answering with `handler`."""
+    with serving(handler) as url:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert live.services.webhooks.run_once() == (1, 1)
+        [delivery] = ann.deliveries(hook.id)[0]
+        return delivery
 
 
 @pytest.fixture
@@ -103,7 +131,7 @@ def test_a_receivers_answer_body_is_never_read(live: Live) -> None:
     body_bytes = 64 * 1024 * 1024
     sent: list[int] = []
 
-    class Flooding(BaseHTTPRequestHandler):
+    class Flooding(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
@@ -118,23 +146,8 @@ def test_a_receivers_answer_body_is_never_read(live: Live) -> None:
                 pass  # the sender hung up, as it should
             sent.append(written)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Flooding)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        ann = live.party("buyer", "ann")
-        live.party("seller", "tea")
-        hook = ann.register_webhook(f"http://127.0.0.1:{server.server_address[1]}/hook", ["trade.created"])
-        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        assert live.services.webhooks.run_once() == (1, 1)
-        [delivery] = ann.deliveries(hook.id)[0]
-        assert (delivery.state, delivery.last_status_code) == ("delivered", 200)
-    finally:
-        server.shutdown()
-        server.server_close()
+    delivery = one_delivery_to(live, Flooding)
+    assert (delivery.state, delivery.last_status_code) == ("delivered", 200)
     [written] = sent
     assert written < body_bytes  # the sender closed the connection after the status line
 
@@ -302,3 +315,96 @@ def test_a_disabled_endpoint_gets_nothing_more_and_its_pending_deliveries_stop(l
     live.services.webhooks.run_once()
     [delivery] = ann.deliveries(hook.id)[0]
     assert (delivery.state, delivery.attempts) == ("cancelled", 1)
+
+
+def test_a_trickling_receiver_is_cut_off_at_the_attempts_deadline(live: Live) -> None:
+    """Each byte arrives well within the per-read timeout; the whole answer never does."""
+    finished: list[bool] = []
+
+    class Trickling(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answer = b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"z" * 4000 + b"\r\n\r\n"  # 80 s at this pace
+            try:
+                for byte in answer:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    threading.Event().wait(0.02)  # the receiver's pace, not the test's synchronisation
+                finished.append(True)
+            except OSError:
+                finished.append(False)  # the sender hung up
+
+    delivery = one_delivery_to(live, Trickling)
+    assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
+    assert delivery.last_error and delivery.last_error.startswith("DeadlineExceeded")
+    assert finished == [False]
+
+
+def test_one_receivers_backlog_takes_a_few_places_in_a_pass_not_all(live: Live) -> None:
+    busy, quiet = Receiver([]), Receiver([])
+    try:
+        ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+        busy_hook = ann.register_webhook(busy.url, ["trade.created"])
+        ann.top_up(10_000, CUR)
+        for _ in range(10):
+            ann.create_trade(seller_id="tea", model="escrow", amount=100, currency=CUR)
+        assert live.services.webhooks.dispatch() == 10
+        live.clock.advance(1)
+        quiet_hook = tea.register_webhook(quiet.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=100, currency=CUR)
+        assert live.services.webhooks.dispatch() == 2  # one each, the busy endpoint's is 11th
+        assert live.services.webhooks.deliver_due() == 4 + 1  # four of the backlog, and the quiet one
+        [quiet_delivery] = tea.deliveries(quiet_hook.id)[0]
+        assert quiet_delivery.state == "delivered"
+        assert [d.state for d in ann.deliveries(busy_hook.id)[0]].count("delivered") == 4
+        while live.services.webhooks.deliver_due():
+            pass
+        assert {d.state for d in ann.deliveries(busy_hook.id)[0]} == {"delivered"}
+        assert len(busy.received) == 11 and len(quiet.received) == 1
+    finally:
+        busy.close()
+        quiet.close()
+
+
+def test_a_receiver_on_a_private_address_is_refused_unless_the_operator_allows_it(live: Live) -> None:
+    webhooks = live.services.webhooks
+    allowed = webhooks.settings
+    webhooks.settings = dataclasses.replace(allowed, private_networks=False)
+    receiver = Receiver([])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        for url in (receiver.url, "http://localhost:8080/hook", "http://api.localhost/hook", "http://[::1]/hook",
+                    "http://[::ffff:127.0.0.1]/hook", "http://169.254.169.254/latest/meta-data", "http://10.0.0.7/hook",
+                    "https://192.168.1.1/hook", "http://0.0.0.0/hook"):
+            with pytest.raises(ApiError) as refused:
+                ann.register_webhook(url, ["*"])
+            assert (refused.value.status, refused.value.code, refused.value.field) == (400, "url_not_public", "url"), url
+        assert ann.webhooks() == ([], None)
+        # A name is judged when it is resolved, at each attempt; this one resolves to loopback.
+        port = receiver.port
+        webhooks.resolve = _resolving({"hooks.example": ["127.0.0.1"]})
+        hook = ann.register_webhook(f"http://hooks.example:{port}/hook", ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert webhooks.run_once() == (1, 1)
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.last_status_code) == ("pending", None)
+        assert delivery.last_error == "AddressRefused: hooks.example resolves to 127.0.0.1, not a public address"
+        assert receiver.received == []
+        # Allowed, the attempt goes to the address checked, in the registered name's name.
+        webhooks.settings = allowed
+        live.clock.advance(3600)
+        assert webhooks.deliver_due() == 1
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.attempts) == ("delivered", 2)
+        [(headers, _)] = receiver.received
+        assert headers["Host"] == f"hooks.example:{port}"
+    finally:
+        receiver.close()
+
+
+def _resolving(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
+    async def resolve(host: str, port: int) -> list[str]:
+        return names[host]
+
+    return resolve

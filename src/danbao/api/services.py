@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from danbao.api.idempotency import IdempotencyStore
 from danbao.api.keys import ApiKeys
-from danbao.api.webhooks import Webhooks
+from danbao.api.webhooks import Webhooks, WebhookSettings
 from danbao.clock import Clock, SystemClock
 from danbao.ledger import Ledger
 from danbao.store import Database, upgrade
@@ -35,13 +33,13 @@ class Services:
 
     @classmethod
     def open(cls, database_url: str | None = None, *, clock: Clock | None = None, config: TradeConfig | None = None,
-             webhook_transport: httpx.BaseTransport | None = None, webhook_timeout_seconds: float | None = None) -> Services:
+             webhooks: WebhookSettings | None = None) -> Services:
         clock = clock or SystemClock()
         db = Database(database_url)
         upgrade(db)
         ledger = Ledger(db, clock)
         trades = Trades(ledger, config)
-        return cls(db, clock, ledger, trades, ApiKeys(ledger, clock), IdempotencyStore(ledger, clock), Webhooks(trades, clock, transport=webhook_transport, timeout_seconds=webhook_timeout_seconds))
+        return cls(db, clock, ledger, trades, ApiKeys(ledger, clock), IdempotencyStore(ledger, clock), Webhooks(trades, clock, webhooks))
 
     def close(self) -> None:
         self.webhooks.close()

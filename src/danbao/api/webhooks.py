@@ -3,8 +3,11 @@ signed, retried with exponential backoff for a bounded time, and recorded.
 
 Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
-delivery row. Delivery happens off the request path, on a small bounded pool, with a
-timeout per attempt: a slow or failing receiver never slows the API.
+delivery row. Delivery happens off the request path, in passes: each pass claims a bounded
+set of due deliveries (a few per endpoint, so one receiver's backlog cannot fill it) and
+attempts them concurrently, each under a timeout per network step and a deadline for the
+whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
+for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
 
 Signature (as Stripe's): header `Danbao-Signature: t=<unix seconds>,v1=<hex>` where v1 is
 HMAC-SHA256 of `"<t>.<body>"` under the endpoint's secret; receivers reject stale `t`.
@@ -12,16 +15,17 @@ HMAC-SHA256 of `"<t>.<body>"` under the endpoint's secret; receivers reject stal
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
+from danbao.api.outbound import AddressRefused, Resolve, pin, refusal_at_registration, system_resolve
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
 from danbao.store import Database
@@ -33,15 +37,20 @@ from danbao.trade import repository as trade_rows
 ENDPOINTS_PER_PARTY_MAX = 16
 EVENTS_PER_DISPATCH_MAX = 500
 DELIVERIES_PER_PASS_MAX = 100
+# At most this many of one endpoint's deliveries per pass, picked from the earliest due
+# ones (DUE_SCANNED_MAX of them): a receiver with a backlog waits its turn with the others.
+DELIVERIES_PER_ENDPOINT_PER_PASS_MAX = 4
+DUE_SCANNED_MAX = 10 * DELIVERIES_PER_PASS_MAX
 ATTEMPTS_MAX = 12
 RETRY_BACKOFF_BASE_SECONDS = 5
 RETRY_BACKOFF_MAX_SECONDS = 3600
 DELIVERY_TIMEOUT_SECONDS = 5.0
+ATTEMPT_DEADLINE_SECONDS = 15.0
 # A pass claims the deliveries it will attempt for this long (well past an attempt's
-# timeouts), so another pass, in this process or another, leaves them alone; an attempt
+# deadline), so another pass, in this process or another, leaves them alone; an attempt
 # that died with its process is due again once the claim runs out.
 CLAIM_SECONDS = 60
-DELIVERY_THREADS = 8
+ATTEMPTS_IN_FLIGHT_MAX = 8
 URL_CHARS_MAX = 2048
 SIGNATURE_HEADER = "Danbao-Signature"
 
@@ -107,6 +116,20 @@ class WebhookError(DanbaoError):
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    """How deliveries reach receivers; the operator's to choose."""
+
+    timeout_seconds: float = DELIVERY_TIMEOUT_SECONDS  # each step: connect, send, each read
+    deadline_seconds: float = ATTEMPT_DEADLINE_SECONDS  # the whole attempt, however it trickles
+    # Deliver to loopback, private and link-local addresses too: for receivers on the
+    # operator's own network, and for tests. Off by default (see danbao.api.outbound).
+    private_networks: bool = False
+
+    def __post_init__(self) -> None:
+        invariant(0 < self.timeout_seconds <= self.deadline_seconds < CLAIM_SECONDS, "an attempt ends within its claim")
+
+
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     id: str
     party_id: str
@@ -142,28 +165,60 @@ _DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, las
 _ENDPOINT_COLUMNS = "id, party_id, url, secret, event_types, created_at, disabled_at"
 
 
+def _names_a_receiver(url: str) -> bool:
+    """A host, and a port if any that TCP has (httpx parses any number as one)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return bool(parsed.raw_host) and (parsed.port is None or 0 < parsed.port < 65536)
+
+
 def _endpoint(row: tuple[Any, ...]) -> Endpoint:
     return Endpoint(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
 
 
+class _Due(NamedTuple):
+    id: str
+    payload: str
+    url: str
+    secret: str
+    attempts: int
+    next_attempt_at: int
+
+
+# Due deliveries, earliest first, at most a few per endpoint (see the limits above).
+_DUE = (
+    "SELECT id, payload, url, secret, attempts, next_attempt_at FROM ("
+    "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.next_attempt_at, "
+    "ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth "
+    "FROM (SELECT id, endpoint_id, payload, attempts, next_attempt_at FROM webhook_deliveries "
+    f"WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT {DUE_SCANNED_MAX}) d "
+    "JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE e.disabled_at IS NULL"
+    f") due WHERE nth <= {DELIVERIES_PER_ENDPOINT_PER_PASS_MAX} ORDER BY next_attempt_at, id LIMIT {DELIVERIES_PER_PASS_MAX}"
+)
+
+
 class Webhooks:
-    def __init__(self, trades: Trades, clock: Clock, *, transport: httpx.BaseTransport | None = None, timeout_seconds: float | None = None):
+    def __init__(self, trades: Trades, clock: Clock, settings: WebhookSettings | None = None, *, resolve: Resolve = system_resolve):
         self.trades = trades
         self.db: Database = trades.ledger.db
         self.clock = clock
-        self._client = httpx.Client(timeout=min(timeout_seconds or DELIVERY_TIMEOUT_SECONDS, DELIVERY_TIMEOUT_SECONDS), transport=transport, follow_redirects=False)
-        self._pool = ThreadPoolExecutor(DELIVERY_THREADS, thread_name_prefix="danbao-webhook")
+        self.settings = settings or WebhookSettings()
+        self.resolve = resolve  # how receivers' names become addresses (a test may aim them)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._client.close()
+        """Nothing is held between passes; kept so that services close alike."""
 
     # -- endpoints --------------------------------------------------------------------
 
     def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
         # Printable: no NUL, control character or lone surrogate, none of which a URL holds.
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX or not url.isprintable():
-            raise WebhookError("url must be an http(s) URL", field="url", code="url_invalid")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX or not url.isprintable() or not _names_a_receiver(url):
+            raise WebhookError("url must be an http(s) URL naming a host (and a valid port, if any)", field="url", code="url_invalid")
+        refusal = None if self.settings.private_networks else refusal_at_registration(url)
+        if refusal is not None:
+            raise WebhookError(f"webhooks go to public addresses only: {refusal}", field="url", code="url_not_public")
         unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
         if not event_types or unknown:
             raise WebhookError(f"unknown event types: {unknown}" if unknown else "name at least one event type", field="event_types", code="event_types_invalid")
@@ -258,51 +313,72 @@ class Webhooks:
         ]
 
     def deliver_due(self) -> int:
-        """Attempt every due delivery (bounded per pass), concurrently; returns attempts made."""
+        """Claim the due deliveries (bounded per pass and per endpoint) and attempt them
+        concurrently; returns how many were attempted, once all have ended."""
         now = self.clock.now_ns()
-        due = self.db.read_raw(
-            lambda raw: raw.rows(
-                "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.created_at, d.next_attempt_at FROM webhook_deliveries d "
-                "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
-                f"WHERE d.state = 'pending' AND d.next_attempt_at <= ? AND e.disabled_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT {DELIVERIES_PER_PASS_MAX}",
-                (now,),
-            )
-        )
+        due = self.db.read_raw(lambda raw: [_Due(*row) for row in raw.rows(_DUE, (now,))])
         if not due:
             return 0
         claimed_until = now + CLAIM_SECONDS * NS_PER_SECOND
 
-        def claim(raw: Raw) -> list[tuple[Any, ...]]:
+        def claim(raw: Raw) -> list[_Due]:
             # Only what no other pass claimed (or attempted) since it was read.
             return [
-                row[:6]
+                row
                 for row in due
                 if raw.run(
                     "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND state = 'pending' AND next_attempt_at = ?",
-                    (claimed_until, row[0], row[6]),
+                    (claimed_until, row.id, row.next_attempt_at),
                 ) == 1
             ]
 
         claimed = self.db.write_raw(claim)
-        list(self._pool.map(lambda row: self._attempt(*row), claimed))
+        if claimed:
+            asyncio.run(self._attempt_all(claimed))
         return len(claimed)
 
-    def _attempt(self, delivery_id: str, payload: str, url: str, secret: str, attempts: int, created_at: int) -> None:
-        body = payload.encode()
-        now = self.clock.now_ns()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(secret, now // NS_PER_SECOND, body), "User-Agent": "danbao-webhooks"}
-        status_code: int | None = None
-        error: str | None = None
+    async def _attempt_all(self, claimed: list[_Due]) -> None:
+        in_flight = asyncio.Semaphore(ATTEMPTS_IN_FLIGHT_MAX)
+        # One client per receiver name: requests go to checked addresses, so a kept-alive
+        # connection (its certificate verified for one name) must never carry another
+        # name's delivery to a host that shares the address.
+        clients: dict[str, httpx.AsyncClient] = {}
+
+        async def attempt(due: _Due) -> None:
+            name = httpx.URL(due.url).netloc.decode("ascii")
+            if name not in clients:
+                clients[name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False)
+            async with in_flight:
+                now = self.clock.now_ns()
+                status_code, error = await self._send(clients[name], due, now)
+            await asyncio.to_thread(self._record, due, status_code, error, now)
+
         try:
-            # Only the status counts: the receiver's body is never read, so a huge or
-            # endless one costs neither memory nor a delivery thread.
-            with self._client.stream("POST", url, content=body, headers=headers) as response:
-                status_code = response.status_code
-        except httpx.HTTPError as failure:
-            error = f"{type(failure).__name__}: {failure}"[:256]
-        attempts += 1
-        delivered = status_code is not None and 200 <= status_code < 300
-        if delivered:
+            await asyncio.gather(*(attempt(due) for due in claimed))
+        finally:
+            for client in clients.values():
+                await client.aclose()
+
+    async def _send(self, client: httpx.AsyncClient, due: _Due, now: int) -> tuple[int | None, str | None]:
+        """POST one delivery; the receiver's status code, or why there is none."""
+        body = due.payload.encode()
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(due.secret, now // NS_PER_SECOND, body), "User-Agent": "danbao-webhooks"}
+        deadline = self.settings.deadline_seconds
+        try:
+            async with asyncio.timeout(deadline):
+                target = await pin(due.url, private_networks=self.settings.private_networks, resolve=self.resolve)
+                # Only the status counts: the receiver's body is never read, so a huge or
+                # endless one costs neither memory nor time.
+                async with client.stream("POST", target.url, content=body, headers=headers | target.headers, extensions=target.extensions) as response:
+                    return response.status_code, None
+        except TimeoutError:  # the deadline (httpx's own timeouts are HTTPErrors)
+            return None, f"DeadlineExceeded: no answer within {deadline:g} s"
+        except (AddressRefused, httpx.HTTPError, OSError) as failure:  # OSError: the name did not resolve
+            return None, f"{type(failure).__name__}: {failure}"[:256]
+
+    def _record(self, due: _Due, status_code: int | None, error: str | None, now: int) -> None:
+        attempts = due.attempts + 1
+        if status_code is not None and 200 <= status_code < 300:
             state, next_at = "delivered", None
         elif attempts >= ATTEMPTS_MAX:
             state, next_at = "failed", None
@@ -311,14 +387,14 @@ class Webhooks:
             state, next_at = "pending", now + backoff * NS_PER_SECOND
         # The attempt is recorded, but only a delivery still pending takes its outcome: one
         # cancelled while this attempt was in flight (its endpoint disabled) stays cancelled.
-        # `attempts` read before is the guard against recording one attempt twice.
+        # The attempts count read before is the guard against recording one attempt twice.
         self.db.write_raw(
             lambda raw: raw.run(
                 "UPDATE webhook_deliveries SET attempts = ?, last_status_code = ?, last_error = ?, updated_at = ?, "
                 "next_attempt_at = CASE WHEN state = 'pending' THEN ? ELSE next_attempt_at END, "
                 "state = CASE WHEN state = 'pending' THEN ? ELSE state END "
                 "WHERE id = ? AND attempts = ?",
-                (attempts, status_code, error, now, next_at, state, delivery_id, attempts - 1),
+                (attempts, status_code, error, now, next_at, state, due.id, due.attempts),
             )
         )
 

@@ -290,6 +290,9 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
     port: int = typer.Option(8000, min=1, max=65535),
     log_level: str = typer.Option("warning", help="uvicorn log level"),
+    webhooks_to_private_networks: bool = typer.Option(
+        False, help="also deliver webhooks to loopback, private and link-local addresses (receivers on your own network)"
+    ),
 ) -> None:
     """Serve the HTTP API (and run due jobs and webhooks beside it).
 
@@ -302,8 +305,9 @@ def serve(
     from danbao.api.background import Background
     from danbao.api.keys import bootstrap_operator
     from danbao.api.serving import freeze_startup_heap
+    from danbao.api.webhooks import WebhookSettings
 
-    services = Services.open(_state["url"])
+    services = Services.open(_state["url"], webhooks=WebhookSettings(private_networks=webhooks_to_private_networks))
     admin = bootstrap_operator(services.keys, services.trades.parties)
     if admin is not None:
         console.print(f"operator admin key (shown once, keep it safe): [bold]{admin.key}[/bold]")

@@ -1,0 +1,57 @@
+"""Where webhooks may go: public addresses only, unless the operator allows private networks,
+with every request aimed at the address that was checked."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from danbao.api.outbound import ADDRESSES_MAX, AddressRefused, Pinned, is_public, pin, refusal_at_registration
+
+
+def _pin(url: str, addresses: list[str], *, private_networks: bool = False) -> Pinned:
+    asked: list[tuple[str, int]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return addresses
+
+    pinned = asyncio.run(pin(url, private_networks=private_networks, resolve=resolve))
+    assert len(asked) == 1
+    return pinned
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.0.1", "169.254.169.254", "100.64.0.1",
+                                     "0.0.0.0", "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::"])
+def test_loopback_private_link_local_shared_and_multicast_addresses_are_not_public(address: str) -> None:
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:2800:220:1:248:1893:25c8:1946", "::ffff:8.8.8.8"])
+def test_internet_addresses_are_public(address: str) -> None:
+    assert is_public(address)
+
+
+def test_a_name_is_aimed_at_its_checked_address_and_keeps_its_name_for_host_and_certificate() -> None:
+    pinned = _pin("https://Hooks.Example.com:8443/in?x=1", ["93.184.216.34"])
+    assert pinned == Pinned("https://93.184.216.34:8443/in?x=1", {"Host": "hooks.example.com:8443"}, {"sni_hostname": "hooks.example.com"})
+    plain = _pin("http://hooks.example.com/in", ["2606:2800:220:1:248:1893:25c8:1946"])
+    assert plain == Pinned("http://[2606:2800:220:1:248:1893:25c8:1946]/in", {"Host": "hooks.example.com"}, {})
+
+
+def test_a_name_with_any_private_address_is_refused() -> None:
+    with pytest.raises(AddressRefused, match="resolves to 10.0.0.1"):
+        _pin("https://hooks.example.com/in", ["93.184.216.34", "10.0.0.1"])
+    with pytest.raises(AddressRefused, match="no address"):
+        _pin("https://hooks.example.com/in", [])
+    with pytest.raises(AddressRefused, match="more than"):
+        _pin("https://hooks.example.com/in", ["93.184.216.34"] * (ADDRESSES_MAX + 1))
+    assert _pin("http://hooks.example.com/in", ["10.0.0.1"], private_networks=True).url == "http://10.0.0.1/in"
+
+
+def test_registration_refuses_what_no_lookup_could_change() -> None:
+    assert refusal_at_registration("http://localhost/x") == "localhost names this machine"
+    assert refusal_at_registration("http://127.0.0.1:9/x") == "127.0.0.1 is not a public address"
+    assert refusal_at_registration("https://hooks.example.com/x") is None  # judged at each attempt
+    assert refusal_at_registration("https://93.184.216.34/x") is None
