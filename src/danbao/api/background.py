@@ -1,10 +1,16 @@
-"""What `danbao serve` runs beside the API: trade timeouts, expired holds, webhook fan-out and
-delivery, and the idempotency sweep, in one thread, one bounded pass at a time."""
+"""What `danbao serve` runs beside the API, in two loops of bounded passes: the jobs (trade
+timeouts, expired holds, the idempotency sweep) and the webhooks (fan-out and delivery).
+
+They are separate threads because a delivery pass waits on receivers (up to one attempt's
+deadline): a slow receiver may delay other deliveries a little, but never a trade's timeout
+or a hold's expiry.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from danbao.api.services import Services
 from danbao.trade import run_until_idle
@@ -13,31 +19,55 @@ log = logging.getLogger("danbao.background")
 INTERVAL_SECONDS = 0.5
 
 
-def run_pass(services: Services) -> None:
+def run_jobs(services: Services) -> None:
     run_until_idle(services.trades)
-    services.webhooks.run_once()
     services.idempotency.sweep()
+
+
+def run_pass(services: Services) -> None:
+    """One pass of everything, in order (the loops' work, for callers without the loops)."""
+    run_jobs(services)
+    services.webhooks.run_once()
 
 
 class Background:
     def __init__(self, services: Services, interval_seconds: float = INTERVAL_SECONDS):
-        self.services = services
         self.interval_seconds = interval_seconds
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="danbao-background", daemon=True)
+        self._passes = {"jobs": 0, "webhooks": 0}
+        self._passed = threading.Condition()
+        self._threads = [
+            threading.Thread(target=self._run, args=("jobs", lambda: run_jobs(services)), name="danbao-jobs", daemon=True),
+            threading.Thread(target=self._run, args=("webhooks", services.webhooks.run_once), name="danbao-webhooks", daemon=True),
+        ]
 
     def start(self) -> Background:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        for thread in self._threads:
+            thread.join()
 
-    def _run(self) -> None:
+    def passes(self, loop: str) -> int:
+        """How many passes of that loop ("jobs" or "webhooks") have ended."""
+        with self._passed:
+            return self._passes[loop]
+
+    def wait_for_passes(self, loop: str, count: int, timeout_seconds: float) -> bool:
+        """Wait until that loop has ended `count` passes; False if it did not in time."""
+        with self._passed:
+            return self._passed.wait_for(lambda: self._passes[loop] >= count, timeout_seconds)
+
+    def _run(self, loop: str, one_pass: Callable[[], object]) -> None:
         while not self._stop.is_set():
             try:
-                run_pass(self.services)
+                one_pass()
             except Exception:  # a pass that fails is logged and tried again next time
-                log.exception("background pass failed")
+                log.exception("background %s pass failed", loop)
+            with self._passed:
+                self._passes[loop] += 1
+                self._passed.notify_all()
             self._stop.wait(self.interval_seconds)  # a daemon's idle wait between passes

@@ -1,0 +1,35 @@
+"""The server's background loops: jobs and webhooks run apart, so a receiver that holds a
+delivery never holds up a trade's timeout."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from danbao.api.background import Background
+from tests.api.conftest import Live
+from tests.api.test_webhooks_http import Receiver
+
+WAIT_SECONDS = 30  # a bound on waiting for a pass, far above what one takes
+
+
+def test_a_receiver_holding_a_delivery_does_not_hold_up_trade_timeouts(live: Live) -> None:
+    webhooks = live.services.webhooks
+    # Long enough that the receiver, not the sender's timeout, decides when the attempt ends.
+    webhooks.settings = dataclasses.replace(webhooks.settings, timeout_seconds=WAIT_SECONDS, deadline_seconds=WAIT_SECONDS)
+    receiver = Receiver(["hang"])
+    background = Background(live.services, interval_seconds=0.01)
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        ann.register_webhook(receiver.url, ["trade.created"])
+        unpaid = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency="CNY")
+        background.start()
+        assert receiver.hanging.wait(WAIT_SECONDS)  # the webhooks loop is inside a pass
+        live.clock.advance(31 * 60)  # past the pay window
+        after = background.passes("jobs")
+        assert background.wait_for_passes("jobs", after + 2, WAIT_SECONDS)  # a whole pass since
+        assert ann.trade(unpaid.id).status == "closed"
+        assert background.passes("webhooks") == 0 and not receiver.release.is_set()  # still held
+    finally:
+        receiver.close()  # lets the held attempt end
+        background.stop()
