@@ -408,3 +408,30 @@ def _resolving(names: dict[str, list[str]]):  # type: ignore[no-untyped-def]
         return names[host]
 
     return resolve
+
+
+def test_a_pass_attempts_all_it_claimed_at_once_so_it_lasts_one_deadline_at_most(live: Live) -> None:
+    webhooks = live.services.webhooks
+    webhooks.settings = dataclasses.replace(webhooks.settings, timeout_seconds=10, deadline_seconds=10)
+    endpoints, trades = 3, 4
+    together = threading.Barrier(endpoints * trades, timeout=10)
+
+    class Gathering(QuietHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["Content-Length"]))
+            try:
+                together.wait()  # answers only once every attempt of the pass is in flight
+                self.send_response(200)
+            except threading.BrokenBarrierError:
+                self.send_response(503)
+            self.end_headers()
+
+    with serving(Gathering) as url:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hooks = [ann.register_webhook(f"{url}/{n}", ["trade.created"]) for n in range(endpoints)]
+        for _ in range(trades):
+            ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert webhooks.run_once() == (endpoints * trades, endpoints * trades)
+    for hook in hooks:
+        assert [(d.state, d.last_status_code) for d in ann.deliveries(hook.id)[0]] == [("delivered", 200)] * trades

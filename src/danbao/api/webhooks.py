@@ -5,7 +5,7 @@ Fan-out runs in a ledger transaction (the head lock orders it with the trade ste
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
 delivery row. Delivery happens off the request path, in passes: each pass claims a bounded
 set of due deliveries (a few per endpoint, so one receiver's backlog cannot fill it) and
-attempts them concurrently, each under a timeout per network step and a deadline for the
+attempts them all at once, each under a timeout per network step and a deadline for the
 whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
 for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
 
@@ -50,7 +50,6 @@ ATTEMPT_DEADLINE_SECONDS = 15.0
 # deadline), so another pass, in this process or another, leaves them alone; an attempt
 # that died with its process is due again once the claim runs out.
 CLAIM_SECONDS = 60
-ATTEMPTS_IN_FLIGHT_MAX = 8
 URL_CHARS_MAX = 2048
 SIGNATURE_HEADER = "Danbao-Signature"
 
@@ -338,19 +337,18 @@ class Webhooks:
         return len(claimed)
 
     async def _attempt_all(self, claimed: list[_Due]) -> None:
-        in_flight = asyncio.Semaphore(ATTEMPTS_IN_FLIGHT_MAX)
-        # One client per receiver name: requests go to checked addresses, so a kept-alive
-        # connection (its certificate verified for one name) must never carry another
-        # name's delivery to a host that shares the address.
+        # All at once (at most DELIVERIES_PER_PASS_MAX), so the pass ends within one
+        # deadline, well inside its claim. One client per receiver name: requests go to
+        # checked addresses, so a kept-alive connection (its certificate verified for one
+        # name) must never carry another name's delivery to a host sharing the address.
         clients: dict[str, httpx.AsyncClient] = {}
 
         async def attempt(due: _Due) -> None:
             name = httpx.URL(due.url).netloc.decode("ascii")
             if name not in clients:
                 clients[name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False)
-            async with in_flight:
-                now = self.clock.now_ns()
-                status_code, error = await self._send(clients[name], due, now)
+            now = self.clock.now_ns()
+            status_code, error = await self._send(clients[name], due, now)
             await asyncio.to_thread(self._record, due, status_code, error, now)
 
         try:
