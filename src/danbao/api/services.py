@@ -42,6 +42,5 @@ class Services:
         return cls(db, clock, ledger, trades, ApiKeys(ledger, clock), IdempotencyStore(ledger, clock), Webhooks(trades, clock, webhooks))
 
     def close(self) -> None:
-        self.webhooks.close()
         self.ledger.close()
         self.db.dispose()

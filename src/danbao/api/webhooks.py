@@ -206,9 +206,6 @@ class Webhooks:
         self.settings = settings or WebhookSettings()
         self.resolve = resolve  # how receivers' names become addresses (a test may aim them)
 
-    def close(self) -> None:
-        """Nothing is held between passes; kept so that services close alike."""
-
     # -- endpoints --------------------------------------------------------------------
 
     def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
@@ -346,7 +343,7 @@ class Webhooks:
         async def attempt(due: _Due) -> None:
             name = httpx.URL(due.url).netloc.decode("ascii")
             if name not in clients:
-                clients[name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False)
+                clients[name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False, trust_env=False)
             now = self.clock.now_ns()
             status_code, error = await self._send(clients[name], due, now)
             await asyncio.to_thread(self._record, due, status_code, error, now)
