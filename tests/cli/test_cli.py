@@ -113,6 +113,10 @@ def test_bench_ledger_prints_figures(tmp_path):
     assert result.exit_code == 0, result.output
     assert "bare driver" in result.output and "hot account" in result.output
     assert "ledger / bare driver" in result.output
+    output = " ".join(result.output.split())  # Rich wraps long lines
+    # The 8-client ratio is printed for both ledger scenarios, not only the hot account's.
+    assert "8 clients single transfers, ledger, 10000 accounts (group commit) / bare" in output
+    assert "8 clients single transfers, ledger, hot account (group commit) / bare" in output
 
 
 def test_bench_trades_prints_lifecycles_per_second():
