@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 
 from danbao.api.outbound import ADDRESSES_MAX, AddressRefused, Pinned, is_public, pin, refusal_at_registration
@@ -35,9 +36,9 @@ def test_internet_addresses_are_public(address: str) -> None:
 
 def test_a_name_is_aimed_at_its_checked_address_and_keeps_its_name_for_host_and_certificate() -> None:
     pinned = _pin("https://Hooks.Example.com:8443/in?x=1", ["93.184.216.34"])
-    assert pinned == Pinned("https://93.184.216.34:8443/in?x=1", {"Host": "hooks.example.com:8443"}, {"sni_hostname": "hooks.example.com"})
+    assert pinned == Pinned("https://93.184.216.34:8443/in?x=1", "hooks.example.com:8443", {"sni_hostname": "hooks.example.com"})
     plain = _pin("http://hooks.example.com/in", ["2606:2800:220:1:248:1893:25c8:1946"])
-    assert plain == Pinned("http://[2606:2800:220:1:248:1893:25c8:1946]/in", {"Host": "hooks.example.com"}, {})
+    assert plain == Pinned("http://[2606:2800:220:1:248:1893:25c8:1946]/in", "hooks.example.com", {})
 
 
 def test_a_name_with_any_private_address_is_refused() -> None:
@@ -51,7 +52,7 @@ def test_a_name_with_any_private_address_is_refused() -> None:
 
 
 def test_registration_refuses_what_no_lookup_could_change() -> None:
-    assert refusal_at_registration("http://localhost/x") == "localhost names this machine"
-    assert refusal_at_registration("http://127.0.0.1:9/x") == "127.0.0.1 is not a public address"
-    assert refusal_at_registration("https://hooks.example.com/x") is None  # judged at each attempt
-    assert refusal_at_registration("https://93.184.216.34/x") is None
+    assert refusal_at_registration(httpx.URL("http://localhost/x")) == "localhost names this machine"
+    assert refusal_at_registration(httpx.URL("http://127.0.0.1:9/x")) == "127.0.0.1 is not a public address"
+    assert refusal_at_registration(httpx.URL("https://hooks.example.com/x")) is None  # judged at each attempt
+    assert refusal_at_registration(httpx.URL("https://93.184.216.34/x")) is None

@@ -48,11 +48,11 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def refusal_at_registration(url: str) -> str | None:
+def refusal_at_registration(url: httpx.URL) -> str | None:
     """Why an endpoint URL can never be delivered to under the public-only rule, judged
     without a lookup (registration answers on the request path): a local name or a
     non-public literal address. None when only the attempt's lookup can tell."""
-    host = _host(httpx.URL(url))
+    host = _host(url)
     if host == "localhost" or host.endswith(".localhost"):
         return f"{host} names this machine"
     try:
@@ -72,7 +72,7 @@ class Pinned:
     """A request to a receiver, aimed at one checked address."""
 
     url: str
-    headers: dict[str, str]  # Host: the name (and port) the receiver was registered with
+    name: str  # the host (and port) the receiver was registered with: the Host header
     extensions: dict[str, Any]  # for HTTPS, the name the certificate must match
 
 
@@ -91,4 +91,4 @@ async def pin(url: str, *, private_networks: bool, resolve: Resolve) -> Pinned:
             if not is_public(address):
                 raise AddressRefused(f"{host} resolves to {address}, not a public address")
     extensions = {"sni_hostname": host} if target.scheme == "https" else {}
-    return Pinned(str(target.copy_with(host=addresses[0])), {"Host": target.netloc.decode("ascii")}, extensions)
+    return Pinned(str(target.copy_with(host=addresses[0])), target.netloc.decode("ascii"), extensions)

@@ -164,13 +164,17 @@ _DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, las
 _ENDPOINT_COLUMNS = "id, party_id, url, secret, event_types, created_at, disabled_at"
 
 
-def _names_a_receiver(url: str) -> bool:
-    """A host, and a port if any that TCP has (httpx parses any number as one)."""
+def _receiver_url(url: object) -> httpx.URL | None:
+    """The URL parsed, if it is an http(s) URL naming a host, and a port TCP has if any
+    (httpx parses any number as one); printable, so no NUL, control character or lone
+    surrogate, none of which a URL holds."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX or not url.isprintable():
+        return None
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
-        return False
-    return bool(parsed.raw_host) and (parsed.port is None or 0 < parsed.port < 65536)
+        return None
+    return parsed if parsed.raw_host and (parsed.port is None or 0 < parsed.port < 65536) else None
 
 
 def _endpoint(row: tuple[Any, ...]) -> Endpoint:
@@ -209,10 +213,10 @@ class Webhooks:
     # -- endpoints --------------------------------------------------------------------
 
     def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
-        # Printable: no NUL, control character or lone surrogate, none of which a URL holds.
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > URL_CHARS_MAX or not url.isprintable() or not _names_a_receiver(url):
+        target = _receiver_url(url)
+        if target is None:
             raise WebhookError("url must be an http(s) URL naming a host (and a valid port, if any)", field="url", code="url_invalid")
-        refusal = None if self.settings.private_networks else refusal_at_registration(url)
+        refusal = None if self.settings.private_networks else refusal_at_registration(target)
         if refusal is not None:
             raise WebhookError(f"webhooks go to public addresses only: {refusal}", field="url", code="url_not_public")
         unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
@@ -341,11 +345,8 @@ class Webhooks:
         clients: dict[str, httpx.AsyncClient] = {}
 
         async def attempt(due: _Due) -> None:
-            name = httpx.URL(due.url).netloc.decode("ascii")
-            if name not in clients:
-                clients[name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False, trust_env=False)
             now = self.clock.now_ns()
-            status_code, error = await self._send(clients[name], due, now)
+            status_code, error = await self._send(clients, due, now)
             await asyncio.to_thread(self._record, due, status_code, error, now)
 
         try:
@@ -354,17 +355,21 @@ class Webhooks:
             for client in clients.values():
                 await client.aclose()
 
-    async def _send(self, client: httpx.AsyncClient, due: _Due, now: int) -> tuple[int | None, str | None]:
-        """POST one delivery; the receiver's status code, or why there is none."""
+    async def _send(self, clients: dict[str, httpx.AsyncClient], due: _Due, now: int) -> tuple[int | None, str | None]:
+        """POST one delivery, through the pass's client for its receiver's name; the
+        receiver's status code, or why there is none."""
         body = due.payload.encode()
         headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(due.secret, now // NS_PER_SECOND, body), "User-Agent": "danbao-webhooks"}
         deadline = self.settings.deadline_seconds
         try:
             async with asyncio.timeout(deadline):
                 target = await pin(due.url, private_networks=self.settings.private_networks, resolve=self.resolve)
+                if target.name not in clients:
+                    clients[target.name] = httpx.AsyncClient(timeout=self.settings.timeout_seconds, follow_redirects=False, trust_env=False)
                 # Only the status counts: the receiver's body is never read, so a huge or
                 # endless one costs neither memory nor time.
-                async with client.stream("POST", target.url, content=body, headers=headers | target.headers, extensions=target.extensions) as response:
+                headers["Host"] = target.name
+                async with clients[target.name].stream("POST", target.url, content=body, headers=headers, extensions=target.extensions) as response:
                     return response.status_code, None
         except TimeoutError:  # the deadline (httpx's own timeouts are HTTPErrors)
             return None, f"DeadlineExceeded: no answer within {deadline:g} s"
