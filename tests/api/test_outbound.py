@@ -4,11 +4,22 @@ with every request aimed at the address that was checked."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 
 import httpx
 import pytest
 
-from danbao.api.outbound import ADDRESSES_MAX, AddressRefused, Pinned, is_public, pin, refusal_at_registration
+from danbao.api.outbound import (
+    ADDRESSES_MAX,
+    LOOKUPS_MAX,
+    AddressRefused,
+    Pinned,
+    is_public,
+    pin,
+    refusal_at_registration,
+    system_resolve,
+)
 
 
 def _pin(url: str, addresses: list[str], *, private_networks: bool = False) -> Pinned:
@@ -56,3 +67,27 @@ def test_registration_refuses_what_no_lookup_could_change() -> None:
     assert refusal_at_registration(httpx.URL("http://127.0.0.1:9/x")) == "127.0.0.1 is not a public address"
     assert refusal_at_registration(httpx.URL("https://hooks.example.com/x")) is None  # judged at each attempt
     assert refusal_at_registration(httpx.URL("https://93.184.216.34/x")) is None
+
+
+def test_lookups_in_flight_are_bounded_and_a_hung_one_frees_its_place_when_it_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    let_go = threading.Event()
+
+    def lookup(host: str, port: int, **kwargs: object) -> list[tuple[object, ...]]:
+        if host.startswith("hangs"):
+            let_go.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "no answer")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+
+    async def main() -> None:
+        hung = [asyncio.ensure_future(system_resolve(f"hangs{n}.example", 443)) for n in range(LOOKUPS_MAX)]
+        await asyncio.sleep(0)  # each has taken its place and started its thread
+        with pytest.raises(OSError, match="lookups are still waiting"):
+            await system_resolve("hooks.example", 443)
+        let_go.set()
+        failures = await asyncio.gather(*hung, return_exceptions=True)
+        assert all(isinstance(f, socket.gaierror) for f in failures)
+        assert await system_resolve("hooks.example", 443) == ["93.184.216.34"]
+
+    asyncio.run(main())

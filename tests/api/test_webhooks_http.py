@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import queue
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -438,3 +439,31 @@ def test_a_pass_attempts_all_it_claimed_at_once_so_it_lasts_one_deadline_at_most
         assert webhooks.run_once() == (endpoints * trades, endpoints * trades)
     for hook in hooks:
         assert [(d.state, d.last_status_code) for d in ann.deliveries(hook.id)[0]] == [("delivered", 200)] * trades
+
+
+def test_a_name_lookup_that_hangs_costs_its_attempt_the_deadline_not_the_pass_its_end(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resolver that never answers (a dead DNS server) holds one lookup thread, not the
+    pass: the pass ends at the attempt's deadline, so its claims never lapse under it."""
+    let_go = threading.Event()
+    system_lookup = socket.getaddrinfo
+
+    def lookup(host: str, *args: object, **kwargs: object) -> object:
+        if host == "hangs.example":
+            let_go.wait(120)  # far past the deadline, until the test ends
+            raise socket.gaierror(socket.EAI_AGAIN, "no answer")
+        return system_lookup(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    ann = live.party("buyer", "ann")
+    live.party("seller", "tea")
+    hook = ann.register_webhook("http://hangs.example/hook", ["trade.created"])
+    ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    passes: queue.Queue[tuple[int, int]] = queue.Queue()
+    threading.Thread(target=lambda: passes.put(live.services.webhooks.run_once()), daemon=True).start()
+    try:
+        assert passes.get(timeout=60) == (1, 1)  # the lookup is still hanging when the pass ends
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("pending", 1, None)
+        assert delivery.last_error and delivery.last_error.startswith("DeadlineExceeded")
+    finally:
+        let_go.set()

@@ -16,8 +16,10 @@ loopback) allow private networks in `WebhookSettings`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import ipaddress
 import socket
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +37,39 @@ class AddressRefused(Exception):
 
 
 async def system_resolve(host: str, port: int) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    """The system's lookup, each on a daemon thread of its own, at most `LOOKUPS_MAX` at once.
+
+    Not on the event loop's executor: a lookup may hang far past an attempt's deadline (a
+    DNS server that never answers), and `asyncio.run` waits for its executor's threads
+    before it returns, so one hung name would have held the whole delivery pass, and its
+    claims, until the system resolver gave up. Here the attempt ends at its deadline and
+    the hung lookup holds one thread, which ends when the resolver does.
+    """
+    if not _LOOKUPS.acquire(blocking=False):
+        raise OSError(f"{LOOKUPS_MAX} name lookups are still waiting for answers; {host} is looked up at a later attempt")
+    answer: concurrent.futures.Future[list[Any]] = concurrent.futures.Future()
+    threading.Thread(target=_look_up, args=(answer, host, port), name="danbao-lookup", daemon=True).start()
+    infos = await asyncio.wrap_future(answer)
     return [str(info[4][0]) for info in infos]
+
+
+LOOKUPS_MAX = 32  # lookups in flight, hung ones included; past it an attempt fails at once
+_LOOKUPS = threading.BoundedSemaphore(LOOKUPS_MAX)
+
+
+def _look_up(answer: concurrent.futures.Future[list[Any]], host: str, port: int) -> None:
+    outcome: list[Any] | BaseException = []
+    try:
+        if answer.set_running_or_notify_cancel():  # False: the attempt has already given up
+            outcome = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except BaseException as error:  # handed to the attempt, which records why it failed
+        outcome = error
+    _LOOKUPS.release()  # before answering, so whoever the answer wakes finds the place free
+    if answer.running():
+        if isinstance(outcome, BaseException):
+            answer.set_exception(outcome)
+        else:
+            answer.set_result(outcome)
 
 
 def is_public(address: str) -> bool:
