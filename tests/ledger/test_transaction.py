@@ -26,8 +26,8 @@ class Refused(DanbaoError):
 
 
 def run_as_one_group(ledger: Ledger, *works):  # type: ignore[no-untyped-def]
-    """Run works as one group, as the group committer hands them to the writer."""
-    return ledger.db.write_raw(lambda raw: ledger._run_works(raw, list(works)))
+    """Run works as one group, as the group committer's writer does (pipelined on PostgreSQL)."""
+    return ledger._commit_works(list(works))
 
 
 def moves_then_refuses(transfer_id: str, amount: int):  # type: ignore[no-untyped-def]
@@ -261,4 +261,47 @@ def test_a_refused_work_that_voided_due_holds_leaves_the_voiding_to_the_next_wor
     assert ledger.holds("a").items == []
     assert [h.pending_id for h in ledger.holds("a", state="expired").items] == ["h"]
     assert ledger.account("a").balance == 1_000 - 10  # type: ignore[union-attr]
+    assert audit(ledger.db).ok
+
+
+def test_a_refused_works_queued_writes_are_rolled_back_with_it_and_the_others_land(ledger: Ledger) -> None:
+    """Pipelined, a work's checked writes wait for the commit to be sent; a refusal after
+    them still takes them back, and the rest of the group's are applied and checked."""
+    open_accounts(ledger, "a", "b")
+
+    def renames(account_id: str, kind: str, *, then_refuses: bool):  # type: ignore[no-untyped-def]
+        def work(txn):  # type: ignore[no-untyped-def]
+            txn.raw.expect("UPDATE accounts SET kind = ? WHERE id = ?", (kind, account_id), 1, "the account exists")
+            if then_refuses:
+                raise Refused("changed its mind after writing")
+            return account_id
+
+        return work
+
+    outcomes = run_as_one_group(ledger, renames("a", "merchant", then_refuses=True), renames("b", "merchant", then_refuses=False))
+    assert isinstance(outcomes[0], Failed) and isinstance(outcomes[0].error, Refused)
+    assert outcomes[1] == "b"
+    assert (ledger.account("a").kind, ledger.account("b").kind) == ("wallet", "merchant")  # type: ignore[union-attr]
+
+
+def test_a_write_that_breaks_its_check_never_commits_and_what_reports_success_lands(ledger: Ledger) -> None:
+    """Checked at once (SQLite) the breaking work fails alone; checked before the commit
+    (PostgreSQL, pipelined) it fails its whole group. Either way it is reported, and
+    nothing that did not report success is written."""
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 100)
+
+    def renames_a_missing_account(txn):  # type: ignore[no-untyped-def]
+        txn.raw.expect("UPDATE accounts SET kind = 'merchant' WHERE id = ?", ("nobody",), 1, "the account exists")
+
+    group = (moves("t1", 10), renames_a_missing_account)
+    if ledger.db.dialect == "postgresql":
+        with pytest.raises(InvariantViolation, match="the account exists"):
+            run_as_one_group(ledger, *group)
+        assert ledger.transfer("t1") is None
+    else:
+        outcomes = run_as_one_group(ledger, *group)
+        assert outcomes[0] is Result.ok and ledger.transfer("t1") is not None
+        assert isinstance(outcomes[1], Failed) and isinstance(outcomes[1].error, InvariantViolation)
+    assert ledger.account("nobody") is None
     assert audit(ledger.db).ok

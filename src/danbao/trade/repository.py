@@ -44,7 +44,7 @@ def count_late_remittance(raw: Raw, courier_id: str) -> None:
 
 
 def insert_trade(raw: Raw, trade: Trade) -> None:
-    raw.run(f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({','.join('?' * len(_TRADE_FIELDS))})", [getattr(trade, f) for f in _TRADE_FIELDS])
+    raw.write(f"INSERT INTO trades ({_TRADE_COLUMNS}) VALUES ({','.join('?' * len(_TRADE_FIELDS))})", [getattr(trade, f) for f in _TRADE_FIELDS])
 
 
 def trade(raw: Raw, trade_id: str) -> Trade | None:
@@ -64,8 +64,8 @@ def update_trade(raw: Raw, before: Trade, changes: Mapping[str, Any], now_ns: in
     """Apply `changes` if the trade is still at `before.version`; bump the version."""
     names = tuple(sorted(changes))
     invariant(_UPDATABLE.issuperset(names), f"not updatable: {sorted(set(names) - _UPDATABLE)}")
-    changed = raw.run(_update_sql(names), [*(changes[n] for n in names), now_ns, before.id, before.version])
-    invariant(changed == 1, "a trade changed under the head lock")
+    # Checked before the commit; pipelined, the update travels with the transaction's other writes.
+    raw.expect(_update_sql(names), [*(changes[n] for n in names), now_ns, before.id, before.version], 1, "a trade changed under the head lock")
 
 
 # Events are append-only and nothing reads them back inside a write transaction, so they
