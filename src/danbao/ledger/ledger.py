@@ -577,6 +577,8 @@ class LedgerTransaction:
             self._locked_head, self._entries = self._head, 0
 
     def _current_head(self) -> tuple[int, str]:
+        """The head the next entry chains to: the locked head (read now if it was not yet)
+        until this transaction has entries of its own, or was rewound to before them."""
         if self._locked_head is None:
             self._locked_head = self._head_later()
         if self._head is None:
@@ -608,7 +610,7 @@ class LedgerTransaction:
 
     def _rewind(self, mark: _Mark) -> None:
         """Forget everything since `mark`: the caller rolled the database back to it."""
-        self._head, self._entries, self._changed, self._expired = mark.head or self._locked_head, mark.entries, mark.changed, mark.expired
+        self._head, self._entries, self._changed, self._expired = mark.head, mark.entries, mark.changed, mark.expired
         del self._appended[mark.appended :]
         for entry_id in list(self._unwritten)[mark.unwritten :]:
             del self._unwritten[entry_id]
