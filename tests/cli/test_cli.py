@@ -114,9 +114,10 @@ def test_bench_ledger_prints_figures(tmp_path):
     assert "bare driver" in result.output and "hot account" in result.output
     assert "ledger / bare driver" in result.output
     output = " ".join(result.output.split())  # Rich wraps long lines
-    # The 8-client ratio is printed for both ledger scenarios, not only the hot account's.
-    assert "8 clients single transfers, ledger, 10000 accounts (group commit) / bare" in output
-    assert "8 clients single transfers, ledger, hot account (group commit) / bare" in output
+    # The 8-client ratio is printed for both ledger scenarios, not only the hot account's,
+    # with the clients on threads and as asyncio tasks.
+    for scenario in ("10000 accounts", "hot account", "10000 accounts, asyncio clients", "hot account, asyncio clients"):
+        assert f"8 clients single transfers, ledger, {scenario} (group commit) / bare" in output
 
 
 def test_bench_trades_prints_lifecycles_per_second():

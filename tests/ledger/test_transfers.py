@@ -1,8 +1,11 @@
 """Transfers: every result code, and a failed transfer changes nothing."""
 
+import asyncio
+
 import pytest
 
 from danbao.ledger import AccountFlags, BatchTooLarge, NewAccount, NewTransfer, Result, TransferFlags
+from danbao.ledger.audit import audit
 from danbao.ledger.group_commit import Failed
 from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
 from danbao.money import AMOUNT_MAX_MINOR
@@ -200,6 +203,41 @@ def test_batch_bound_is_enforced_before_anything_happens(funded):
         funded.create_transfers([t(id=f"x{i}", amount=1) for i in range(TRANSFERS_PER_BATCH_MAX + 1)])
     assert funded.account("alice").balance == 1000
     assert funded.create_transfers([]) == []
+
+
+async def submit_each(ledger, batches):
+    return await asyncio.gather(*(ledger.create_transfers_async(b) for b in batches), return_exceptions=True)
+
+
+def test_asyncio_callers_each_get_their_own_results_from_shared_commits(funded):
+    transactions = []
+    write_raw = funded.db.write_raw
+    funded.db.write_raw = lambda work, **options: transactions.append(options) or write_raw(work, **options)
+    batches = [[t(id=f"as{i}", amount=100)] for i in range(12)] + [[t(id="as0", amount=100)]]
+    outcomes = asyncio.run(submit_each(funded, batches))
+    results = [r.result for [r] in outcomes]
+    # 1,000 funds ten payments of 100; the replay of as0 in the same group is `exists`.
+    assert results == [Result.ok] * 10 + [Result.insufficient_funds] * 2 + [Result.exists]
+    if funded.db.in_process:  # SQLite: one turn of the loop is one group, committed on the loop
+        assert transactions == [dict(attempts=1, wait=False)]
+    assert funded.account("bob").balance == 1000
+    assert audit(funded.db).ok
+
+
+def test_an_asyncio_submission_that_breaks_the_engine_fails_alone(funded):
+    outcomes = asyncio.run(submit_each(funded, [[t(id="g1", amount=100)], [NotATransfer()], [t(id="g2", amount=200)]]))
+    assert [r.result for r in outcomes[0]] == [Result.ok]
+    assert isinstance(outcomes[1], RuntimeError) and "not a transfer" in str(outcomes[1])
+    assert [r.result for r in outcomes[2]] == [Result.ok]
+    assert funded.account("bob").balance == 300
+
+
+def test_the_asyncio_batch_bound_is_enforced_before_anything_happens(funded):
+    too_many = [t(id=f"x{i}", amount=1) for i in range(TRANSFERS_PER_BATCH_MAX + 1)]
+    with pytest.raises(BatchTooLarge):
+        asyncio.run(funded.create_transfers_async(too_many))
+    assert asyncio.run(funded.create_transfers_async([])) == []
+    assert funded.account("alice").balance == 1000
 
 
 def test_linked_chain_commits_as_one(funded):

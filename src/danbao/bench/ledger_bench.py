@@ -8,19 +8,20 @@ against. Every scenario runs for a bounded time; durability settings are the def
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
 from danbao.clock import SystemClock
-from danbao.ledger import Ledger, NewAccount, NewTransfer, Result
+from danbao.ledger import Ledger, NewAccount, NewTransfer, Result, TransferResult
 from danbao.ledger.model import TRANSFERS_PER_BATCH_MAX
 from danbao.store import Database, upgrade
 
@@ -135,9 +136,31 @@ def bare_rate(backend: str, target: str, *, clients: int, batch: int, seconds: f
 # -- the ledger -------------------------------------------------------------------------
 
 
+def run_tasks(clients: int, seconds: float, work: Callable[[int, Callable[[], bool]], Awaitable[int]]) -> tuple[int, float]:
+    """`run_clients` with asyncio tasks on one event loop instead of threads."""
+    deadline = time.perf_counter() + seconds
+
+    async def main() -> tuple[int, float]:
+        start = time.perf_counter()
+        counts = await asyncio.gather(*(work(i, lambda: time.perf_counter() < deadline) for i in range(clients)))
+        return sum(counts), time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
 def ledger_rate(
-    backend: str, url: str, *, clients: int, batch: int, seconds: float, hot: bool, accounts: int = SPREAD_ACCOUNTS
+    backend: str,
+    url: str,
+    *,
+    clients: int,
+    batch: int,
+    seconds: float,
+    hot: bool,
+    accounts: int = SPREAD_ACCOUNTS,
+    tasks: bool = False,
 ) -> Figure:
+    """The ledger's rate; `tasks` makes the clients asyncio tasks on one event loop, as
+    `danbao serve` submits its requests' work, instead of threads."""
     db = Database(url)
     upgrade(db)
     run = uuid.uuid4().hex[:6]
@@ -150,45 +173,59 @@ def ledger_rate(
         ids = itertools.count()
         lock = threading.Lock()
 
+        def next_batch(k: int) -> tuple[list[NewTransfer], int]:
+            with lock:
+                first = next(ids)
+                for _ in range(batch - 1):
+                    next(ids)
+            transfers = []
+            for j in range(batch):
+                k += 7919
+                credit = names[0] if hot else names[k % accounts]
+                transfers.append(NewTransfer(f"{run}-{first + j}", source, credit, 1, "USD", code="bench"))
+            return transfers, k
+
+        def check(results: list[TransferResult]) -> int:
+            if results[0].result is not Result.ok:
+                raise RuntimeError(f"bench transfer failed: {results[0]}")
+            return len(results)
+
         def work(i: int, running: Callable[[], bool]) -> int:
-            done = 0
-            k = i
+            done, k = 0, i
             while running():
-                with lock:
-                    first = next(ids)
-                    for _ in range(batch - 1):
-                        next(ids)
-                transfers = []
-                for j in range(batch):
-                    k += 7919
-                    credit = names[0] if hot else names[k % accounts]
-                    transfers.append(NewTransfer(f"{run}-{first + j}", source, credit, 1, "USD", code="bench"))
-                results = ledger.create_transfers(transfers)
-                if results[0].result is not Result.ok:
-                    raise RuntimeError(f"bench transfer failed: {results[0]}")
-                done += batch
+                transfers, k = next_batch(k)
+                done += check(ledger.create_transfers(transfers))
             return done
 
-        count, elapsed = run_clients(clients, seconds, work)
+        async def task(i: int, running: Callable[[], bool]) -> int:
+            done, k = 0, i
+            while running():
+                transfers, k = next_batch(k)
+                done += check(await ledger.create_transfers_async(transfers))
+            return done
+
+        count, elapsed = run_tasks(clients, seconds, task) if tasks else run_clients(clients, seconds, work)
     db.dispose()
     scenario = "ledger, hot account" if hot else f"ledger, {accounts} accounts"
-    return Figure(backend, scenario, clients, batch, count, elapsed)
+    return Figure(backend, scenario + (", asyncio clients" if tasks else ""), clients, batch, count, elapsed)
 
 
 def scenarios(backend: str, url: str, bare_target: str, seconds: float) -> list[Callable[[], Figure]]:
     """The matrix the issue asks for, in the order it is printed."""
     bare = lambda c, b: lambda: bare_rate(backend, bare_target, clients=c, batch=b, seconds=seconds)  # noqa: E731
-    led = lambda c, b, hot=False: lambda: ledger_rate(backend, url, clients=c, batch=b, seconds=seconds, hot=hot)  # noqa: E731
+    led = lambda c, b, hot=False, tasks=False: lambda: ledger_rate(backend, url, clients=c, batch=b, seconds=seconds, hot=hot, tasks=tasks)  # noqa: E731
     return [
         bare(1, 1),
         led(1, 1),
         bare(8, 1),
         led(8, 1),
+        led(8, 1, tasks=True),
         bare(1, 1000),
         led(1, 1000),
         led(1, TRANSFERS_PER_BATCH_MAX),
         led(1, 1000, True),
         led(8, 1, True),
+        led(8, 1, True, tasks=True),
     ]
 
 

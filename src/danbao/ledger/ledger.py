@@ -102,10 +102,13 @@ class Ledger:
         self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
-            self._committer = GroupCommitter(self._commit, size_max=TRANSFERS_PER_BATCH_MAX, size=len)
-            # Only an in-process database (SQLite) commits asyncio callers' works on their
+            # Only an in-process database (SQLite) commits asyncio callers' groups on their
             # event loop (see group_commit); a server's statements wait on the network.
-            inline = self._commit_works_now if db.in_process else None
+            in_process = db.in_process
+            self._committer = GroupCommitter(
+                self._commit, size_max=TRANSFERS_PER_BATCH_MAX, size=len, inline=self._commit_now if in_process else None
+            )
+            inline = self._commit_works_now if in_process else None
             self._works = GroupCommitter(self._commit_works, size_max=WORKS_PER_GROUP_MAX, name="danbao-group-works", inline=inline)
 
     def close(self) -> None:
@@ -246,13 +249,22 @@ class Ledger:
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         """Commit a batch; one result per transfer, in order. Durable when this returns."""
-        if len(transfers) > TRANSFERS_PER_BATCH_MAX:
-            raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-        if not transfers:
+        if not _batch_size(transfers):
             return []
         if self._committer is not None:
             return self._committer.submit(transfers)
         return self._commit([transfers])[0]  # type: ignore[return-value]
+
+    async def create_transfers_async(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
+        """`create_transfers` for asyncio callers: the batch joins a group without a thread
+        hop (on SQLite, committed on the caller's own event loop; see group_commit)."""
+        if not _batch_size(transfers):
+            return []
+        if self._committer is None:
+            import anyio
+
+            return await anyio.to_thread.run_sync(self.create_transfers, transfers)
+        return await self._committer.submit_async(transfers)
 
     def expire_due(self) -> int:
         """Void holds whose timeout has passed (the worker calls this). Returns how many."""
@@ -277,6 +289,15 @@ class Ledger:
             except Exception as error:
                 outcomes.append(Failed(error))
         return outcomes
+
+    def _commit_now(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult] | Failed] | None:
+        """`_commit` without waiting: None, and nothing done, if the write lock is taken or
+        anything goes wrong; the writer thread then commits the group as `_commit` does
+        (retries, and each submission alone after something impossible)."""
+        try:
+            return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions), attempts=1, wait=False).results  # type: ignore[return-value]
+        except Exception:
+            return None
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
         return self._apply(raw, submissions, self._lock_head_later(raw))
@@ -474,6 +495,12 @@ class Ledger:
             )
         query = query.order_by(holds_t.c.timestamp).limit(limit + 1)
         return _page(self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)]), limit)
+
+
+def _batch_size(transfers: Sequence[NewTransfer]) -> int:
+    if len(transfers) > TRANSFERS_PER_BATCH_MAX:
+        raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
+    return len(transfers)
 
 
 def _page(rows: list[Any], limit: int) -> Page:
