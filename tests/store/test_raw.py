@@ -5,6 +5,7 @@ import pytest
 
 from danbao.errors import InvariantViolation
 from danbao.store import Database, IntegrityViolation
+from danbao.store.raw import VALUES_ROWS_MAX, RowsOf
 
 PIPELINED = [False, True]
 
@@ -62,3 +63,35 @@ def test_a_queued_write_the_database_refuses_rolls_back_everything(db, pipelined
     assert _ledger_head(db) == before
     assert db.write_raw(lambda raw: _bump(raw, where_id=1), pipelined=pipelined) is None  # the connection still works
     assert _ledger_head(db)[1] == before[1] + 1
+
+
+SCRATCH = RowsOf("raw_rows_scratch", ("id", "n", "note", "since"), ("text", "bigint", "text", "bigint"))
+
+
+@pytest.mark.parametrize("count", [1, VALUES_ROWS_MAX, VALUES_ROWS_MAX + 1, 1000])
+def test_rows_travel_intact_whether_sent_as_a_values_list_or_as_arrays(db, count):
+    # PostgreSQL sends up to VALUES_ROWS_MAX rows as scalar parameters and more as one
+    # array per column; either way, and on SQLite, the rows are the same. The traps: a
+    # VALUES column typed from its first row (a small int there, an int8 later; a bigint
+    # NULL in every row) and text that needs escaping in an array.
+    rows = [(f"r{i:04d}", i, f'note "{i}", {{é}}' if i % 2 else None, i) for i in range(count)]
+    updates = [(f"r{i:04d}", 2**40 + i if i else 1, None, None) for i in range(count)]
+
+    def work(raw):
+        raw.run("CREATE TABLE raw_rows_scratch (id VARCHAR(8) PRIMARY KEY, n BIGINT NOT NULL, note TEXT, since BIGINT)")
+        raw.insert(SCRATCH, rows)
+        inserted = raw.select_where_in("SELECT id, n, note, since FROM raw_rows_scratch", "id", [r[0] for r in rows])
+        raw.update_from_rows(
+            "UPDATE raw_rows_scratch SET n = v.column2, note = v.column3, since = v.column4 "
+            "FROM {rows} WHERE raw_rows_scratch.id = v.column1",
+            SCRATCH.types,
+            updates,
+            why="one row per update",
+        )
+        updated = raw.rows("SELECT id, n, note, since FROM raw_rows_scratch ORDER BY id")
+        raw.run("DROP TABLE raw_rows_scratch")
+        return sorted(inserted), updated
+
+    inserted, updated = db.write_raw(work, pipelined=True)
+    assert inserted == rows
+    assert updated == updates
