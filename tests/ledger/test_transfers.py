@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from danbao.ledger import AccountFlags, BatchTooLarge, NewAccount, NewTransfer, Result, TransferFlags
+from danbao.ledger import AccountFlags, BatchTooLarge, Ledger, NewAccount, NewTransfer, Result, TransferFlags
 from danbao.ledger.audit import audit
 from danbao.ledger.group_commit import Failed
 from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
@@ -230,6 +230,13 @@ def test_an_asyncio_submission_that_breaks_the_engine_fails_alone(funded):
     assert isinstance(outcomes[1], RuntimeError) and "not a transfer" in str(outcomes[1])
     assert [r.result for r in outcomes[2]] == [Result.ok]
     assert funded.account("bob").balance == 300
+
+
+def test_without_group_commit_asyncio_callers_commit_on_a_worker_thread(funded):
+    with Ledger(funded.db, funded.clock, group_commit=False) as alone:
+        outcomes = asyncio.run(submit_each(alone, [[t(id="w1", amount=100)], [t(id="w1", amount=100)]]))
+    assert sorted(r.result.name for [r] in outcomes) == ["exists", "ok"]
+    assert funded.account("bob").balance == 100
 
 
 def test_the_asyncio_batch_bound_is_enforced_before_anything_happens(funded):
