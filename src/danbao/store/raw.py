@@ -92,6 +92,10 @@ class Raw:
     def _sql(self, sql: str) -> str:
         return _to_native(sql) if self._postgres else sql
 
+    def _as_arrays(self, rows: int) -> bool:
+        """PostgreSQL sends this many rows as one array per column (see `VALUES_ROWS_MAX`)."""
+        return self._postgres and rows > VALUES_ROWS_MAX
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(self._sql(sql), params)
         return self._cursor.fetchall()
@@ -159,11 +163,12 @@ class Raw:
         if not values:
             return list
         if self._postgres:
+            if self._as_arrays(len(values)):
+                sql, params = f"{select_from} WHERE {column} = ANY(?)", (list(values),)
+            else:
+                sql, params = f"{select_from} WHERE {column} IN ({list_placeholders(len(values))})", values
             # Not prepared: a generic plan made while the table was small scans it whole.
-            if len(values) > VALUES_ROWS_MAX:
-                return self._postgres_later(_to_native(f"{select_from} WHERE {column} = ANY(?)"), (list(values),), prepare=False)
-            in_list = f"{select_from} WHERE {column} IN ({list_placeholders(len(values))})"
-            return self._postgres_later(_to_native(in_list), values, prepare=False)
+            return self._postgres_later(_to_native(sql), params, prepare=False)
         found = []
         for chunk in chunks(values, PARAMETERS_PER_STATEMENT_MAX):
             found += self.rows(f"{select_from} WHERE {column} IN ({list_placeholders(len(chunk))})", chunk)
@@ -175,7 +180,7 @@ class Raw:
             return
         table, width = rows_of.table, len(rows_of.columns)
         names = ", ".join(rows_of.columns)
-        if self._postgres and len(rows) > VALUES_ROWS_MAX:
+        if self._as_arrays(len(rows)):
             self.write(f"INSERT INTO {table} ({names}) SELECT * FROM {_unnest(rows_of.types)}", _columns_of(rows, width))
             return
         for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
@@ -188,16 +193,16 @@ class Raw:
         """`template` holds `{rows}` where a row source named `v` (columns column1..N) goes:
         UPDATE t SET x = v.column2 FROM {rows} WHERE t.id = v.column1. With `why`, each row
         must change exactly one row (see `expect`)."""
-        width = len(types)
-        if self._postgres and len(rows) > VALUES_ROWS_MAX:
+        types, width = tuple(types), len(types)
+        if self._as_arrays(len(rows)):
             aliases = ", ".join(f"column{i + 1}" for i in range(width))
-            source = f"{_unnest(tuple(types))} AS v({aliases})"
+            source = f"{_unnest(types)} AS v({aliases})"
             self._write_or_expect(template.format(rows=source), _columns_of(rows, width), len(rows), why)
             return
         for chunk in chunks(rows, PARAMETERS_PER_STATEMENT_MAX // width):
             flat = [value for row in chunk for value in row]
             # PostgreSQL types a VALUES column from its first row: typed placeholders there.
-            values = _typed_values(len(chunk), tuple(types)) if self._postgres else row_placeholders(len(chunk), width)
+            values = _typed_values(len(chunk), types) if self._postgres else row_placeholders(len(chunk), width)
             sql = template.format(rows=f"(VALUES {values}) AS v")
             self._write_or_expect(sql, flat, len(chunk), why)
 
