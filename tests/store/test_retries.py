@@ -72,3 +72,37 @@ def test_a_no_wait_write_refuses_at_once_while_another_connection_holds_the_writ
     assert db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False) == 1
     holder.close()
     db.dispose()
+
+
+def test_a_second_no_wait_writer_is_refused_while_the_first_is_writing(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+    inner = []
+
+    def outer(raw):
+        raw.run("INSERT INTO t VALUES (1)")
+        with pytest.raises(TransientStoreError):  # the no-wait connection is this writer's
+            db.write_raw(lambda raw: inner.append(raw.run("INSERT INTO t VALUES (2)")), wait=False)
+        return "outer"
+
+    assert db.write_raw(outer, wait=False) == "outer"
+    assert inner == []
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == [(1,)]
+    db.dispose()
+
+
+def test_a_failed_no_wait_write_leaves_nothing_behind_and_the_next_one_goes_through(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+
+    def half_done(raw):
+        raw.run("INSERT INTO t VALUES (1)")
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        db.write_raw(half_done, wait=False)
+    assert db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False) == 1
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == [(2,)]
+    # It never waits: its busy timeout stays 0 from one write to the next.
+    assert db.write_raw(lambda raw: raw.rows("PRAGMA busy_timeout"), wait=False) == [(0,)]
+    db.dispose()
