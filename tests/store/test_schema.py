@@ -18,6 +18,10 @@ def test_migrations_create_exactly_the_declared_tables_and_columns(db):
         migrated = {c["name"]: c["nullable"] for c in inspector.get_columns(name)}
         declared = {c.name: bool(c.nullable) for c in table.columns}
         assert migrated == declared, name
+        migrated_key = inspector.get_pk_constraint(name)["constrained_columns"]
+        assert migrated_key == [c.name for c in table.primary_key.columns], name
+        migrated_unique = {tuple(u["column_names"]) for u in inspector.get_unique_constraints(name)}
+        assert migrated_unique == {(c.name,) for c in table.columns if c.unique}, name
         # (PostgreSQL also lists the index behind each UNIQUE constraint; those are columns' business)
         migrated_indexes = {i["name"] for i in inspector.get_indexes(name) if not i.get("duplicates_constraint")}
         assert migrated_indexes == {i.name for i in table.indexes}, name

@@ -85,8 +85,10 @@ transfers = Table(
     "transfers",
     metadata,
     # Client ids are at most 64 characters; the ledger's own expiry entries add a prefix.
-    Column("id", String(JOURNAL_ID_LENGTH_MAX), primary_key=True),
-    Column("timestamp", BigInteger, nullable=False, unique=True),
+    Column("id", String(JOURNAL_ID_LENGTH_MAX), nullable=False, unique=True),
+    # Keyed by time: on SQLite an INTEGER key is the rowid, so the table is the time index
+    # and entries append at its right edge instead of going into a third B-tree.
+    Column("timestamp", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("debit_account_id", String(ID_LENGTH_MAX), nullable=False),
     Column("credit_account_id", String(ID_LENGTH_MAX), nullable=False),
     Column("amount", BigInteger, nullable=False),
