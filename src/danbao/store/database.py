@@ -102,8 +102,7 @@ class Database:
             proxy = self.engine.raw_connection()
             try:
                 if self.dialect == "postgresql" and pipelined:
-                    with proxy.driver_connection.pipeline() as pipeline:  # left only once its COMMIT is answered
-                        return _work_and_commit(proxy, Raw(proxy, self.dialect, pipeline=pipeline), work)
+                    return _pipelined_work_and_commit(proxy, work)
                 return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
             except BaseException:
                 _rollback_quietly(proxy)
@@ -211,6 +210,26 @@ def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool =
         return result
     finally:
         raw.close()
+
+
+def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ignore[no-untyped-def]
+    """PostgreSQL: `work` in pipeline mode, its checks and COMMIT after leaving it.
+
+    Leaving a pipeline always syncs it, which answers every write still queued; so the
+    checks need no sync of their own and the COMMIT is one round trip. Committing inside
+    the pipeline cost three: the checks' sync, the COMMIT's, and the exit's (empty)."""
+    raw: Raw | None = None
+    try:
+        with proxy.driver_connection.pipeline() as pipeline:
+            raw = Raw(proxy, "postgresql", pipeline=pipeline)
+            result = work(raw)
+        raw.leave_pipeline()
+        raw.settle()
+        proxy.commit()
+        return result
+    finally:
+        if raw is not None:
+            raw.close()
 
 
 def _close_quietly(connection) -> None:  # type: ignore[no-untyped-def]

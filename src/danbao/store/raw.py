@@ -142,6 +142,11 @@ class Raw:
         cursor.execute(self._sql(sql), params)
         self._expected.append((cursor, changed, why))
 
+    def leave_pipeline(self) -> None:
+        """The connection left pipeline mode, whose exit synced every queued statement:
+        from here statements answer at once and `settle` only checks."""
+        self._pipeline = None
+
     def settle(self) -> None:
         """Wait for every queued statement and check each `expect`: call before commit."""
         if self._pipeline is not None:
