@@ -205,6 +205,20 @@ def test_batch_bound_is_enforced_before_anything_happens(funded):
     assert funded.create_transfers([]) == []
 
 
+def test_one_transfer_where_a_batch_goes_is_refused_not_read_as_its_fields(funded):
+    # A NewTransfer is a named tuple, so it is a sequence too; its fields are no batch.
+    for submit in (funded.create_transfers, lambda batch: asyncio.run(funded.create_transfers_async(batch))):
+        with pytest.raises(TypeError, match="not one NewTransfer"):
+            submit(t(id="lone", amount=100))
+
+    def inside_a_transaction(txn):
+        with pytest.raises(TypeError, match="not one NewTransfer"):
+            txn.create_transfers(t(id="lone", amount=100))
+
+    funded.transaction(inside_a_transaction)
+    assert funded.account("alice").balance == 1000 and funded.transfer("lone") is None
+
+
 async def submit_each(ledger, batches):
     return await asyncio.gather(*(ledger.create_transfers_async(b) for b in batches), return_exceptions=True)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from danbao.errors import invariant
 from danbao.ledger.journal import canonical_metadata, entry_hash
@@ -76,10 +76,40 @@ class Totals:
         )
 
 
+class Entry(NamedTuple):
+    """A journal row as planned: a `Transfer`'s fields, then each side's previous entry
+    (the account history chain), in the journal table's column order.
+
+    A named tuple, built with `tuple.__new__`: the engine makes one per transfer, and
+    that costs about a third of a sixteen-key dict, which it replaced."""
+
+    id: str
+    timestamp: int
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    hold_amount: int
+    currency: str
+    code: str
+    ref: str | None
+    metadata: str | None
+    flags: int
+    pending_id: str | None
+    timeout_seconds: int
+    hash: str
+    debit_prev: int | None
+    credit_prev: int | None
+
+
+# Spelled out for readers and type checkers; kept equal to Transfer's fields here.
+invariant(Entry._fields[:-2] == tuple(Transfer.__dataclass_fields__), "a journal entry begins with a Transfer's fields")
+_new_tuple = tuple.__new__
+
+
 @dataclass(slots=True)
 class Plan:
     results: list[list[TransferResult]]
-    entries: list[dict[str, Any]]
+    entries: list[Entry]
     accounts: dict[str, Totals]  # final totals of every account the batch touched
     holds_opened: list[dict[str, Any]]
     holds_resolved: dict[str, str]  # pending_id -> new state (holds that existed before)
@@ -100,8 +130,10 @@ class _Overlay:
     now_ns: int
     timestamp: int
     head_hash: str
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    created: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
+    # (account_id, timestamp, four totals) at every HISTORY_MARK_EVERY-th entry of an account.
+    marks: list[tuple[str, int, int, int, int, int]] = field(default_factory=list)
+    created: dict[str, Entry] = field(default_factory=dict)
     hold_states: dict[str, str] = field(default_factory=dict)
     opened: dict[str, dict[str, Any]] = field(default_factory=dict)
     touched: set[str] = field(default_factory=set)
@@ -113,7 +145,7 @@ class _Overlay:
     def commit_chain(self) -> None:
         self.undo = None
 
-    def rollback_chain(self, timestamp: int, entries_len: int) -> None:
+    def rollback_chain(self, timestamp: int, entries_len: int, marks_len: int) -> None:
         invariant(self.undo is not None, "rollback without a chain")
         for kind, key, old in reversed(self.undo or []):
             if kind == "account":
@@ -128,19 +160,9 @@ class _Overlay:
             elif kind == "opened":
                 self.opened.pop(key, None)
         del self.entries[entries_len:]
+        del self.marks[marks_len:]
         self.timestamp = timestamp
         self.undo = None
-
-    def _save_account(self, account_id: str) -> Totals:
-        totals = self.accounts[account_id]
-        if self.undo is not None:
-            self.undo.append(("account", account_id, totals.copy()))
-        self.touched.add(account_id)
-        return totals
-
-    def next_timestamp(self) -> int:
-        self.timestamp = max(self.timestamp + 1, self.now_ns)
-        return self.timestamp
 
     def hold_state(self, pending_id: str) -> tuple[dict[str, Any] | Hold | None, str | None]:
         if pending_id in self.opened:
@@ -157,7 +179,6 @@ class _Overlay:
 
     def append(
         self,
-        *,
         id: str,
         debit: str,
         credit: str,
@@ -173,65 +194,43 @@ class _Overlay:
         pending_delta: int,
         posted_delta: int,
     ) -> int:
-        """Journal one entry: move both sides' totals, link their chains, hash it."""
-        dr = self._save_account(debit)
-        cr = self._save_account(credit)
+        """Journal one entry: move both sides' totals, link their chains, hash it.
+
+        Runs once per transfer: arguments are positional and the steps written out."""
+        dr, cr = self.accounts[debit], self.accounts[credit]
+        if self.undo is not None:
+            self.undo += (("account", debit, dr.copy()), ("account", credit, cr.copy()), ("created", id, None))
+        self.touched.add(debit)
+        self.touched.add(credit)
         dr.debits_pending += pending_delta
         dr.debits_posted += posted_delta
         cr.credits_pending += pending_delta
         cr.credits_posted += posted_delta
-        timestamp = self.next_timestamp()
+        timestamp = self.timestamp + 1
+        if timestamp < self.now_ns:
+            timestamp = self.now_ns
+        self.timestamp = timestamp
         debit_prev, credit_prev = dr.last_entry, cr.last_entry
         dr.last_entry = cr.last_entry = timestamp
         dr.entries += 1
         cr.entries += 1
         entries = self.entries
-        entry = {
-            "id": id,
-            "timestamp": timestamp,
-            "debit_account_id": debit,
-            "credit_account_id": credit,
-            "amount": amount,
-            "hold_amount": hold_amount,
-            "currency": currency,
-            "code": code,
-            "ref": ref,
-            "metadata": metadata,
-            "flags": flags,
-            "pending_id": pending_id,
-            "timeout_seconds": timeout_seconds,
-            # Chained to the entry before it in this plan; a rolled-back chain is cut off
-            # the list, so the next entry chains to whatever survived.
-            "hash": entry_hash(
-                entries[-1]["hash"] if entries else self.head_hash,
-                timestamp,
-                id,
-                debit,
-                credit,
-                amount,
-                hold_amount,
-                currency,
-                code,
-                ref,
-                metadata,
-                flags,
-                pending_id,
-                timeout_seconds,
-            ),
-            "debit_prev": debit_prev,
-            "credit_prev": credit_prev,
-        }
-        # Marks ride on their entry, so a rolled-back chain takes its marks with it.
-        if not dr.entries % HISTORY_MARK_EVERY or not cr.entries % HISTORY_MARK_EVERY:
-            entry["marks"] = [
-                (account_id, timestamp, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted)
-                for account_id, t in ((debit, dr), (credit, cr))
-                if not t.entries % HISTORY_MARK_EVERY
-            ]
+        # Chained to the entry before it in this plan; a rolled-back chain is cut off the
+        # list, so the next entry chains to whatever survived.
+        prev_hash = entries[-1].hash if entries else self.head_hash
+        entry_digest = entry_hash(
+            prev_hash, timestamp, id, debit, credit, amount, hold_amount, currency, code, ref, metadata, flags, pending_id, timeout_seconds
+        )
+        entry: Entry = _new_tuple(
+            Entry,
+            (id, timestamp, debit, credit, amount, hold_amount, currency, code, ref, metadata, flags, pending_id, timeout_seconds, entry_digest, debit_prev, credit_prev),
+        )
         entries.append(entry)
-        if self.undo is not None:
-            self.undo.append(("created", id, None))
         self.created[id] = entry
+        if not dr.entries % HISTORY_MARK_EVERY:
+            self.marks.append((debit, timestamp, dr.debits_pending, dr.debits_posted, dr.credits_pending, dr.credits_posted))
+        if not cr.entries % HISTORY_MARK_EVERY:
+            self.marks.append((credit, timestamp, cr.debits_pending, cr.debits_posted, cr.credits_pending, cr.credits_posted))
         return timestamp
 
 
@@ -251,8 +250,12 @@ def _metadata_or_error(metadata: object) -> tuple[str | None, bool]:
     return text, True
 
 
+_id_match = ID_PATTERN.match
+_code_match = CODE_PATTERN.match
+
+
 def _is_id(value: object) -> bool:
-    return isinstance(value, str) and ID_PATTERN.match(value) is not None
+    return isinstance(value, str) and _id_match(value) is not None
 
 
 def _is_amount(value: object) -> bool:
@@ -260,109 +263,115 @@ def _is_amount(value: object) -> bool:
 
 
 def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
-    """Guards that need no state. Returns (failure or None, canonical metadata)."""
-    if not _is_id(t.id):
+    """Guards that need no state. Returns (failure or None, canonical metadata).
+
+    Runs once per transfer, so the common checks are written out rather than called."""
+    transfer_id, flags, pending_id = t.id, t.flags, t.pending_id
+    if not isinstance(transfer_id, str) or _id_match(transfer_id) is None:
         return Result.id_invalid, None
-    flags = t.flags
     if type(flags) is not int or flags & ~_CLIENT:
         return Result.flags_invalid, None
     kind = flags & _KIND_FLAGS
-    if kind & (kind - 1):  # more than one of pending / post / void
-        return Result.flags_invalid, None
     resolving = kind & (_POST | _VOID)
-    if flags & _BALANCING and resolving:
-        return Result.flags_invalid, None
-    if resolving and not t.pending_id:
-        return Result.pending_id_required, None
-    if not resolving and t.pending_id is not None:
+    if kind:
+        if kind & (kind - 1):  # more than one of pending / post / void
+            return Result.flags_invalid, None
+        if flags & _BALANCING and resolving:
+            return Result.flags_invalid, None
+        if resolving and not pending_id:
+            return Result.pending_id_required, None
+    if not resolving and pending_id is not None:
         return Result.pending_id_must_be_empty, None
-    if resolving and not _is_id(t.pending_id):
+    if resolving and not _is_id(pending_id):
         return Result.pending_id_invalid, None
     timeout = t.timeout_seconds
     if type(timeout) is not int or not 0 <= timeout <= TIMEOUT_SECONDS_MAX:
         return Result.timeout_invalid, None
     if timeout and not kind & _PENDING:
         return Result.timeout_invalid, None
-    if not isinstance(t.code, str) or not CODE_PATTERN.match(t.code):
+    code = t.code
+    if not isinstance(code, str) or _code_match(code) is None:
         return Result.code_invalid, None
     if t.ref is not None and not _is_id(t.ref):
         return Result.ref_invalid, None
-    metadata, valid = _metadata_or_error(t.metadata)
-    if not valid:
-        return Result.metadata_invalid, None
+    metadata: str | None = None
+    if t.metadata is not None:
+        metadata, valid = _metadata_or_error(t.metadata)
+        if not valid:
+            return Result.metadata_invalid, None
+    debit, credit, amount = t.debit_account_id, t.credit_account_id, t.amount
     if resolving:
-        if t.amount is not None and not _is_amount(t.amount):
+        if amount is not None and not _is_amount(amount):
             return Result.amount_invalid, None
-        for account_id in (t.debit_account_id, t.credit_account_id):
+        for account_id in (debit, credit):
             if account_id is not None and not _is_id(account_id):
                 return Result.account_id_invalid, None
         if t.currency is not None and not is_currency(t.currency):
             return Result.currency_unknown, None
         return None, metadata
-    if not _is_amount(t.amount):
+    if type(amount) is not int or not 0 < amount <= AMOUNT_MAX_MINOR:
         return Result.amount_invalid, None
-    if not _is_id(t.debit_account_id) or not _is_id(t.credit_account_id):
+    if not isinstance(debit, str) or _id_match(debit) is None or not isinstance(credit, str) or _id_match(credit) is None:
         return Result.account_id_invalid, None
-    if t.debit_account_id == t.credit_account_id:
+    if debit == credit:
         return Result.accounts_must_differ, None
     if not is_currency(t.currency):
         return Result.currency_unknown, None
     return None, metadata
 
 
-def _same_as_existing(t: NewTransfer, metadata: str | None, e: dict[str, Any] | Transfer) -> bool:
-    get = e.get if isinstance(e, dict) else lambda k: getattr(e, k)
+def _same_as_existing(t: NewTransfer, metadata: str | None, e: Entry | Transfer) -> bool:
     if (
-        t.flags != get("flags")
-        or t.code != get("code")
-        or t.ref != get("ref")
-        or metadata != get("metadata")
-        or t.pending_id != get("pending_id")
-        or t.timeout_seconds != get("timeout_seconds")
+        t.flags != e.flags
+        or t.code != e.code
+        or t.ref != e.ref
+        or metadata != e.metadata
+        or t.pending_id != e.pending_id
+        or t.timeout_seconds != e.timeout_seconds
     ):
         return False
     optional = (
-        (t.debit_account_id, "debit_account_id"),
-        (t.credit_account_id, "credit_account_id"),
-        (t.currency, "currency"),
+        (t.debit_account_id, e.debit_account_id),
+        (t.credit_account_id, e.credit_account_id),
+        (t.currency, e.currency),
     )
-    if any(value is not None and value != get(name) for value, name in optional):
+    if any(asked is not None and asked != kept for asked, kept in optional):
         return False
     if t.amount is None:
         return True
     if t.flags & _BALANCING:
-        return get("amount") <= t.amount
-    return t.amount == get("amount")
+        return e.amount <= t.amount
+    return t.amount == e.amount
 
 
 def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferResult:
     """The stateful guards, in Result order, then the effect. Nothing changes on failure."""
-    existing = o.created.get(t.id) or o.journal.get(t.id)
+    transfer_id, flags = t.id, t.flags
+    existing = o.created.get(transfer_id) or o.journal.get(transfer_id)
     if existing is not None:
-        same = _same_as_existing(t, metadata, existing)
-        ts = existing["timestamp"] if isinstance(existing, dict) else existing.timestamp
-        amount = existing["amount"] if isinstance(existing, dict) else existing.amount
-        if same:
-            return TransferResult(t.id, Result.exists, ts, amount)
-        return TransferResult(t.id, Result.exists_with_different_fields)
+        if _same_as_existing(t, metadata, existing):
+            return TransferResult(transfer_id, Result.exists, existing.timestamp, existing.amount)
+        return TransferResult(transfer_id, Result.exists_with_different_fields)
 
-    if t.flags & (_POST | _VOID):
+    if flags & (_POST | _VOID):
         return _resolve(o, t, metadata)
 
-    dr = o.accounts.get(t.debit_account_id)  # type: ignore[arg-type]
+    debit: str = t.debit_account_id  # type: ignore[assignment]
+    credit: str = t.credit_account_id  # type: ignore[assignment]
+    dr = o.accounts.get(debit)
     if dr is None:
-        return TransferResult(t.id, Result.debit_account_not_found)
-    cr = o.accounts.get(t.credit_account_id)  # type: ignore[arg-type]
+        return TransferResult(transfer_id, Result.debit_account_not_found)
+    cr = o.accounts.get(credit)
     if cr is None:
-        return TransferResult(t.id, Result.credit_account_not_found)
+        return TransferResult(transfer_id, Result.credit_account_not_found)
     if dr.currency != t.currency or cr.currency != t.currency:
-        return TransferResult(t.id, Result.currency_mismatch)
+        return TransferResult(transfer_id, Result.currency_mismatch)
     amount: int = t.amount  # type: ignore[assignment]
-    if t.flags & _BALANCING:
+    if flags & _BALANCING:
         amount = min(amount, dr.credits_posted - dr.debits_posted - dr.debits_pending)
         if amount <= 0:
-            return TransferResult(t.id, Result.insufficient_funds)
-    pending = t.flags & _PENDING
+            return TransferResult(transfer_id, Result.insufficient_funds)
+    pending = flags & _PENDING
     if pending:
         if dr.debits_pending + amount > TOTAL_MAX or cr.credits_pending + amount > TOTAL_MAX:
             return TransferResult(t.id, Result.overflow)
@@ -373,21 +382,10 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
     if cr.flags & _NO_OVERCREDIT and cr.credits_pending + cr.credits_posted + amount > cr.debits_posted:
         return TransferResult(t.id, Result.exceeds_debits)
 
+    # Positional, in `append`'s order: this call runs once per transfer.
     timestamp = o.append(
-        id=t.id,
-        debit=t.debit_account_id,  # type: ignore[arg-type]
-        credit=t.credit_account_id,  # type: ignore[arg-type]
-        amount=amount,
-        hold_amount=0,
-        currency=t.currency,  # type: ignore[arg-type]
-        code=t.code,
-        ref=t.ref,
-        metadata=metadata,
-        flags=t.flags,
-        pending_id=None,
-        timeout_seconds=t.timeout_seconds,
-        pending_delta=amount if pending else 0,
-        posted_delta=0 if pending else amount,
+        t.id, debit, credit, amount, 0, t.currency, t.code, t.ref, metadata, flags, None, t.timeout_seconds,
+        amount if pending else 0, 0 if pending else amount,
     )
     if pending:
         expires_at = timestamp + t.timeout_seconds * NS_PER_SECOND if t.timeout_seconds else None
@@ -507,7 +505,7 @@ def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[Trans
                 results[k] = TransferResult(transfers[k].id, Result.linked_event_chain_open)
             break
         chain = range(i, end + 1)
-        saved_timestamp, saved_len = o.timestamp, len(o.entries)
+        saved = o.timestamp, len(o.entries), len(o.marks)
         o.mark()
         failed_at = -1
         chain_results: dict[int, TransferResult] = {}
@@ -523,7 +521,7 @@ def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[Trans
             for k in chain:
                 results[k] = chain_results[k]
         else:
-            o.rollback_chain(saved_timestamp, saved_len)
+            o.rollback_chain(*saved)
             for k in chain:
                 results[k] = (
                     chain_results[k]
@@ -560,7 +558,6 @@ def plan_batch(
     for totals in changed.values():
         _check_totals(totals)
     resolved = {k: v for k, v in o.hold_states.items() if k not in o.opened}
-    marks = [mark for entry in o.entries if "marks" in entry for mark in entry["marks"]]
     opened = list(o.opened.values())
     for hold in opened:
         hold["state"] = o.hold_states.get(hold["pending_id"], HoldState.pending.value)
@@ -571,8 +568,8 @@ def plan_batch(
         holds_opened=opened,
         holds_resolved=resolved,
         head_timestamp=o.timestamp,
-        head_hash=o.entries[-1]["hash"] if o.entries else head_hash,
-        marks=marks,
+        head_hash=o.entries[-1].hash if o.entries else head_hash,
+        marks=o.marks,
     )
 
 

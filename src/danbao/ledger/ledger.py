@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
 from danbao.ledger import history, joined
-from danbao.ledger.engine import Plan, Totals, plan_batch
+from danbao.ledger.engine import Entry, Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
@@ -81,9 +81,9 @@ _ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
 # The accounts table also keeps the history chain, which is not part of an Account.
 _ACCOUNT_SELECT = [accounts_t.c[name] for name in _ACCOUNT_FIELDS]
 _ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
-# A journal row as written: the entry's fields, then each side's previous entry.
-_TRANSFER_ROW_FIELDS = (*_TRANSFER_FIELDS, "debit_prev", "credit_prev")
-_transfer_row = itemgetter(*_TRANSFER_ROW_FIELDS)
+# A journal row as written: the engine's `Entry`, a Transfer's fields and then each
+# side's previous entry.
+_TRANSFER_ROW_FIELDS = Entry._fields
 _TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_ROW_FIELDS, (*_TRANSFER_TYPES, "bigint", "bigint"))
 _MARK_ROWS = RowsOf("account_marks", ("account_id", "timestamp", *TOTALS_COLUMNS), ("text", "bigint", "bigint", "bigint", "bigint", "bigint"))
 # What the engine needs of an account (`Totals`, in field order).
@@ -397,7 +397,7 @@ class Ledger:
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
-            raw.insert(_TRANSFER_ROWS, [_transfer_row(e) for e in plan.entries])
+            raw.insert(_TRANSFER_ROWS, plan.entries)  # entries are rows in column order
             raw.insert(_MARK_ROWS, plan.marks)
             _write_totals(raw, plan.accounts)
         else:
@@ -498,6 +498,8 @@ class Ledger:
 
 
 def _batch_size(transfers: Sequence[NewTransfer]) -> int:
+    if isinstance(transfers, NewTransfer):  # a named tuple: its fields are no batch
+        raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
     if len(transfers) > TRANSFERS_PER_BATCH_MAX:
         raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
     return len(transfers)
@@ -623,9 +625,8 @@ class LedgerTransaction:
     def _keep(self, plan: Plan) -> None:
         """Keep back a plan's journal entries and changed totals until `flush`."""
         for entry in plan.entries:
-            row = _transfer_row(entry)
-            self.append(_TRANSFER_ROWS, row)
-            self._unwritten[entry["id"]] = Transfer(*row[: len(_TRANSFER_FIELDS)])
+            self.append(_TRANSFER_ROWS, entry)
+            self._unwritten[entry.id] = Transfer(*entry[: len(_TRANSFER_FIELDS)])
         for mark in plan.marks:
             self.append(_MARK_ROWS, mark)
         self._changed.update(plan.accounts)
@@ -646,9 +647,7 @@ class LedgerTransaction:
         return self._ledger._create_accounts(self.raw, new, self.now_ns)
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
-        if len(transfers) > TRANSFERS_PER_BATCH_MAX:
-            raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-        if not transfers:
+        if not _batch_size(transfers):
             return []
         plan = self._ledger._apply(self.raw, [transfers], self._current_head, expire=not self._expired, txn=self)
         self._expired = True

@@ -38,7 +38,7 @@ def move_money(txn: LedgerTransaction, transfers: list[NewTransfer]) -> None:
     invariant(len(transfers) <= MOVES_PER_STEP_MAX, "a step moves a bounded amount of money")
     if not transfers:
         return
-    chain = [dataclasses.replace(t, flags=t.flags | int(TransferFlags.linked)) for t in transfers[:-1]] + [transfers[-1]]
+    chain = [t._replace(flags=t.flags | int(TransferFlags.linked)) for t in transfers[:-1]] + [transfers[-1]]
     results = txn.create_transfers(chain)
     if any(r.result in _ACCOUNT_MISSING for r in results):
         # First use of an account: open it and try again. A refused chain wrote nothing,
