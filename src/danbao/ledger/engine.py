@@ -529,7 +529,7 @@ def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[Trans
                     else TransferResult(transfers[k].id, Result.linked_event_failed)
                 )
         i = end + 1
-    invariant(all(r is not None for r in results), "every transfer gets a result")
+    invariant(None not in results, "every transfer gets a result")
     return results  # type: ignore[return-value]
 
 
