@@ -2,7 +2,9 @@
 
 import pytest
 
-from danbao.ledger import NewTransfer, Result, TransferFlags
+from danbao.clock import NS_PER_SECOND
+from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags
+from danbao.store.raw import Raw
 from tests.ledger.helpers import fund, open_accounts, totals
 
 PENDING = int(TransferFlags.pending)
@@ -138,3 +140,63 @@ def test_replayed_post_is_exists(held):
     assert (r.result, r.amount) == (Result.exists, 100)
     [r] = held.create_transfers([NewTransfer("p", pending_id="h", flags=POST, amount=101)])
     assert r.result is Result.exists_with_different_fields
+
+
+@pytest.fixture
+def due_lookups(monkeypatch):
+    """How many times the ledger has asked the database for due holds."""
+    asked = []
+    rows_later = Raw.rows_later
+
+    def counting(raw, sql, params=()):
+        if "expires_at <= ?" in sql:
+            asked.append(sql)
+        return rows_later(raw, sql, params)
+
+    monkeypatch.setattr(Raw, "rows_later", counting)
+    return asked
+
+
+def _at(clock, timestamp_ns: int) -> None:
+    clock.advance(ns=timestamp_ns - clock.now_ns())
+
+
+def test_the_due_lookup_is_skipped_until_a_hold_can_be_due_and_the_hold_still_expires_on_time(ledger, clock, due_lookups):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)
+    [h] = ledger.create_transfers([NewTransfer("h", "alice", "bob", 100, "USD", flags=PENDING, timeout_seconds=2)])
+    clock.advance(1.5)
+    fund(ledger, "alice", 1, id="learns")  # h, pending, is due half a second from now
+    asked = len(due_lookups)
+    fund(ledger, "alice", 1, id="skips")
+    assert len(due_lookups) == asked
+    _at(clock, h.timestamp + 2 * NS_PER_SECOND - 1)
+    fund(ledger, "alice", 1, id="still-early")
+    assert len(due_lookups) == asked and ledger.holds(state="expired").items == []
+    clock.advance(ns=1)  # h's deadline, before the second after the head
+    fund(ledger, "alice", 1, id="on-time")
+    assert len(due_lookups) == asked + 1
+    assert [x.pending_id for x in ledger.holds(state="expired").items] == ["h"]
+
+
+def test_a_hold_another_writer_opens_expires_on_time_though_this_ledger_learned_nothing_was_pending(ledger, db, clock):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)
+    fund(ledger, "alice", 1, id="learns")  # nothing pending: no hold is due for a second
+    with Ledger(db, clock) as other:
+        [h] = other.create_transfers([NewTransfer("h", "alice", "bob", 100, "USD", flags=PENDING, timeout_seconds=1)])
+    _at(clock, h.timestamp + NS_PER_SECOND)
+    fund(ledger, "alice", 1, id="on-time")
+    assert [x.pending_id for x in ledger.holds(state="expired").items] == ["h"]
+
+
+def test_a_hold_opened_early_in_a_batch_expires_on_time_though_the_batch_ran_on(ledger, clock):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)
+    clock.advance(1)  # past what the funding taught: this batch looks up due holds and learns
+    [h, _] = ledger.create_transfers(
+        [NewTransfer("h", "alice", "bob", 100, "USD", flags=PENDING, timeout_seconds=1), NewTransfer("after", "alice", "bob", 1, "USD")]
+    )
+    _at(clock, h.timestamp + NS_PER_SECOND)  # before a second after the batch's last entry
+    fund(ledger, "alice", 1, id="on-time")
+    assert [x.pending_id for x in ledger.holds(state="expired").items] == ["h"]

@@ -95,3 +95,23 @@ def test_rows_travel_intact_whether_sent_as_a_values_list_or_as_arrays(db, count
     inserted, updated = db.write_raw(work, pipelined=True)
     assert inserted == rows
     assert updated == updates
+
+
+@pytest.mark.parametrize("wait", [True, False])
+@pytest.mark.parametrize("pipelined", PIPELINED)
+def test_on_commit_callbacks_run_once_after_a_commit_and_never_after_a_rollback(db, pipelined, wait):
+    ran = []
+
+    def committed(raw):
+        _bump(raw, where_id=1)
+        raw.on_commit(lambda: ran.append(_ledger_head(db)[1]))  # sees the committed state
+
+    def refused(raw):
+        raw.on_commit(lambda: ran.append("rolled back"))
+        _bump(raw, where_id=2)
+
+    before = _ledger_head(db)
+    db.write_raw(committed, pipelined=pipelined, wait=wait)
+    with pytest.raises(InvariantViolation):
+        db.write_raw(refused, pipelined=pipelined, wait=wait)
+    assert ran == [before[1] + 1]

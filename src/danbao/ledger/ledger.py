@@ -20,7 +20,7 @@ from sqlalchemy import Connection, select
 from danbao.clock import Clock, SystemClock
 from danbao.errors import DanbaoError, invariant
 from danbao.ledger import history, joined
-from danbao.ledger.engine import Entry, Plan, Totals, plan_batch
+from danbao.ledger.engine import NS_PER_SECOND, Entry, Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
@@ -99,6 +99,9 @@ class Ledger:
     def __init__(self, db: Database, clock: Clock | None = None, *, group_commit: bool = True):
         self.db = db
         self.clock = clock or SystemClock()
+        # No pending hold can be due before this time (ns), as a committed transaction
+        # learned it (see `_apply`): until then the due-holds lookup is skipped.
+        self._quiet_until = 0
         self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
@@ -302,6 +305,12 @@ class Ledger:
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
         return self._apply(raw, submissions, self._lock_head_later(raw))
 
+    def _learn_quiet(self, quiet_until: int) -> None:
+        # A bound once learned stays true (holds opened later are stamped later), so a
+        # late writer's smaller one may be ignored.
+        if quiet_until > self._quiet_until:
+            self._quiet_until = quiet_until
+
     @staticmethod
     def _lock_head_later(raw: Raw) -> Callable[[], tuple[int, str]]:
         # The head lock comes first, always: it orders every ledger writer, on every backend.
@@ -332,6 +341,7 @@ class Ledger:
         the transaction's appended rows and the head moves when it flushes; its unwritten
         entries count as the journal."""
         now = self.clock.now_ns()
+        expire = expire and now >= self._quiet_until
         due_later = (
             raw.rows_later(
                 f"SELECT {_HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
@@ -340,6 +350,13 @@ class Ledger:
             )
             if expire
             else list
+        )
+        # The next expiry, learned when this plan is its whole transaction (inside a
+        # LedgerTransaction a refused work may roll the voiding back and the rest commit).
+        next_expiry_later = (
+            raw.rows_later("SELECT MIN(expires_at) FROM holds WHERE state = 'pending' AND expires_at > ?", (now,))
+            if expire and txn is None
+            else None
         )
         transfer_ids: set[str] = set()
         pending_ids: set[str] = set()
@@ -366,6 +383,9 @@ class Ledger:
 
         head_timestamp, head_hash = head()
         due = [Hold(*row) for row in due_later()]
+        # Every hold due now is voided by this plan, unless there are more than it takes.
+        learn = next_expiry_later is not None and len(due) < EXPIRIES_PER_BATCH_MAX
+        next_expiry = next_expiry_later()[0][0] if learn else None  # type: ignore[misc]
         journal = {row[0]: Transfer(*row) for row in journal_later()}
         journal.update((i, unwritten[i]) for i in journal_ids if i in unwritten)
         holds = {h.pending_id: h for h in due}
@@ -392,6 +412,16 @@ class Ledger:
         )
         if plan.entries:
             self._persist(raw, plan, head_hash, txn=txn)
+        if learn:
+            # Once this commits, no hold can be due before the earliest of: the next expiry
+            # among holds pending before it, those it opened, and a second (the shortest
+            # timeout) after its head, after which any later hold is stamped.
+            quiet = min(
+                [plan.head_timestamp + NS_PER_SECOND]
+                + ([next_expiry] if next_expiry is not None else [])
+                + [h["expires_at"] for h in plan.holds_opened if h["expires_at"] is not None]
+            )
+            raw.on_commit(lambda: self._learn_quiet(quiet))
         return plan
 
     @staticmethod

@@ -207,6 +207,7 @@ def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool =
         result = work(raw)
         raw.settle()  # every queued write done and checked before the commit
         proxy.commit()
+        raw.committed()
         return result
     finally:
         raw.close()
@@ -226,6 +227,7 @@ def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: i
         raw.leave_pipeline()
         raw.settle()
         proxy.commit()
+        raw.committed()
         return result
     finally:
         if raw is not None:

@@ -80,6 +80,7 @@ class Raw:
         self._pipeline = pipeline
         self._expected: list[tuple[Any, int, str]] = []
         self._opened: list[Any] = []  # cursors of pipelined reads, closed with this Raw
+        self._on_commit: list[Callable[[], None]] = []
         self.for_update = " FOR UPDATE" if self._postgres else ""
 
     def _new_cursor(self) -> Any:
@@ -141,6 +142,18 @@ class Raw:
         cursor = self._new_cursor()  # its own cursor keeps its own row count
         cursor.execute(self._sql(sql), params)
         self._expected.append((cursor, changed, why))
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this transaction has committed; never if it rolls back.
+        For what a writer may only believe of a committed state."""
+        invariant(len(self._on_commit) < 64, "a transaction registers a bounded number of callbacks")
+        self._on_commit.append(callback)
+
+    def committed(self) -> None:
+        """The transaction committed: run its `on_commit` callbacks (the store calls this)."""
+        callbacks, self._on_commit = self._on_commit, []
+        for callback in callbacks:
+            callback()
 
     def leave_pipeline(self) -> None:
         """The connection left pipeline mode, whose exit synced every queued statement:
