@@ -109,15 +109,32 @@ def test_every_command_help_has_an_example():
 
 
 def test_bench_ledger_prints_figures(tmp_path):
-    result = runner.invoke(app, ["bench", "ledger", "--seconds", "0.2", "--backend", "sqlite"])
+    result = runner.invoke(app, ["bench", "ledger", "--seconds", "0.4", "--backend", "sqlite", "--rounds", "2"])
     assert result.exit_code == 0, result.output
     assert "bare driver" in result.output and "hot account" in result.output
-    assert "ledger / bare driver" in result.output
     output = " ".join(result.output.split())  # Rich wraps long lines
+    assert "batches of 1000, ledger / bare driver = " in output
     # The 8-client ratio is printed for both ledger scenarios, not only the hot account's,
-    # with the clients on threads and as asyncio tasks.
+    # with the clients on threads and as asyncio tasks; each ratio with its rounds' range.
     for scenario in ("10000 accounts", "hot account", "10000 accounts, asyncio clients", "hot account, asyncio clients"):
         assert f"8 clients single transfers, ledger, {scenario} (group commit) / bare" in output
+    assert output.count("(rounds ") == 6
+    # One row per scenario, its two rounds pooled.
+    rows = [line for line in result.output.splitlines() if line.count("│") > 5 and "sqlite" in line]
+    assert len(rows) == 11
+
+
+def test_pooled_ledger_figures_add_up_their_rounds():
+    from danbao.bench.ledger_bench import Figure
+
+    slices = [Figure("sqlite", "bare driver", 8, 1, 300, 1.0), Figure("sqlite", "bare driver", 8, 1, 100, 1.0)]
+    pooled = Figure.pooled(slices)
+    assert (pooled.transfers, pooled.seconds, pooled.rate) == (400, 2.0, 200.0)
+    assert pooled.key == ("sqlite", "bare driver", 8, 1)
+    with pytest.raises(ValueError):
+        Figure.pooled([slices[0], Figure("sqlite", "bare driver", 1, 1, 1, 1.0)])
+    with pytest.raises(ValueError):
+        Figure.pooled([])
 
 
 def test_bench_trades_prints_lifecycles_per_second():

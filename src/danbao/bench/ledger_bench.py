@@ -43,6 +43,17 @@ class Figure:
     def rate(self) -> float:
         return self.transfers / self.seconds if self.seconds else 0.0
 
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.backend, self.scenario, self.clients, self.batch)
+
+    @classmethod
+    def pooled(cls, slices: list[Figure]) -> Figure:
+        """One figure from runs of the same scenario (the slices of an interleaved bench)."""
+        if not slices or any(f.key != slices[0].key for f in slices):
+            raise ValueError("only slices of one scenario pool")
+        return cls(*slices[0].key, sum(f.transfers for f in slices), sum(f.seconds for f in slices))
+
 
 def run_clients(clients: int, seconds: float, work: Callable[[int, Callable[[], bool]], int]) -> tuple[int, float]:
     """Run `work(client_index, still_running)` on `clients` threads for a bounded time."""

@@ -49,24 +49,32 @@ def bench_ledger(
     seconds: float = typer.Option(SECONDS_DEFAULT, min=0.2, max=600, help="duration of each scenario"),
     backend: list[str] = typer.Option(["sqlite", "postgresql"], help="sqlite and/or postgresql"),
     postgres_url: Optional[str] = typer.Option(None, help="use this server instead of a throwaway cluster"),
+    rounds: int = typer.Option(3, min=1, max=20, help="interleaved rounds: each scenario runs seconds/rounds per round"),
 ) -> None:
     """Transfers/s: per commit, batched, 1 vs 8 clients, hot vs spread, vs the bare driver.
 
+    The scenarios run interleaved, `rounds` times each for seconds/rounds, and each
+    figure pools its rounds: the bare driver waits on fsync and the ledger on the CPU, so
+    a VM whose speed drifts would skew a ratio of figures taken minutes apart.
+
     Example: danbao bench ledger --seconds 5 --backend sqlite
     """
-    figures: list[Figure] = []
+    slices: dict[tuple[str, str, int, int], list[Figure]] = {}
     with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp, _postgres(postgres_url, "postgresql" in backend, "bench_ledger", "bench_bare") as pg:
         plans = []
         if "sqlite" in backend:
             url, bare = sqlite_targets(Path(tmp))
-            plans += scenarios("sqlite", url, bare, seconds)
+            plans += scenarios("sqlite", url, bare, seconds / rounds)
         if pg:
-            plans += scenarios("postgresql", pg["bench_ledger"], _dsn(pg["bench_bare"]), seconds)
+            plans += scenarios("postgresql", pg["bench_ledger"], _dsn(pg["bench_bare"]), seconds / rounds)
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("benchmarking", total=len(plans))
-            for plan in plans:
-                figures.append(plan())
-                progress.advance(task)
+            task = progress.add_task("benchmarking", total=rounds * len(plans))
+            for _ in range(rounds):
+                for plan in plans:
+                    figure = plan()
+                    slices.setdefault(figure.key, []).append(figure)
+                    progress.advance(task)
+    figures = [Figure.pooled(each) for each in slices.values()]
     table = Table(title=f"danbao bench ledger ({platform.machine()}, {platform.python_version()})")
     for column in ("backend", "scenario", "clients", "batch", "transfers", "transfers/s"):
         table.add_column(column, justify="right")
@@ -74,28 +82,32 @@ def bench_ledger(
         table.add_row(f.backend, f.scenario, str(f.clients), str(f.batch), str(f.transfers), f"{f.rate:,.0f}")
     console.print(table)
     for backend_name in sorted({f.backend for f in figures}):
-        _ratios(backend_name, [f for f in figures if f.backend == backend_name])
+        _ratios(backend_name, {key: each for key, each in slices.items() if key[0] == backend_name})
 
 
-def _ratios(backend: str, figures: list[Figure]) -> None:
-    def find(scenario_prefix: str, clients: int, batch: int) -> Optional[Figure]:
-        for f in figures:
-            if f.scenario.startswith(scenario_prefix) and f.clients == clients and f.batch == batch:
-                return f
-        return None
+def _ratios(backend: str, slices: dict[tuple[str, str, int, int], list[Figure]]) -> None:
+    """Each ratio of pooled figures, with the range of the ratios round by round."""
+
+    def find(scenario_prefix: str, clients: int, batch: int) -> Optional[list[Figure]]:
+        return next((each for (_, scenario, c, b), each in slices.items() if scenario.startswith(scenario_prefix) and (c, b) == (clients, batch)), None)
+
+    def ratio(top: list[Figure], bottom: list[Figure]) -> str:
+        per_round = sorted(t.rate / b.rate if b.rate else 0.0 for t, b in zip(top, bottom, strict=True))
+        pooled = Figure.pooled(top).rate / (Figure.pooled(bottom).rate or 1.0)
+        return f"{pooled:.2f} (rounds {per_round[0]:.2f} to {per_round[-1]:.2f})"
 
     bare_batch, led_batch = find("bare", 1, 1000), find("ledger, 1", 1, 1000)
     bare_8 = find("bare", 8, 1)
     hot, spread = find("ledger, hot", 1, 1000), find("ledger, 1", 1, 1000)
     if bare_batch and led_batch:
-        console.print(f"{backend}: batches of 1000, ledger / bare driver = {led_batch.rate / bare_batch.rate:.2f} (target >= 0.5)")
+        console.print(f"{backend}: batches of 1000, ledger / bare driver = {ratio(led_batch, bare_batch)} (target >= 0.5)")
     # Spread and hot both against the one bare figure (the bare driver spreads its writes);
     # clients on threads and as asyncio tasks (how `danbao serve` submits) both shown.
-    for led_8 in [f for f in figures if f.scenario.startswith("ledger") and (f.clients, f.batch) == (8, 1)]:
-        if bare_8:
-            console.print(f"{backend}: 8 clients single transfers, {led_8.scenario} (group commit) / bare = {led_8.rate / bare_8.rate:.2f} (target >= 3)")
+    for (_, scenario, clients, batch), led_8 in slices.items():
+        if bare_8 and scenario.startswith("ledger") and (clients, batch) == (8, 1):
+            console.print(f"{backend}: 8 clients single transfers, {scenario} (group commit) / bare = {ratio(led_8, bare_8)} (target >= 3)")
     if hot and spread:
-        console.print(f"{backend}: hot account / spread = {hot.rate / spread.rate:.2f} (target >= 0.8)")
+        console.print(f"{backend}: hot account / spread = {ratio(hot, spread)} (target >= 0.8)")
 
 
 @app.command("trades")
