@@ -12,7 +12,7 @@ import pytest
 from danbao.errors import DanbaoError
 from danbao.ledger import Ledger, NewTransfer, Result, audit
 from danbao.ledger.joined import Join, joining
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from tests.ledger.helpers import fund, open_accounts
 
 

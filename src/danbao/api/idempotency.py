@@ -36,7 +36,7 @@ from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
 from danbao.ledger import Ledger
 from danbao.ledger.joined import Join
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.store import Database
 from danbao.store.raw import Raw
 

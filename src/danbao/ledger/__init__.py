@@ -1,7 +1,7 @@
 """The double-entry ledger: the only writer of money (TigerBeetle's account/transfer model)."""
 
 from danbao.ledger.audit import AuditReport, audit
-from danbao.ledger.ledger import BatchTooLarge, Ledger
+from danbao.ledger.ledger import Ledger
 from danbao.ledger.model import (
     PAGE_LIMIT_MAX,
     TIMEOUT_SECONDS_MAX,
@@ -11,6 +11,7 @@ from danbao.ledger.model import (
     AccountKind,
     AccountResult,
     Balance,
+    BatchTooLarge,
     Hold,
     HoldState,
     NewAccount,

@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from danbao.ledger.ledger import LedgerTransaction
+    from danbao.ledger.transaction import LedgerTransaction
 
 T = TypeVar("T")
 

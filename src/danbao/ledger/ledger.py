@@ -5,22 +5,21 @@ head, which orders every writer), asks the pure engine for a plan, and persists 
 journal rows appended, one row update per changed account, holds opened and resolved,
 head moved. Inside `Ledger.transaction` (domain works sharing one commit) the journal
 rows, account updates and head move are kept back and written once, at the end.
-Reads (balances, history, holds, past balances) are here too.
+Reads (balances, history, holds, past balances) are here too; how rows are laid out is
+`rows`, and the ledger inside a caller's transaction is `transaction`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
-from operator import itemgetter
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, select
 
 from danbao.clock import Clock, SystemClock
-from danbao.errors import DanbaoError, invariant
+from danbao.errors import DanbaoError
 from danbao.ledger import history, joined
-from danbao.ledger.engine import NS_PER_SECOND, Entry, Plan, Totals, plan_batch
+from danbao.ledger.engine import NS_PER_SECOND, Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
@@ -33,6 +32,7 @@ from danbao.ledger.model import (
     AccountKind,
     AccountResult,
     Balance,
+    BatchTooLarge,
     Hold,
     HoldState,
     NewAccount,
@@ -40,20 +40,33 @@ from danbao.ledger.model import (
     Page,
     Transfer,
     TransferResult,
+    batch_size,
 )
 from danbao.ledger.results import Result
+from danbao.ledger.rows import (
+    ACCOUNT_ROWS,
+    ACCOUNT_SELECT,
+    ENGINE_TOTALS_COLUMNS,
+    HOLD_COLUMNS,
+    HOLD_ROWS,
+    MARK_ROWS,
+    TRANSFER_COLUMNS,
+    TRANSFER_ROWS,
+    hold_row,
+    move_head,
+    write_totals,
+)
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.money import is_currency
 from danbao.store import Database
 from danbao.store.errors import TransientStoreError, translate
-from danbao.store.raw import Raw, RowsOf
-from danbao.store.schema import TOTALS_COLUMNS, is_bigint_text
+from danbao.store.raw import Raw
 from danbao.store.schema import accounts as accounts_t
 from danbao.store.schema import holds as holds_t
+from danbao.store.schema import is_bigint_text
 from danbao.store.schema import transfers as transfers_t
 from danbao.text import storable
 
-# Rows a transaction may queue for append-only tables before it flushes them.
-APPENDED_ROWS_MAX = 65_536
 # Works (domain transactions) sharing one database transaction.
 WORKS_PER_GROUP_MAX = 64
 # Expired holds voided per batch: expiry work never starves client transfers.
@@ -63,34 +76,6 @@ _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
 
 
 T = TypeVar("T")
-
-
-class BatchTooLarge(DanbaoError):
-    code = "batch_too_large"
-
-
-_TRANSFER_FIELDS = tuple(Transfer.__dataclass_fields__)
-_TRANSFER_COLUMNS = ", ".join(_TRANSFER_FIELDS)
-_HOLD_FIELDS = tuple(Hold.__dataclass_fields__)
-_HOLD_COLUMNS = ", ".join(_HOLD_FIELDS)
-# Column types for PostgreSQL's array parameters, in field order.
-_TRANSFER_TYPES = ("text", "bigint", "text", "text", "bigint", "bigint", "text", "text", "text", "text", "integer", "text", "bigint", "text")
-_HOLD_TYPES = ("text", "text", "text", "bigint", "text", "bigint", "bigint", "text")
-_ACCOUNT_FIELDS = tuple(Account.__dataclass_fields__)
-_ACCOUNT_COLUMNS = ", ".join(_ACCOUNT_FIELDS)
-# The accounts table also keeps the history chain, which is not part of an Account.
-_ACCOUNT_SELECT = [accounts_t.c[name] for name in _ACCOUNT_FIELDS]
-_ACCOUNT_TYPES = ("text", "text", "text", "text", "integer", "bigint", "bigint", "bigint", "bigint", "bigint")
-# A journal row as written: the engine's `Entry`, a Transfer's fields and then each
-# side's previous entry.
-_TRANSFER_ROW_FIELDS = Entry._fields
-_TRANSFER_ROWS = RowsOf("transfers", _TRANSFER_ROW_FIELDS, (*_TRANSFER_TYPES, "bigint", "bigint"))
-_MARK_ROWS = RowsOf("account_marks", ("account_id", "timestamp", *TOTALS_COLUMNS), ("text", "bigint", "bigint", "bigint", "bigint", "bigint"))
-# What the engine needs of an account (`Totals`, in field order).
-_TOTALS_COLUMNS = ", ".join(("currency", "flags", *TOTALS_COLUMNS, "last_entry", "entries"))
-_hold_row = itemgetter(*_HOLD_FIELDS)
-_HOLD_ROWS = RowsOf("holds", _HOLD_FIELDS, _HOLD_TYPES)
-_ACCOUNT_ROWS = RowsOf("accounts", _ACCOUNT_FIELDS, _ACCOUNT_TYPES)
 
 
 class Ledger:
@@ -154,7 +139,7 @@ class Ledger:
             existing[account.id] = fields
             rows.append((account.id, *fields, 0, 0, 0, 0, now))
             results.append(AccountResult(account.id, Result.ok))
-        raw.insert(_ACCOUNT_ROWS, rows)
+        raw.insert(ACCOUNT_ROWS, rows)
         return results
 
     def transaction(self, work: Callable[[LedgerTransaction], T]) -> T:
@@ -252,7 +237,7 @@ class Ledger:
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         """Commit a batch; one result per transfer, in order. Durable when this returns."""
-        if not _batch_size(transfers):
+        if not batch_size(transfers):
             return []
         if self._committer is not None:
             return self._committer.submit(transfers)
@@ -261,7 +246,7 @@ class Ledger:
     async def create_transfers_async(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         """`create_transfers` for asyncio callers: the batch joins a group without a thread
         hop (on SQLite, committed on the caller's own event loop; see group_commit)."""
-        if not _batch_size(transfers):
+        if not batch_size(transfers):
             return []
         if self._committer is None:
             import anyio
@@ -344,7 +329,7 @@ class Ledger:
         expire = expire and now >= self._quiet_until
         due_later = (
             raw.rows_later(
-                f"SELECT {_HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
+                f"SELECT {HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
                 f"ORDER BY expires_at, pending_id LIMIT {EXPIRIES_PER_BATCH_MAX}",
                 (now,),
             )
@@ -375,10 +360,10 @@ class Ledger:
         changed = txn._changed if txn is not None else {}
         journal_ids = transfer_ids | pending_ids
         journal_later = raw.select_where_in_later(
-            f"SELECT {_TRANSFER_COLUMNS} FROM transfers", "id", sorted(journal_ids - unwritten.keys())
+            f"SELECT {TRANSFER_COLUMNS} FROM transfers", "id", sorted(journal_ids - unwritten.keys())
         )
-        holds_later = raw.select_where_in_later(f"SELECT {_HOLD_COLUMNS} FROM holds", "pending_id", sorted(pending_ids))
-        totals_of = f"SELECT id, {_TOTALS_COLUMNS} FROM accounts"
+        holds_later = raw.select_where_in_later(f"SELECT {HOLD_COLUMNS} FROM holds", "pending_id", sorted(pending_ids))
+        totals_of = f"SELECT id, {ENGINE_TOTALS_COLUMNS} FROM accounts"
         totals_later = raw.select_where_in_later(totals_of, "id", sorted(account_ids - changed.keys()))
 
         head_timestamp, head_hash = head()
@@ -427,13 +412,13 @@ class Ledger:
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
-            raw.insert(_TRANSFER_ROWS, plan.entries)  # entries are rows in column order
-            raw.insert(_MARK_ROWS, plan.marks)
-            _write_totals(raw, plan.accounts)
+            raw.insert(TRANSFER_ROWS, plan.entries)  # entries are rows in column order
+            raw.insert(MARK_ROWS, plan.marks)
+            write_totals(raw, plan.accounts)
         else:
             txn._keep(plan)
         if plan.holds_opened:
-            raw.insert(_HOLD_ROWS, [_hold_row(h) for h in plan.holds_opened])
+            raw.insert(HOLD_ROWS, [hold_row(h) for h in plan.holds_opened])
         if plan.holds_resolved:
             raw.update_from_rows(
                 "UPDATE holds SET state = v.column2 FROM {rows} "
@@ -443,7 +428,7 @@ class Ledger:
                 why="a hold resolved twice",
             )
         if txn is None:
-            _move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
+            move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
 
     # -- reads ------------------------------------------------------------------------
 
@@ -458,7 +443,7 @@ class Ledger:
         wanted = [i for i in account_ids if storable(i)]
 
         def read(conn: Connection) -> list[Account]:
-            rows = conn.execute(select(*_ACCOUNT_SELECT).where(accounts_t.c.id.in_(wanted)).order_by(accounts_t.c.id))
+            rows = conn.execute(select(*ACCOUNT_SELECT).where(accounts_t.c.id.in_(wanted)).order_by(accounts_t.c.id))
             return [Account(**row._mapping) for row in rows]
 
         return self.db.read(read) if wanted else []
@@ -471,7 +456,7 @@ class Ledger:
             lambda conn: [
                 Account(**row._mapping)
                 for row in conn.execute(
-                    select(*_ACCOUNT_SELECT).where(accounts_t.c.owner == owner).order_by(accounts_t.c.id).limit(limit)
+                    select(*ACCOUNT_SELECT).where(accounts_t.c.owner == owner).order_by(accounts_t.c.id).limit(limit)
                 )
             ]
         )
@@ -527,14 +512,6 @@ class Ledger:
         return _page(self.db.read(lambda conn: [_hold(r) for r in conn.execute(query)]), limit)
 
 
-def _batch_size(transfers: Sequence[NewTransfer]) -> int:
-    if isinstance(transfers, NewTransfer):  # a named tuple: its fields are no batch
-        raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
-    if len(transfers) > TRANSFERS_PER_BATCH_MAX:
-        raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-    return len(transfers)
-
-
 def _page(rows: list[Any], limit: int) -> Page:
     """A page from up to limit + 1 rows in timestamp order: the extra row says there is more."""
     items = rows[:limit]
@@ -571,157 +548,3 @@ def _check_account(a: NewAccount) -> Result | None:
     if a.owner is not None and (not isinstance(a.owner, str) or not ID_PATTERN.match(a.owner)):
         return Result.owner_invalid
     return None
-
-
-class _Mark(NamedTuple):
-    """Where a `LedgerTransaction` stood before a work, to rewind to if the work refuses."""
-
-    head: tuple[int, str] | None  # None: not read yet, so still the head as locked
-    entries: int
-    appended: int
-    unwritten: int
-    changed: dict[str, Totals]
-    expired: bool  # a refused work's voiding of due holds is rolled back with it
-
-
-class LedgerTransaction:
-    """The ledger inside a caller's write transaction (see `Ledger.transaction`).
-
-    It keeps its journal entries, appended rows and account totals in memory and writes
-    them at `flush`, once for a whole group of works; its own reads see them first."""
-
-    def __init__(self, ledger: Ledger, raw: Raw):
-        self.raw = raw
-        self._ledger = ledger
-        # The head lock is asked for first and its answer read when a transfer needs it:
-        # pipelined, the lock travels with the work's first read instead of a round trip
-        # of its own (the server still takes it first).
-        self._head_later = ledger._lock_head_later(raw)
-        self._locked_head: tuple[int, str] | None = None  # the head as locked, once read
-        self._head: tuple[int, str] | None = None  # the head after this transaction's entries
-        # The head row is written once, at the end (`flush`), not after every batch.
-        self._entries = 0
-        self._appended: list[tuple[RowsOf, tuple[Any, ...]]] = []
-        # Journal entries appended but not yet written, by id: the journal as this
-        # transaction sees it is the table plus these.
-        self._unwritten: dict[str, Transfer] = {}
-        # Accounts' totals as this transaction left them, written at `flush`: a group's
-        # works share one UPDATE, and an account they all touch is read once.
-        self._changed: dict[str, Totals] = {}
-        self._expired = False  # due holds are voided once per transaction
-        self.now_ns = ledger.clock.now_ns()
-
-    def run(self, work: Callable[[LedgerTransaction], T]) -> T:
-        result = work(self)
-        self.flush()
-        return result
-
-    def flush(self) -> None:
-        """Write what the transaction has kept back (appended rows, journal entries, the
-        changed accounts' totals) and move the journal head to the last entry."""
-        if self._appended:
-            by_table: dict[RowsOf, list[tuple[Any, ...]]] = {}
-            for rows_of, row in self._appended:
-                by_table.setdefault(rows_of, []).append(row)
-            for rows_of, rows in by_table.items():
-                self.raw.insert(rows_of, rows)
-            self._appended = []
-            self._unwritten = {}
-        if self._changed:
-            _write_totals(self.raw, self._changed)
-            self._changed = {}
-        if self._entries:
-            invariant(self._locked_head is not None and self._head is not None, "entries were planned on a read head")
-            _move_head(self.raw, self._locked_head[1], self._head, self._entries)  # type: ignore[index,arg-type]
-            self._locked_head, self._entries = self._head, 0
-
-    def _current_head(self) -> tuple[int, str]:
-        """The head the next entry chains to: the locked head (read now if it was not yet)
-        until this transaction has entries of its own, or was rewound to before them."""
-        if self._locked_head is None:
-            self._locked_head = self._head_later()
-        if self._head is None:
-            self._head = self._locked_head
-        return self._head
-
-    def append(self, rows_of: RowsOf, row: tuple[Any, ...]) -> None:
-        """Queue a row for an append-only table, written at `flush`: a group of works then
-        pays for one INSERT per table rather than one per work. Nothing in the transaction
-        may read such a row back before the transaction ends."""
-        invariant(len(row) == len(rows_of.columns), f"a {rows_of.table} row has {len(rows_of.columns)} columns")
-        invariant(len(self._appended) < APPENDED_ROWS_MAX, "a transaction appends a bounded number of rows")
-        self._appended.append((rows_of, row))
-
-    def _keep(self, plan: Plan) -> None:
-        """Keep back a plan's journal entries and changed totals until `flush`."""
-        for entry in plan.entries:
-            self.append(_TRANSFER_ROWS, entry)
-            self._unwritten[entry.id] = Transfer(*entry[: len(_TRANSFER_FIELDS)])
-        for mark in plan.marks:
-            self.append(_MARK_ROWS, mark)
-        self._changed.update(plan.accounts)
-
-    def _mark(self) -> _Mark:
-        # The totals are never changed in place (the engine gets copies): a shallow copy
-        # of the dict is a snapshot.
-        return _Mark(self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed), self._expired)
-
-    def _rewind(self, mark: _Mark) -> None:
-        """Forget everything since `mark`: the caller rolled the database back to it."""
-        self._head, self._entries, self._changed, self._expired = mark.head, mark.entries, mark.changed, mark.expired
-        del self._appended[mark.appended :]
-        for entry_id in list(self._unwritten)[mark.unwritten :]:
-            del self._unwritten[entry_id]
-
-    def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
-        return self._ledger._create_accounts(self.raw, new, self.now_ns)
-
-    def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
-        if not _batch_size(transfers):
-            return []
-        plan = self._ledger._apply(self.raw, [transfers], self._current_head, expire=not self._expired, txn=self)
-        self._expired = True
-        self._head = (plan.head_timestamp, plan.head_hash)
-        self._entries += len(plan.entries)
-        return plan.results[0]
-
-    def accounts(self, account_ids: Sequence[str]) -> dict[str, Account]:
-        """Current accounts by id, as this transaction sees them (missing ids are absent)."""
-        if len(account_ids) > PAGE_LIMIT_MAX:
-            raise BatchTooLarge(f"at most {PAGE_LIMIT_MAX} accounts per lookup")
-        rows = self.raw.select_where_in(f"SELECT {_ACCOUNT_COLUMNS} FROM accounts", "id", sorted({i for i in account_ids if storable(i)}))
-        found = {row[0]: Account(*row) for row in rows}
-        for account_id, account in found.items():
-            t = self._changed.get(account_id)
-            if t is not None:
-                found[account_id] = dataclasses.replace(
-                    account,
-                    debits_pending=t.debits_pending,
-                    debits_posted=t.debits_posted,
-                    credits_pending=t.credits_pending,
-                    credits_posted=t.credits_posted,
-                )
-        return found
-
-
-def _write_totals(raw: Raw, accounts: dict[str, Totals]) -> None:
-    raw.update_from_rows(
-        "UPDATE accounts SET debits_pending = v.column2, debits_posted = v.column3, "
-        "credits_pending = v.column4, credits_posted = v.column5, last_entry = v.column6, entries = v.column7 "
-        "FROM {rows} WHERE accounts.id = v.column1",
-        ("text", "bigint", "bigint", "bigint", "bigint", "bigint", "bigint"),
-        [
-            (k, t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted, t.last_entry, t.entries)
-            for k, t in sorted(accounts.items())
-        ],
-        why="every changed account is updated exactly once",
-    )
-
-
-def _move_head(raw: Raw, expected_hash: str, head: tuple[int, str], entries: int) -> None:
-    raw.expect(
-        "UPDATE ledger_head SET timestamp = ?, hash = ?, transfers_count = transfers_count + ? WHERE id = 1 AND hash = ?",
-        (head[0], head[1], entries, expected_hash),
-        1,
-        "the journal head moved under a held lock",
-    )

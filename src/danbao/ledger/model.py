@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum, IntFlag
 from typing import Any, NamedTuple
 
+from danbao.errors import DanbaoError
 from danbao.store.raw import PAGE_ROWS_MAX
 from danbao.store.schema import BIGINT_MAX
 
@@ -204,3 +206,16 @@ class AccountResult:
 class Page:
     items: list[Any]
     next_cursor: str | None
+
+
+class BatchTooLarge(DanbaoError):
+    code = "batch_too_large"
+
+
+def batch_size(transfers: Sequence[NewTransfer]) -> int:
+    """How many transfers a batch holds, once it is known to be one within the bound."""
+    if isinstance(transfers, NewTransfer):  # a named tuple: its fields are no batch
+        raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
+    if len(transfers) > TRANSFERS_PER_BATCH_MAX:
+        raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
+    return len(transfers)

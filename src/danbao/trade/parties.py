@@ -7,7 +7,7 @@ import re
 
 from danbao.ids import Ids
 from danbao.ledger import Ledger, NewTransfer
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.store.errors import IntegrityViolation
 from danbao.store.raw import Raw

@@ -12,7 +12,7 @@ from operator import attrgetter
 from typing import Any
 
 from danbao.errors import invariant
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
 from danbao.trade.model import Party, Status, Trade, TradeEvent

@@ -16,7 +16,7 @@ from typing import Any
 from danbao.errors import invariant
 from danbao.ids import Ids
 from danbao.ledger import Ledger
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.text import storable
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig, share_of

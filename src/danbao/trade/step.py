@@ -16,7 +16,7 @@ from typing import Any
 
 from danbao.errors import invariant
 from danbao.ledger import NewTransfer, Result, TransferFlags
-from danbao.ledger.ledger import LedgerTransaction
+from danbao.ledger.transaction import LedgerTransaction
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
 from danbao.trade.errors import TradeError
