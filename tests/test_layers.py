@@ -1,0 +1,76 @@
+"""The layers of DESIGN.md, read from the source: every import points down.
+
+kernel (errors, text, clock, ids, money) <- store <- ledger <- trade <- adapters (api,
+client) <- tools (sim, bench, cli). The domain (ledger, trade) knows nothing of HTTP or of
+a database driver; the kernel depends on nothing outside the standard library.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "danbao"
+
+KERNEL = {"errors", "text", "clock", "ids", "money"}
+# Each package of danbao, and the packages of danbao it may import besides itself.
+MAY_IMPORT: dict[str, set[str]] = {
+    **{name: KERNEL for name in KERNEL},
+    "store": KERNEL,
+    "ledger": KERNEL | {"store"},
+    "trade": KERNEL | {"store", "ledger"},
+    "api": KERNEL | {"store", "ledger", "trade"},
+    "client": {"api"},  # the wire models only (danbao.api.models)
+    "sim": KERNEL | {"store", "ledger", "trade"},
+    "bench": KERNEL | {"store", "ledger", "trade", "api", "client"},
+    "cli": KERNEL | {"store", "ledger", "trade", "api", "client", "sim", "bench"},
+}
+# What the domain must not know: HTTP and the database drivers (SQLAlchemy Core, which
+# speaks every dialect, is how it reaches the store's tables).
+NOT_IN_DOMAIN = {"fastapi", "starlette", "uvicorn", "httpx", "psycopg", "sqlite3", "pydantic"}
+
+
+def _package(path: Path) -> str:
+    return path.relative_to(SOURCE).parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports by absolute name (inside functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
+
+
+MODULES = sorted(p for p in SOURCE.rglob("*.py") if _package(p) != "__init__")
+
+
+def test_every_package_has_its_place_in_the_layers() -> None:
+    assert MODULES, "the source is where this test looks for it"
+    assert {_package(p) for p in MODULES} <= set(MAY_IMPORT)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(SOURCE)))
+def test_imports_point_down(path: Path) -> None:
+    package = _package(path)
+    imported = _imports(path)
+    inside = {name.split(".")[1] for name in imported if name.startswith("danbao.")}
+    assert inside - {package} <= MAY_IMPORT.get(package, set()), f"{package} may not import {sorted(inside - {package} - MAY_IMPORT.get(package, set()))}"
+    outside = {name.split(".")[0] for name in imported if name.split(".")[0] != "danbao"}
+    if package in {"ledger", "trade"}:
+        assert not outside & NOT_IN_DOMAIN, f"the domain imports {sorted(outside & NOT_IN_DOMAIN)}"
+    if package in KERNEL:
+        assert outside <= set(sys.stdlib_module_names) | {"__future__"}, f"the kernel imports {sorted(outside - set(sys.stdlib_module_names))}"
+
+
+def test_a_wrong_way_import_is_caught(tmp_path: Path) -> None:
+    """The check itself can fail: a ledger module reaching up into the API is seen."""
+    wrong = tmp_path / "wrong.py"
+    wrong.write_text("def f():\n    from danbao.api.app import create_app\n    return create_app\n")
+    assert "danbao.api.app" in _imports(wrong)
