@@ -30,6 +30,10 @@ SPREAD_ACCOUNTS = 10_000
 CLIENTS_MAX = 64
 
 
+# A scenario as figures name it: backend, scenario, clients, batch.
+FigureKey = tuple[str, str, int, int]
+
+
 @dataclass
 class Figure:
     backend: str
@@ -44,7 +48,7 @@ class Figure:
         return self.transfers / self.seconds if self.seconds else 0.0
 
     @property
-    def key(self) -> tuple[str, str, int, int]:
+    def key(self) -> FigureKey:
         return (self.backend, self.scenario, self.clients, self.batch)
 
     @classmethod

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from danbao.bench.ledger_bench import SECONDS_DEFAULT, Figure, scenarios, sqlite_targets
+from danbao.bench.ledger_bench import SECONDS_DEFAULT, Figure, FigureKey, scenarios, sqlite_targets
 
 app = typer.Typer(help="Measure throughput.", no_args_is_help=True)
 console = Console()
@@ -59,7 +59,7 @@ def bench_ledger(
 
     Example: danbao bench ledger --seconds 5 --backend sqlite
     """
-    slices: dict[tuple[str, str, int, int], list[Figure]] = {}
+    slices: dict[FigureKey, list[Figure]] = {}
     with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp, _postgres(postgres_url, "postgresql" in backend, "bench_ledger", "bench_bare") as pg:
         plans = []
         if "sqlite" in backend:
@@ -85,7 +85,7 @@ def bench_ledger(
         _ratios(backend_name, {key: each for key, each in slices.items() if key[0] == backend_name})
 
 
-def _ratios(backend: str, slices: dict[tuple[str, str, int, int], list[Figure]]) -> None:
+def _ratios(backend: str, slices: dict[FigureKey, list[Figure]]) -> None:
     """Each ratio of pooled figures, with the range of the ratios round by round."""
 
     def find(scenario_prefix: str, clients: int, batch: int) -> Optional[list[Figure]]:
