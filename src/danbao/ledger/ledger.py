@@ -53,6 +53,7 @@ from danbao.ledger.rows import (
     TRANSFER_COLUMNS,
     TRANSFER_ROWS,
     hold_row,
+    lock_head_later,
     move_head,
     write_totals,
 )
@@ -288,25 +289,13 @@ class Ledger:
             return None
 
     def _commit_raw(self, raw: Raw, submissions: list[Sequence[NewTransfer]]) -> Plan:
-        return self._apply(raw, submissions, self._lock_head_later(raw))
+        return self._apply(raw, submissions, lock_head_later(raw))
 
     def _learn_quiet(self, quiet_until: int) -> None:
         # A bound once learned stays true (holds opened later are stamped later), so a
         # late writer's smaller one may be ignored.
         if quiet_until > self._quiet_until:
             self._quiet_until = quiet_until
-
-    @staticmethod
-    def _lock_head_later(raw: Raw) -> Callable[[], tuple[int, str]]:
-        # The head lock comes first, always: it orders every ledger writer, on every backend.
-        # Pipelined, the reads queued after it run once the lock is held.
-        head = raw.rows_later("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
-
-        def locked() -> tuple[int, str]:
-            [(head_timestamp, head_hash)] = head()
-            return head_timestamp, head_hash
-
-        return locked
 
     def _apply(
         self,
@@ -401,11 +390,8 @@ class Ledger:
             # Once this commits, no hold can be due before the earliest of: the next expiry
             # among holds pending before it, those it opened, and a second (the shortest
             # timeout) after its head, after which any later hold is stamped.
-            quiet = min(
-                [plan.head_timestamp + NS_PER_SECOND]
-                + ([next_expiry] if next_expiry is not None else [])
-                + [h["expires_at"] for h in plan.holds_opened if h["expires_at"] is not None]
-            )
+            bounds = [plan.head_timestamp + NS_PER_SECOND, *(h["expires_at"] for h in plan.holds_opened if h["expires_at"] is not None)]
+            quiet = min(bounds if next_expiry is None else [*bounds, next_expiry])
             raw.on_commit(lambda: self._learn_quiet(quiet))
         return plan
 

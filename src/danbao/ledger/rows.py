@@ -1,9 +1,11 @@
-"""How the ledger's rows are laid out and written: column lists in the models' field
-order, the typed row sets batched inserts take, and the two writes every committed plan
-ends with (the changed accounts' totals, and the journal head moved under its lock)."""
+"""How the ledger's rows are laid out, read and written: column lists in the models' field
+order, the typed row sets batched inserts take, the journal head's lock, and the two
+writes every committed plan ends with (the changed accounts' totals, and the head moved
+under its lock)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import itemgetter
 
 from danbao.ledger.engine import Entry, Totals
@@ -34,6 +36,19 @@ ENGINE_TOTALS_COLUMNS = ", ".join(("currency", "flags", *TOTALS_COLUMNS, "last_e
 hold_row = itemgetter(*HOLD_FIELDS)
 HOLD_ROWS = RowsOf("holds", HOLD_FIELDS, HOLD_TYPES)
 ACCOUNT_ROWS = RowsOf("accounts", ACCOUNT_FIELDS, ACCOUNT_TYPES)
+
+
+def lock_head_later(raw: Raw) -> Callable[[], tuple[int, str]]:
+    """Ask for the journal head, locked; read (timestamp, hash) when the answer is called for."""
+    # The head lock comes first, always: it orders every ledger writer, on every backend.
+    # Pipelined, the reads queued after it run once the lock is held.
+    head = raw.rows_later("SELECT timestamp, hash FROM ledger_head WHERE id = 1" + raw.for_update)
+
+    def locked() -> tuple[int, str]:
+        [(head_timestamp, head_hash)] = head()
+        return head_timestamp, head_hash
+
+    return locked
 
 
 def write_totals(raw: Raw, accounts: dict[str, Totals]) -> None:

@@ -30,6 +30,7 @@ from danbao.ledger.rows import (
     MARK_ROWS,
     TRANSFER_FIELDS,
     TRANSFER_ROWS,
+    lock_head_later,
     move_head,
     write_totals,
 )
@@ -68,7 +69,7 @@ class LedgerTransaction:
         # The head lock is asked for first and its answer read when a transfer needs it:
         # pipelined, the lock travels with the work's first read instead of a round trip
         # of its own (the server still takes it first).
-        self._head_later = ledger._lock_head_later(raw)
+        self._head_later = lock_head_later(raw)
         self._locked_head: tuple[int, str] | None = None  # the head as locked, once read
         self._head: tuple[int, str] | None = None  # the head after this transaction's entries
         # The head row is written once, at the end (`flush`), not after every batch.
