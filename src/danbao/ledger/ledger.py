@@ -21,6 +21,7 @@ from danbao.errors import DanbaoError
 from danbao.ledger import history, joined
 from danbao.ledger.engine import NS_PER_SECOND, Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
+from danbao.ledger.known import KnownTotals
 from danbao.ledger.model import (
     ACCOUNTS_PER_BATCH_MAX,
     ID_PATTERN,
@@ -88,6 +89,8 @@ class Ledger:
         # No pending hold can be due before this time (ns), as a committed transaction
         # learned it (see `_apply`): until then the due-holds lookup is skipped.
         self._quiet_until = 0
+        # Totals this ledger committed, true while the head stays where it left it.
+        self.known = KnownTotals()
         self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
@@ -353,9 +356,16 @@ class Ledger:
         )
         holds_later = raw.select_where_in_later(f"SELECT {HOLD_COLUMNS} FROM holds", "pending_id", sorted(pending_ids))
         totals_of = f"SELECT id, {ENGINE_TOTALS_COLUMNS} FROM accounts"
-        totals_later = raw.select_where_in_later(totals_of, "id", sorted(account_ids - changed.keys()))
+        wanted = account_ids - changed.keys()
+        # Totals this ledger committed are not asked for again if the head is still where
+        # that commit left it (checked below, once the head is read).
+        known_at, known = self.known.find(wanted)
+        totals_later = raw.select_where_in_later(totals_of, "id", sorted(wanted - known.keys()))
 
         head_timestamp, head_hash = head()
+        locked_hash = txn._locked_hash() if txn is not None else head_hash
+        if known and known_at != locked_hash:  # someone else wrote since: read them after all
+            known = {row[0]: Totals(*row[1:]) for row in raw.select_where_in(totals_of, "id", sorted(known))}
         due = [Hold(*row) for row in due_later()]
         # Every hold due now is voided by this plan, unless there are more than it takes.
         learn = next_expiry_later is not None and len(due) < EXPIRIES_PER_BATCH_MAX
@@ -366,6 +376,7 @@ class Ledger:
         for row in holds_later():
             holds.setdefault(row[0], Hold(*row))
         totals = {row[0]: Totals(*row[1:]) for row in totals_later()}
+        totals.update(known)
         # A hold's accounts, when no transfer in the batch names them: a second, rare read.
         unread = {a for h in holds.values() for a in (h.debit_account_id, h.credit_account_id)} - account_ids
         account_ids |= unread
@@ -386,6 +397,8 @@ class Ledger:
         )
         if plan.entries:
             self._persist(raw, plan, head_hash, txn=txn)
+            if txn is None:  # a transaction reports what it wrote when it flushes
+                raw.on_commit(lambda: self.known.learn(head_hash, plan.head_hash, plan.accounts))
         if learn:
             # Once this commits, no hold can be due before the earliest of: the next expiry
             # among holds pending before it, those it opened, and a second (the shortest

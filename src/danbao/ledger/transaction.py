@@ -100,13 +100,16 @@ class LedgerTransaction:
                 self.raw.insert(rows_of, rows)
             self._appended = []
             self._unwritten = {}
-        if self._changed:
-            write_totals(self.raw, self._changed)
-            self._changed = {}
+        changed, self._changed = self._changed, {}
+        if changed:
+            write_totals(self.raw, changed)
         if self._entries:
             invariant(self._locked_head is not None and self._head is not None, "entries were planned on a read head")
-            move_head(self.raw, self._locked_head[1], self._head, self._entries)  # type: ignore[index,arg-type]
+            locked_hash, new_hash = self._locked_head[1], self._head[1]  # type: ignore[index]
+            move_head(self.raw, locked_hash, self._head, self._entries)  # type: ignore[arg-type]
             self._locked_head, self._entries = self._head, 0
+            known = self._ledger.known
+            self.raw.on_commit(lambda: known.learn(locked_hash, new_hash, changed))
 
     def _current_head(self) -> tuple[int, str]:
         """The head the next entry chains to: the locked head (read now if it was not yet)
@@ -116,6 +119,12 @@ class LedgerTransaction:
         if self._head is None:
             self._head = self._locked_head
         return self._head
+
+    def _locked_hash(self) -> str:
+        """The head's hash as this transaction found it when it took the lock (or as its
+        last `flush` left it): what the database held before the entries kept back."""
+        self._current_head()
+        return self._locked_head[1]  # type: ignore[index]
 
     def append(self, rows_of: RowsOf, row: tuple[Any, ...]) -> None:
         """Queue a row for an append-only table, written at `flush`: a group of works then

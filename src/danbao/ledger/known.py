@@ -1,0 +1,57 @@
+"""What this process knows of account totals, and the journal head that knowledge is true at.
+
+Every write of an account's totals happens under the journal head lock and moves the head
+to a new hash (see `Ledger._apply`). So totals this process wrote in a transaction that
+moved the head from H to H' are the database's totals for as long as the head stays H':
+a writer that finds the head at H' when it takes the lock may plan on them instead of
+reading them again. Any other head (another process or connection wrote in between, or
+the database was restored) makes them worthless, and the writer reads from the database.
+
+Only committed knowledge enters (`learn` runs from `Raw.on_commit`), and the engine gets
+copies, since it changes the totals it plans on in place.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from danbao.ledger.engine import Totals
+
+# Accounts remembered at most; past it the knowledge restarts from the latest commit.
+KNOWN_ACCOUNTS_MAX = 100_000
+
+
+class KnownTotals:
+    def __init__(self, limit: int = KNOWN_ACCOUNTS_MAX):
+        self._limit = limit
+        # Both change together, under the lock: commits from two threads (the writer and
+        # an event loop) may report in either order.
+        self._lock = threading.Lock()
+        self._head_hash: str | None = None
+        self._totals: dict[str, Totals] = {}
+
+    def find(self, account_ids: Iterable[str]) -> tuple[str | None, dict[str, Totals]]:
+        """(the head hash they are true at, copies of the totals known among `account_ids`)."""
+        with self._lock:
+            known = self._totals
+            return self._head_hash, {i: known[i].copy() for i in account_ids if i in known}
+
+    def learn(self, locked_hash: str, new_hash: str, written: dict[str, Totals]) -> None:
+        """A transaction that locked the head at `locked_hash` committed, moving it to
+        `new_hash` and writing `written` (objects nobody changes afterwards)."""
+        with self._lock:
+            if self._head_hash != locked_hash or len(self._totals) + len(written) > self._limit:
+                # Someone else's commit came between (or memory is full): what was known
+                # is not known to hold at the new head.
+                self._totals = {}
+            self._totals.update(written)
+            self._head_hash = new_hash
+
+    def forget(self) -> None:
+        with self._lock:
+            self._totals = {}
+            self._head_hash = None
+
+    def __len__(self) -> int:
+        return len(self._totals)
