@@ -12,7 +12,7 @@ Reads (balances, history, holds, past balances) are here too; how rows are laid 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, select
 
@@ -78,6 +78,19 @@ _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
 
 
 T = TypeVar("T")
+
+
+class _Loaded(NamedTuple):
+    """What `Ledger._load` read for a plan, under the head lock."""
+
+    head_timestamp: int
+    head_hash: str
+    due: list[Hold]  # pending holds past their deadline, oldest first (bounded)
+    learn_quiet: bool  # whether the next expiry below may bound when a hold can next be due
+    next_expiry: int | None
+    journal: dict[str, Transfer]  # entries the batch's ids and pending ids name
+    holds: dict[str, Hold]  # holds the batch names, and the due ones
+    totals: dict[str, Totals]  # the engine's own copies, to change in place
 
 
 class Ledger:
@@ -311,14 +324,51 @@ class Ledger:
     ) -> Plan:
         """Load what the batch touches, plan it, persist the plan (the head lock is held).
 
-        Every lookup is asked before any answer is read, so a pipelined connection makes
-        one round trip for all of them. `expire=False` skips voiding due holds: a
-        transaction that already did so moments ago (the engine still refuses to post a
-        hold past its deadline). Inside a `LedgerTransaction` (`txn`), journal entries join
-        the transaction's appended rows and the head moves when it flushes; its unwritten
-        entries count as the journal."""
+        `expire=False` skips voiding due holds: a transaction that already did so moments
+        ago (the engine still refuses to post a hold past its deadline). Inside a
+        `LedgerTransaction` (`txn`), journal entries join the transaction's appended rows
+        and the head moves when it flushes; its unwritten entries count as the journal."""
         now = self.clock.now_ns()
-        expire = expire and now >= self._quiet_until
+        loaded = self._load(raw, submissions, head, now, expire=expire and now >= self._quiet_until, txn=txn)
+        plan = plan_batch(
+            submissions,
+            accounts=loaded.totals,
+            journal=loaded.journal,
+            holds=loaded.holds,
+            due_holds=loaded.due,
+            now_ns=now,
+            head_timestamp=loaded.head_timestamp,
+            head_hash=loaded.head_hash,
+        )
+        head_hash = loaded.head_hash
+        if plan.entries:
+            self._persist(raw, plan, head_hash, txn=txn)
+            if txn is None:  # a transaction reports what it wrote when it flushes
+                raw.on_commit(lambda: self.known.learn(head_hash, plan.head_hash, plan.accounts))
+        if loaded.learn_quiet:
+            # Once this commits, no hold can be due before the earliest of: the next expiry
+            # among holds pending before it, those it opened, and a second (the shortest
+            # timeout) after its head, after which any later hold is stamped.
+            bounds = [plan.head_timestamp + NS_PER_SECOND, *(h["expires_at"] for h in plan.holds_opened if h["expires_at"] is not None)]
+            quiet = min(bounds if loaded.next_expiry is None else [*bounds, loaded.next_expiry])
+            raw.on_commit(lambda: self._learn_quiet(quiet))
+        return plan
+
+    def _load(
+        self,
+        raw: Raw,
+        submissions: list[Sequence[NewTransfer]],
+        head: Callable[[], tuple[int, str]],
+        now: int,
+        *,
+        expire: bool,
+        txn: LedgerTransaction | None,
+    ) -> _Loaded:
+        """What a plan needs: the locked head, the holds due, the journal entries and holds
+        the batch names, and its accounts' totals.
+
+        Every lookup is asked before any answer is read, so a pipelined connection makes
+        one round trip for all of them."""
         due_later = (
             raw.rows_later(
                 f"SELECT {HOLD_COLUMNS} FROM holds WHERE state = 'pending' AND expires_at <= ? "
@@ -368,8 +418,8 @@ class Ledger:
             known = {row[0]: Totals(*row[1:]) for row in raw.select_where_in(totals_of, "id", sorted(known))}
         due = [Hold(*row) for row in due_later()]
         # Every hold due now is voided by this plan, unless there are more than it takes.
-        learn = next_expiry_later is not None and len(due) < EXPIRIES_PER_BATCH_MAX
-        next_expiry = next_expiry_later()[0][0] if learn else None  # type: ignore[misc]
+        learn_quiet = next_expiry_later is not None and len(due) < EXPIRIES_PER_BATCH_MAX
+        next_expiry = next_expiry_later()[0][0] if learn_quiet else None  # type: ignore[misc]
         journal = {row[0]: Transfer(*row) for row in journal_later()}
         journal.update((i, unwritten[i]) for i in journal_ids if i in unwritten)
         holds = {h.pending_id: h for h in due}
@@ -385,28 +435,7 @@ class Ledger:
         )
         # Copies: the engine changes the totals it is given in place.
         totals.update((i, changed[i].copy()) for i in account_ids if i in changed)
-        plan = plan_batch(
-            submissions,
-            accounts=totals,
-            journal=journal,
-            holds=holds,
-            due_holds=due,
-            now_ns=now,
-            head_timestamp=head_timestamp,
-            head_hash=head_hash,
-        )
-        if plan.entries:
-            self._persist(raw, plan, head_hash, txn=txn)
-            if txn is None:  # a transaction reports what it wrote when it flushes
-                raw.on_commit(lambda: self.known.learn(head_hash, plan.head_hash, plan.accounts))
-        if learn:
-            # Once this commits, no hold can be due before the earliest of: the next expiry
-            # among holds pending before it, those it opened, and a second (the shortest
-            # timeout) after its head, after which any later hold is stamped.
-            bounds = [plan.head_timestamp + NS_PER_SECOND, *(h["expires_at"] for h in plan.holds_opened if h["expires_at"] is not None)]
-            quiet = min(bounds if next_expiry is None else [*bounds, next_expiry])
-            raw.on_commit(lambda: self._learn_quiet(quiet))
-        return plan
+        return _Loaded(head_timestamp, head_hash, due, learn_quiet, next_expiry, journal, holds, totals)
 
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
