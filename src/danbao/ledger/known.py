@@ -23,6 +23,8 @@ KNOWN_ACCOUNTS_MAX = 100_000
 
 
 class KnownTotals:
+    """Account totals as of one journal head hash, learned from this process's commits."""
+
     def __init__(self, limit: int = KNOWN_ACCOUNTS_MAX):
         self._limit = limit
         # Both change together, under the lock: commits from two threads (the writer and
@@ -47,11 +49,6 @@ class KnownTotals:
                 self._totals = {}
             self._totals.update(written)
             self._head_hash = new_hash
-
-    def forget(self) -> None:
-        with self._lock:
-            self._totals = {}
-            self._head_hash = None
 
     def __len__(self) -> int:
         return len(self._totals)
