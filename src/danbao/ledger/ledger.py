@@ -80,6 +80,14 @@ _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
 T = TypeVar("T")
 
 
+# An account's totals as the engine plans on them, by id.
+_TOTALS_OF = f"SELECT id, {ENGINE_TOTALS_COLUMNS} FROM accounts"
+
+
+def _totals_by_id(rows: list[tuple[Any, ...]]) -> dict[str, Totals]:
+    return {row[0]: Totals(*row[1:]) for row in rows}
+
+
 class _Loaded(NamedTuple):
     """What `Ledger._load` read for a plan, under the head lock."""
 
@@ -405,17 +413,16 @@ class Ledger:
             f"SELECT {TRANSFER_COLUMNS} FROM transfers", "id", sorted(journal_ids - unwritten.keys())
         )
         holds_later = raw.select_where_in_later(f"SELECT {HOLD_COLUMNS} FROM holds", "pending_id", sorted(pending_ids))
-        totals_of = f"SELECT id, {ENGINE_TOTALS_COLUMNS} FROM accounts"
         wanted = account_ids - changed.keys()
         # Totals this ledger committed are not asked for again if the head is still where
         # that commit left it (checked below, once the head is read).
         known_at, known = self.known.find(wanted)
-        totals_later = raw.select_where_in_later(totals_of, "id", sorted(wanted - known.keys()))
+        totals_later = raw.select_where_in_later(_TOTALS_OF, "id", sorted(wanted - known.keys()))
 
         head_timestamp, head_hash = head()
         locked_hash = txn._locked_hash() if txn is not None else head_hash
         if known and known_at != locked_hash:  # someone else wrote since: read them after all
-            known = {row[0]: Totals(*row[1:]) for row in raw.select_where_in(totals_of, "id", sorted(known))}
+            known = _totals_by_id(raw.select_where_in(_TOTALS_OF, "id", sorted(known)))
         due = [Hold(*row) for row in due_later()]
         # Every hold due now is voided by this plan, unless there are more than it takes.
         learn_quiet = next_expiry_later is not None and len(due) < EXPIRIES_PER_BATCH_MAX
@@ -425,14 +432,12 @@ class Ledger:
         holds = {h.pending_id: h for h in due}
         for row in holds_later():
             holds.setdefault(row[0], Hold(*row))
-        totals = {row[0]: Totals(*row[1:]) for row in totals_later()}
+        totals = _totals_by_id(totals_later())
         totals.update(known)
         # A hold's accounts, when no transfer in the batch names them: a second, rare read.
         unread = {a for h in holds.values() for a in (h.debit_account_id, h.credit_account_id)} - account_ids
         account_ids |= unread
-        totals.update(
-            (row[0], Totals(*row[1:])) for row in raw.select_where_in(totals_of, "id", sorted(unread - changed.keys()))
-        )
+        totals.update(_totals_by_id(raw.select_where_in(_TOTALS_OF, "id", sorted(unread - changed.keys()))))
         # Copies: the engine changes the totals it is given in place.
         totals.update((i, changed[i].copy()) for i in account_ids if i in changed)
         return _Loaded(head_timestamp, head_hash, due, learn_quiet, next_expiry, journal, holds, totals)
