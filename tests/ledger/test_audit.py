@@ -1,10 +1,20 @@
-"""The audit proves the books, and catches a row changed behind the ledger's back."""
+"""The audit proves the books, and names what a row changed behind the ledger's back broke.
+
+Each tampering below is one change made with SQL, as a person with database access could;
+the audit must report the specific violation it causes, not merely fail. Some rules are
+also enforced by CHECK constraints; the audit does not rely on them (a restored dump or an
+altered table may lack them), so those cases switch the constraints off first.
+"""
 
 import pytest
 from sqlalchemy import text
 
-from danbao.ledger import NewTransfer, TransferFlags, audit
+from danbao.ledger import AccountFlags, NewTransfer, TransferFlags, audit
+from danbao.ledger.model import HISTORY_MARK_EVERY
 from tests.ledger.helpers import fund, open_accounts
+
+NO_OVERDRAFT = int(AccountFlags.no_overdraft)
+NO_OVERCREDIT = int(AccountFlags.no_overcredit)
 
 
 @pytest.fixture
@@ -29,36 +39,131 @@ def test_clean_books_pass(books, db):
     assert usd.debits_posted == usd.credits_posted == 1350
 
 
+# tampering -> (SQL statements, a violation the audit must report)
 TAMPERING = {
-    "amount edited": "UPDATE transfers SET amount = 1 WHERE id = 't1'",
-    "recipient edited": "UPDATE transfers SET credit_account_id = 'bank' WHERE id = 't1'",
-    "metadata edited": "UPDATE transfers SET metadata = '{\"k\":\"w\"}' WHERE id = 't1'",
-    "balance edited": "UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'bob'",
-    "entry deleted": "DELETE FROM transfers WHERE id = 't1'",
-    "hold reopened": "UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'",
-    "history link cut": "UPDATE transfers SET credit_prev = NULL WHERE id = 'p1'",
-    "history link moved": "UPDATE transfers SET debit_prev = (SELECT timestamp FROM transfers WHERE id = 't1') WHERE id = 'p1'",
-    "history count edited": "UPDATE accounts SET entries = entries + 1 WHERE id = 'bob'",
-    "history end edited": "UPDATE accounts SET last_entry = NULL WHERE id = 'alice'",
-    "both sides edited": (
-        "UPDATE accounts SET credits_posted = credits_posted + 5 WHERE id = 'bob';"
-        "UPDATE accounts SET debits_posted = debits_posted + 5 WHERE id = 'alice'"
+    "amount edited": (["UPDATE transfers SET amount = 1 WHERE id = 't1'"], "hash chain broken at transfer t1"),
+    "recipient edited": (["UPDATE transfers SET credit_account_id = 'bank' WHERE id = 't1'"], "hash chain broken at transfer t1"),
+    "metadata edited": (["UPDATE transfers SET metadata = '{\"k\":\"w\"}' WHERE id = 't1'"], "hash chain broken at transfer t1"),
+    "hash rewritten": (["UPDATE transfers SET hash = '" + "f" * 64 + "' WHERE id = 't1'"], "hash chain broken at transfer t1"),
+    "balance edited": (["UPDATE accounts SET credits_posted = credits_posted + 1 WHERE id = 'bob'"], "account bob totals [0, 0, 0, 351] differ from its journal [0, 0, 0, 350]"),
+    "both sides edited, still balanced": (
+        [
+            "UPDATE accounts SET credits_posted = credits_posted + 5 WHERE id = 'bob'",
+            "UPDATE accounts SET debits_posted = debits_posted + 5 WHERE id = 'alice'",
+        ],
+        "account alice totals",
     ),
+    "entry deleted": (["DELETE FROM transfers WHERE id = 't1'"], "journal head does not match the last entry"),
+    "head count edited": (["UPDATE ledger_head SET transfers_count = transfers_count + 1"], "journal head does not match the last entry"),
+    "amount zeroed": (["UPDATE transfers SET amount = 0 WHERE id = 't1'"], "transfer t1 has non-positive amount 0"),
+    "hold reopened": (["UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'"], "hold h1 is pending, journal says posted"),
+    "hold deleted": (["DELETE FROM holds WHERE pending_id = 'h1'"], "1 pending entries but 0 holds"),
+    "hold invented": (
+        ["INSERT INTO holds (pending_id, debit_account_id, credit_account_id, amount, currency, timestamp, expires_at, state) VALUES ('ghost', 'alice', 'bob', 5, 'USD', 1, NULL, 'pending')"],
+        "hold ghost has no pending entry",
+    ),
+    "post points at a plain transfer": (["UPDATE transfers SET pending_id = 't1' WHERE id = 'p1'"], "transfer p1 resolves t1, which is not an open hold"),
+    "post's hold amount edited": (["UPDATE transfers SET hold_amount = 299 WHERE id = 'p1'"], "transfer p1 does not match hold h1"),
+    "post raised above its hold": (["UPDATE transfers SET amount = 301 WHERE id = 'p1'"], "transfer p1 posts more than its hold"),
+    "history link cut": (["UPDATE transfers SET credit_prev = NULL WHERE id = 'p1'"], "history chain of bob broken at transfer p1"),
+    "history link moved": (
+        ["UPDATE transfers SET debit_prev = (SELECT timestamp FROM transfers WHERE id = 't1') WHERE id = 'p1'"],
+        "history chain of alice broken at transfer p1",
+    ),
+    "history count edited": (["UPDATE accounts SET entries = entries + 1 WHERE id = 'bob'"], "account bob history ends"),
+    "history end edited": (["UPDATE accounts SET last_entry = NULL WHERE id = 'alice'"], "account alice history ends"),
+    "account moved to another currency": (["UPDATE accounts SET currency = 'EUR' WHERE id = 'bob'"], "USD: debits do not equal credits"),
+}
+
+# Tamperings a CHECK constraint would refuse: the audit must catch them all the same.
+UNCHECKED = {
+    "overdraft flag set on an overdrawn account": (f"UPDATE accounts SET flags = {NO_OVERDRAFT} WHERE id = 'bank'", "account bank is overdrawn"),
+    "overcredit flag set on an overcredited account": (f"UPDATE accounts SET flags = {NO_OVERCREDIT} WHERE id = 'bob'", "account bob is overcredited"),
 }
 
 
-@pytest.mark.parametrize("sql", TAMPERING.values(), ids=TAMPERING.keys())
-def test_audit_catches_tampering(books, db, sql):
+def _tamper(db, statements, *, unchecked=False):
     with db.engine.begin() as conn:
-        for statement in sql.split(";"):
+        if unchecked and db.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA ignore_check_constraints = ON")
+        if unchecked and db.dialect == "postgresql":
+            conn.exec_driver_sql("ALTER TABLE accounts DROP CONSTRAINT ck_accounts_no_overdraft")
+            conn.exec_driver_sql("ALTER TABLE accounts DROP CONSTRAINT ck_accounts_no_overcredit")
+        for statement in statements:
             conn.execute(text(statement))
-    report = audit(db)
+        if unchecked and db.dialect == "sqlite":
+            conn.exec_driver_sql("PRAGMA ignore_check_constraints = OFF")
+
+
+def _reported(report, expected):
     assert not report.ok
-    assert report.violations
+    assert any(expected in v for v in report.violations), report.violations
 
 
-def test_rewriting_an_entry_and_its_hash_still_breaks_the_chain(books, db):
-    with db.engine.begin() as conn:
-        conn.execute(text("UPDATE transfers SET hash = :h WHERE id = 't1'"), {"h": "f" * 64})
+@pytest.mark.parametrize(("statements", "expected"), TAMPERING.values(), ids=TAMPERING.keys())
+def test_audit_names_what_tampering_broke(books, db, statements, expected):
+    _tamper(db, statements)
+    _reported(audit(db), expected)
+
+
+@pytest.mark.parametrize(("statement", "expected"), UNCHECKED.values(), ids=UNCHECKED.keys())
+def test_audit_catches_what_constraints_would_have_refused(books, db, statement, expected):
+    _tamper(db, [statement], unchecked=True)
+    _reported(audit(db), expected)
+
+
+def test_a_constraint_refuses_an_overdrawn_flag(books, db):
+    # The constraint is the first line; the audit above is the second.
+    with pytest.raises(Exception, match="(?i)constraint"):
+        _tamper(db, [f"UPDATE accounts SET flags = {NO_OVERDRAFT} WHERE id = 'bank'"])
+    assert audit(db).ok
+
+
+def test_moving_an_account_to_another_currency_unbalances_both(books, db):
+    _tamper(db, ["UPDATE accounts SET currency = 'EUR' WHERE id = 'bob'"])
     report = audit(db)
-    assert any("hash chain" in v for v in report.violations)
+    _reported(report, "USD: debits do not equal credits")
+    _reported(report, "EUR: debits do not equal credits")
+
+
+@pytest.fixture
+def marked_books(books, db):
+    """Books where alice has a history mark (every HISTORY_MARK_EVERY-th entry)."""
+    entries = 4  # funding, t1, h1, p1
+    books.create_transfers([NewTransfer(f"m{i}", "alice", "bob", 1, "USD") for i in range(HISTORY_MARK_EVERY - entries)])
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM account_marks WHERE account_id = 'alice'")).scalar() == 1
+    return books
+
+
+def test_marked_books_pass(marked_books, db):
+    report = audit(db)
+    assert report.ok, report.violations
+
+
+def test_audit_catches_an_edited_history_mark(marked_books, db):
+    _tamper(db, ["UPDATE account_marks SET debits_posted = debits_posted + 1 WHERE account_id = 'alice'"])
+    _reported(audit(db), "history mark of alice at")
+
+
+def test_audit_catches_a_deleted_history_mark(marked_books, db):
+    _tamper(db, ["DELETE FROM account_marks WHERE account_id = 'alice'"])
+    report = audit(db)
+    _reported(report, "history mark of alice at")
+    assert any(v.endswith("is missing") for v in report.violations)
+
+
+def test_audit_catches_an_account_the_journal_names_but_that_is_gone(books, db):
+    _tamper(db, ["UPDATE accounts SET id = 'robert' WHERE id = 'bob'"])
+    report = audit(db)
+    _reported(report, "journal names account bob, which does not exist")
+
+
+def test_violations_are_counted_beyond_those_reported(books, db):
+    from danbao.ledger.audit import VIOLATIONS_REPORTED_MAX
+
+    books.create_transfers([NewTransfer(f"x{i}", "alice", "bob", 1, "USD") for i in range(VIOLATIONS_REPORTED_MAX)])
+    _tamper(db, ["UPDATE transfers SET hash = 'x'"])  # every entry's link breaks
+    report = audit(db)
+    assert len(report.violations) == VIOLATIONS_REPORTED_MAX
+    assert report.violations_count > VIOLATIONS_REPORTED_MAX
