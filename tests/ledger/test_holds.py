@@ -4,9 +4,12 @@ import pytest
 
 from danbao.clock import NS_PER_SECOND
 from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags
+from danbao.ledger.model import TOTAL_MAX
+from danbao.money import AMOUNT_MAX_MINOR
 from danbao.store.raw import Raw
 from tests.ledger.helpers import fund, open_accounts, totals
 
+LINKED = int(TransferFlags.linked)
 PENDING = int(TransferFlags.pending)
 POST = int(TransferFlags.post_pending)
 VOID = int(TransferFlags.void_pending)
@@ -83,6 +86,8 @@ def test_post_after_void_is_refused(held):
         (NewTransfer("p", pending_id="fund-alice-1000", flags=POST), Result.pending_not_pending),
         (NewTransfer("p", pending_id="nope", flags=VOID), Result.pending_not_found),
         (NewTransfer("p", pending_id="h", flags=POST, amount=0), Result.amount_invalid),
+        (NewTransfer("p", pending_id="h", flags=POST, debit_account_id="not an id"), Result.account_id_invalid),
+        (NewTransfer("p", pending_id="h", flags=VOID, currency="XXQ"), Result.currency_unknown),
     ],
 )
 def test_bad_resolutions_are_refused_and_change_nothing(held, transfer, code):
@@ -101,6 +106,54 @@ def test_hold_and_post_in_one_batch(held):
     )
     assert [r.result for r in results] == [Result.ok, Result.ok]
     assert totals(held, "bob") == (0, 0, 400, 60)
+
+
+@pytest.mark.parametrize("resolution", [POST, VOID], ids=["post", "void"])
+def test_a_failed_chain_leaves_the_hold_it_resolved_pending(held, resolution):
+    before = (totals(held, "alice"), totals(held, "bob"))
+    results = held.create_transfers(
+        [
+            NewTransfer("r", pending_id="h", flags=resolution | LINKED),
+            NewTransfer("x", "alice", "bob", 10_000, "USD"),  # more than alice has: the chain fails
+        ]
+    )
+    assert [r.result for r in results] == [Result.linked_event_failed, Result.insufficient_funds]
+    assert (totals(held, "alice"), totals(held, "bob")) == before
+    assert [h.pending_id for h in held.holds("alice").items] == ["h"]
+    [again] = held.create_transfers([NewTransfer("r", pending_id="h", flags=resolution)])
+    assert again.result is Result.ok
+
+
+def _fill(ledger, prefix: str, count: int, **fields) -> None:
+    """`count` transfers of the largest amount, in batches, all of which must succeed."""
+    for start in range(0, count, 1000):
+        batch = [NewTransfer(f"{prefix}{start + i}", amount=AMOUNT_MAX_MINOR, **fields) for i in range(min(1000, count - start))]
+        assert all(r.result is Result.ok for r in ledger.create_transfers(batch))
+
+
+FILLS = TOTAL_MAX // AMOUNT_MAX_MINOR  # one more of the largest amount overflows a total
+
+
+def test_a_hold_that_would_overflow_the_pending_totals_is_refused(ledger):
+    open_accounts(ledger, "src", "dst", flags=0)
+    _fill(ledger, "h", FILLS, debit_account_id="src", credit_account_id="dst", currency="USD", flags=PENDING)
+    before = (totals(ledger, "src"), totals(ledger, "dst"))
+    [r] = ledger.create_transfers([NewTransfer("over", "src", "dst", AMOUNT_MAX_MINOR, "USD", flags=PENDING)])
+    assert r.result is Result.overflow
+    assert (totals(ledger, "src"), totals(ledger, "dst")) == before
+
+
+def test_a_post_that_would_overflow_the_posted_totals_is_refused_and_the_hold_stays(ledger):
+    open_accounts(ledger, "src", "dst", flags=0)
+    [r] = ledger.create_transfers([NewTransfer("h", "src", "dst", AMOUNT_MAX_MINOR, "USD", flags=PENDING)])
+    assert r.result is Result.ok
+    _fill(ledger, "t", FILLS, debit_account_id="src", credit_account_id="dst", currency="USD")
+    before = (totals(ledger, "src"), totals(ledger, "dst"))
+    [r] = ledger.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    assert r.result is Result.overflow
+    assert (totals(ledger, "src"), totals(ledger, "dst")) == before
+    [r] = ledger.create_transfers([NewTransfer("v", pending_id="h", flags=VOID)])
+    assert r.result is Result.ok  # voiding moves nothing posted, so it still may
 
 
 def test_an_expired_hold_cannot_be_posted_and_voids_itself(held, clock):
