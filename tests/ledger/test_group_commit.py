@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import pytest
+
 from danbao.ledger.group_commit import Failed, GroupCommitter
 
 
@@ -129,3 +131,66 @@ def test_without_an_inline_commit_asyncio_callers_go_to_the_writer() -> None:
     c.close()
     assert recorder.inline_groups == []
     assert sorted(p for payloads, _ in recorder.writer_groups for p in payloads) == [1, 2, 3]
+
+
+async def _turns_until(condition, turns: int = 100) -> None:  # type: ignore[no-untyped-def]
+    """Let the loop run until `condition()` holds (a bounded number of turns, no clock)."""
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
+def test_writer_groups_are_bounded_by_size_and_a_request_that_does_not_fit_waits_for_the_next() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=10, size=lambda p: 4)
+    first = threading.Thread(target=lambda: c.submit(0))
+    first.start()
+    assert recorder.in_writer.wait(timeout=30)  # the writer holds [0] while the rest queue up
+
+    async def main() -> list[object]:
+        waiting = [asyncio.ensure_future(c.submit_async(p)) for p in range(1, 6)]
+        await _turns_until(lambda: c._queue.qsize() == 5)
+        recorder.release_writer.set()
+        return await asyncio.gather(*waiting)
+
+    assert asyncio.run(main()) == [10, 20, 30, 40, 50]
+    first.join()
+    c.close()
+    assert [payloads for payloads, _ in recorder.writer_groups] == [[0], [1, 2], [3, 4], [5]]
+
+
+def test_a_cancelled_caller_stops_waiting_but_its_request_still_commits() -> None:
+    # Cancelling is not undoing: once queued, a request commits with its group, like a
+    # request whose client hung up. The others in the group get their answers.
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100)
+
+    async def main() -> object:
+        cancelled = asyncio.ensure_future(c.submit_async(1))
+        kept = asyncio.ensure_future(c.submit_async(2))
+        assert await asyncio.to_thread(recorder.in_writer.wait, 30)  # the writer holds the group
+        cancelled.cancel()
+        await asyncio.gather(cancelled, return_exceptions=True)
+        recorder.release_writer.set()
+        return await kept
+
+    assert asyncio.run(main()) == 20
+    c.close()
+    assert sorted(p for payloads, _ in recorder.writer_groups for p in payloads) == [1, 2]
+
+
+def test_a_closed_committer_refuses_new_requests() -> None:
+    recorder = Recorder()
+    c = committer(recorder)
+    assert c.submit(1) == 10
+    c.close()
+    c.close()  # closing twice is harmless
+    with pytest.raises(RuntimeError, match="closed"):
+        c.submit(2)
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(c.submit_async(3))
+    assert [p for payloads, _ in recorder.writer_groups + recorder.inline_groups for p in payloads] == [1]
