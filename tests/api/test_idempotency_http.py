@@ -82,6 +82,21 @@ def test_keys_are_per_party_and_kept_a_day(live: Live) -> None:
     assert live.services.ledger.account("ann.wallet.CNY").balance == 20  # type: ignore[union-attr]
 
 
+def test_a_key_past_its_day_is_free_again_before_any_sweep(live: Live) -> None:
+    # The expired record is still in the table (no sweep ran): the request that finds it
+    # must treat the key as unused, whatever body it brings, and replace the record.
+    live.party("buyer", "ann")
+    key = live.admin.issue_key("ann").key
+    http = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "daily"})
+    assert http.post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR}).status_code == 201
+    live.clock.advance(KEEP_SECONDS)
+    other = http.post("/v1/wallet/top-up", json={"amount": 25, "currency": CUR})
+    assert other.status_code == 201 and "idempotent-replayed" not in other.headers
+    again = http.post("/v1/wallet/top-up", json={"amount": 25, "currency": CUR})
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == other.json()
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 35  # type: ignore[union-attr]
+
+
 def test_the_client_retries_a_trade_operation_without_doing_it_twice(live: Live) -> None:
     ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
     ann.top_up(1_000, CUR)
