@@ -145,6 +145,26 @@ def test_an_oversized_body_is_refused_before_any_work(ann: httpx.Client) -> None
     assert problem_of(response)[:2] == (413, "body_too_large")
 
 
+def test_an_oversized_body_without_a_length_is_cut_off_as_it_streams(live: Live, ann: httpx.Client) -> None:
+    def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"items": "'
+        for _ in range(70):
+            yield b"x" * 1000  # past the bound before the body ends
+        yield b'"}'
+
+    response = ann.post("/v1/trades", content=chunks(), headers={"Content-Type": "application/json"})
+    assert "content-length" not in response.request.headers  # sent chunked: the length was never declared
+    assert problem_of(response)[:2] == (413, "body_too_large")
+    assert ann.get("/v1/trades").json()["data"] == []
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there"], ids=["too long", "not printable"])
+def test_a_malformed_idempotency_key_is_refused_and_nothing_happens(live: Live, ann: httpx.Client, key: str) -> None:
+    response = ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR}, headers={"Idempotency-Key": key})
+    assert problem_of(response) == (400, "idempotency_key_invalid", "Idempotency-Key")
+    assert live.services.ledger.account("ann.wallet.CNY") is None
+
+
 def test_no_key_and_bad_keys_are_401(live: Live) -> None:
     plain = httpx.Client(base_url=live.url)
     assert problem_of(plain.get("/v1/accounts"))[:2] == (401, "auth_required")

@@ -127,6 +127,9 @@ def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, r
         assert (event["type"], event["data"]["trade_id"], event["data"]["status"]) == ("trade.paid", t.id, "paid")
     events, _ = ann.events()
     assert [e.id for e in events if e.type == "trade.paid"] == [json.loads(receiver.received[0][1])["id"]]
+    metrics = httpx.get(f"{live.url}/metrics").text  # the operator sees deliveries by state
+    assert 'danbao_webhook_deliveries{state="delivered"} 1.0' in metrics
+    assert 'danbao_webhook_delivery_attempts_total{state="delivered"} 3.0' in metrics
 
 
 def test_a_receivers_answer_body_is_never_read(live: Live) -> None:
