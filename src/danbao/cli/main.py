@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -23,8 +24,10 @@ from danbao.trade.reconcile import reconcile
 app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_help=True, add_completion=False)
 account_app = typer.Typer(help="Open and inspect ledger accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
-console = Console()
-err = Console(stderr=True)
+# soft_wrap: a line longer than the terminal (or than 80 columns, in a log) is never
+# broken, so a key, an id or a URL arrives whole wherever the output goes.
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 _state: dict[str, Optional[str]] = {"url": None}
 
@@ -315,6 +318,10 @@ def serve(
     console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.url}")
     app = create_app(services)
     freeze_startup_heap()
+    # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler it
+    # found: by default that kills the process before the background stops and the
+    # database closes. As Ctrl-C's handler, SIGTERM ends here like Ctrl-C, through `finally`.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level)
     finally:

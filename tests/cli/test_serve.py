@@ -1,0 +1,83 @@
+"""`danbao serve` as an operator runs it: a process that prints its admin key once, serves
+the API on the port it was given, and stops cleanly on a signal."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+SERVE_LINES_MAX = 200  # what the process may print before it is ready
+
+
+@dataclass
+class Served:
+    url: str
+    admin_key: str | None  # None when the process printed none (not the first start)
+    process: subprocess.Popen[str]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(database_url: str) -> Iterator[Served]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from danbao.cli.main import main; main()", "--database-url", database_url, "serve", "--port", str(port), "--log-level", "info"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    admin_key = None
+    try:
+        # Ready when uvicorn says it is bound: its own line, read as it comes (no polling).
+        for _ in range(SERVE_LINES_MAX):
+            line = process.stdout.readline()
+            assert line, f"serve exited before it was ready (code {process.poll()})"
+            if "admin key" in line:
+                admin_key = line.rsplit(":", 1)[1].strip()
+            if "Uvicorn running on" in line:
+                break
+        else:
+            raise AssertionError("serve never said it was ready")
+        yield Served(f"http://127.0.0.1:{port}", admin_key, process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=30)
+        process.stdout.close()
+
+
+def test_serve_prints_the_admin_key_once_serves_the_api_and_stops_on_a_signal(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/served.db"
+    with serving(url) as served:
+        assert served.admin_key and served.admin_key.startswith("dbk_")
+        admin = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {served.admin_key}"})
+        assert admin.get("/healthz").json() == {"status": "ok"}
+        assert admin.post("/v1/parties", json={"role": "buyer", "name": "Ann", "id": "ann"}).status_code == 201
+        key = admin.post("/v1/parties/ann/keys").json()["key"]
+        ann = httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {key}"})
+        assert ann.post("/v1/wallet/top-up", json={"amount": 500, "currency": "CNY"}).status_code == 201
+        assert admin.get("/v1/audit").json()["ok"] is True
+        served.process.send_signal(signal.SIGINT)
+        assert served.process.wait(timeout=30) == 0
+    # Closed cleanly: the last connection to close checkpointed the WAL and removed it.
+    assert not (tmp_path / "served.db-wal").exists()
+
+    with serving(url) as again:  # the same database: the operator exists, no key is printed
+        assert again.admin_key is None
+        assert httpx.get(f"{again.url}/v1/parties/ann", headers={"Authorization": f"Bearer {served.admin_key}"}).status_code == 200
+        again.process.send_signal(signal.SIGTERM)  # how service managers stop a process
+        assert again.process.wait(timeout=30) == 0
+    assert not (tmp_path / "served.db-wal").exists()
