@@ -93,6 +93,18 @@ def audit_command() -> None:
     raise typer.Exit(1)
 
 
+@contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[None]:
+    """Service managers stop a process with SIGTERM: while inside, it ends a long-running
+    command as Ctrl-C does, through the command's `finally` (jobs stopped, database
+    closed), rather than killing it mid-way."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 @app.command()
 def worker(
     once: bool = typer.Option(False, "--once", help="run what is due now, then exit"),
@@ -105,13 +117,16 @@ def worker(
     db = _database()
     trades = Trades(Ledger(db, group_commit=False))
     try:
-        while True:
+        if once:
             run = run_until_idle(trades)
-            if run.trades_advanced or run.holds_expired or once:
-                console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
-            if once:
-                return
-            time.sleep(interval)  # a daemon's idle wait, not synchronisation
+            console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+            return
+        with _sigterm_as_ctrl_c():
+            while True:
+                run = run_until_idle(trades)
+                if run.trades_advanced or run.holds_expired:
+                    console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+                time.sleep(interval)  # a daemon's idle wait, not synchronisation
     except KeyboardInterrupt:
         console.print("worker stopped")
     finally:
@@ -319,14 +334,13 @@ def serve(
     app = create_app(services)
     freeze_startup_heap()
     # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler it
-    # found: by default that kills the process before the background stops and the
-    # database closes. As Ctrl-C's handler, SIGTERM ends here like Ctrl-C, through `finally`.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
-    finally:
-        background.stop()
-        services.close()
+    # found: the default one would kill the process before the background stops.
+    with _sigterm_as_ctrl_c():
+        try:
+            uvicorn.run(app, host=host, port=port, log_level=log_level)
+        finally:
+            background.stop()
+            services.close()
 
 
 def _register_extras() -> None:

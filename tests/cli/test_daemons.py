@@ -1,5 +1,6 @@
-"""`danbao serve` as an operator runs it: a process that prints its admin key once, serves
-the API on the port it was given, and stops cleanly on a signal."""
+"""The long-running commands as an operator runs them: `danbao serve` prints its admin key
+once and serves the API on the port it was given; it and `danbao worker` stop cleanly on
+Ctrl-C and on SIGTERM (how service managers stop a process)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 
-SERVE_LINES_MAX = 200  # what the process may print before it is ready
+LINES_MAX = 200  # what a process may print before the line a test waits for
+CLI = [sys.executable, "-c", "from danbao.cli.main import main; main()"]
 
 
 @dataclass
@@ -33,7 +35,7 @@ def _free_port() -> int:
 def serving(database_url: str) -> Iterator[Served]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from danbao.cli.main import main; main()", "--database-url", database_url, "serve", "--port", str(port), "--log-level", "info"],
+        [*CLI, "--database-url", database_url, "serve", "--port", str(port), "--log-level", "info"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -42,7 +44,7 @@ def serving(database_url: str) -> Iterator[Served]:
     admin_key = None
     try:
         # Ready when uvicorn says it is bound: its own line, read as it comes (no polling).
-        for _ in range(SERVE_LINES_MAX):
+        for _ in range(LINES_MAX):
             line = process.stdout.readline()
             assert line, f"serve exited before it was ready (code {process.poll()})"
             if "admin key" in line:
@@ -81,3 +83,24 @@ def test_serve_prints_the_admin_key_once_serves_the_api_and_stops_on_a_signal(tm
         again.process.send_signal(signal.SIGTERM)  # how service managers stop a process
         assert again.process.wait(timeout=30) == 0
     assert not (tmp_path / "served.db-wal").exists()
+
+
+def test_the_worker_runs_passes_until_sigterm_then_closes_the_database(tmp_path) -> None:
+    from tests.cli.test_cli import _market_with_an_old_unpaid_trade
+
+    url = f"sqlite:///{tmp_path}/worker.db"
+    assert subprocess.run([*CLI, "--database-url", url, "init"], capture_output=True).returncode == 0
+    _market_with_an_old_unpaid_trade(url)
+    process = subprocess.Popen([*CLI, "--database-url", url, "worker", "--interval", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    try:
+        first = process.stdout.readline()  # printed by the first pass, which had work to do
+        assert "1 trade(s) advanced" in first, first
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert "worker stopped" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.stdout.close()
+    assert not (tmp_path / "worker.db-wal").exists()
