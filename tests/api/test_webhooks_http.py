@@ -16,7 +16,13 @@ import httpx
 import pytest
 
 from danbao.api.models import DeliveryOut
-from danbao.api.webhooks import SIGNATURE_HEADER, verify_signature
+from danbao.api.webhooks import (
+    ATTEMPTS_MAX,
+    RETRY_BACKOFF_BASE_SECONDS,
+    RETRY_BACKOFF_MAX_SECONDS,
+    SIGNATURE_HEADER,
+    verify_signature,
+)
 from danbao.client import ApiError, Danbao
 from danbao.clock import NS_PER_SECOND
 from tests.api.conftest import Live
@@ -130,6 +136,34 @@ def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, r
     metrics = httpx.get(f"{live.url}/metrics").text  # the operator sees deliveries by state
     assert 'danbao_webhook_deliveries{state="delivered"} 1.0' in metrics
     assert 'danbao_webhook_delivery_attempts_total{state="delivered"} 3.0' in metrics
+
+
+def test_a_receiver_that_always_fails_is_given_up_on_after_a_bounded_number_of_attempts(live: Live) -> None:
+    receiver = Receiver([500] * ATTEMPTS_MAX)
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        endpoint = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        hooks = live.services.webhooks
+        assert hooks.dispatch() == 1
+        waited = 0
+        for attempt in range(1, ATTEMPTS_MAX + 1):
+            assert hooks.deliver_due() == 1, f"attempt {attempt} was due"
+            backoff = min(RETRY_BACKOFF_MAX_SECONDS, RETRY_BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+            live.clock.advance(backoff - 1)
+            assert hooks.deliver_due() == 0, "not before its backoff"  # exponential, capped
+            live.clock.advance(1)
+            waited += backoff
+        assert hooks.deliver_due() == 0  # given up: no attempt after the last
+        live.clock.advance(RETRY_BACKOFF_MAX_SECONDS * 10)
+        assert hooks.deliver_due() == 0
+        [delivery] = ann.deliveries(endpoint.id)[0]
+        assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("failed", ATTEMPTS_MAX, 500)
+        assert len(receiver.received) == ATTEMPTS_MAX
+        assert waited < 2 * 24 * 3600  # the whole retry span is bounded, here under two days
+    finally:
+        receiver.close()
 
 
 def test_a_receivers_answer_body_is_never_read(live: Live) -> None:
