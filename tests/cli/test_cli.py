@@ -86,6 +86,36 @@ def test_an_argument_that_is_not_utf8_is_refused_with_a_code_not_a_traceback(url
     assert run(url, "audit").exit_code == 0
 
 
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens there once the socket closes
+
+
+@pytest.mark.parametrize("command", [["audit"], ["worker", "--once"], ["account", "show", "a"], ["transfer", "t1", "a", "b", "1.00"], ["init"], ["serve"]])
+def test_a_database_that_cannot_be_reached_is_one_line_and_exit_2_without_its_password(command):
+    result = runner.invoke(app, ["--database-url", f"postgresql://danbao:s3cret@127.0.0.1:{_closed_port()}/books", *command])
+    assert result.exit_code == 2, result.output
+    assert "error store_error:" in result.output and "Traceback" not in result.output
+    assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize("command", [["audit"], ["worker", "--once"], ["account", "create", "a"]])
+def test_a_database_without_the_schema_points_to_init(tmp_path, command):
+    url = f"sqlite:///{tmp_path}/fresh.db"
+    result = run(url, *command)
+    assert result.exit_code == 2 and "schema_out_of_date" in result.output and "danbao init" in result.output
+    assert run(url, "init").exit_code == 0
+    assert run(url, *command).exit_code == 0
+
+
+def test_an_unsupported_database_url_is_refused_with_a_code():
+    result = runner.invoke(app, ["--database-url", "mysql://x/y", "audit"])
+    assert result.exit_code == 2 and "store_error" in result.output and "sqlite:///" in result.output
+
+
 def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
     run(url, "account", "create", "bank", "--kind", "bank_clearing")
     run(url, "account", "create", "a")

@@ -7,7 +7,7 @@ import signal
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Iterator, Optional
+from typing import Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +17,7 @@ from danbao.clock import NS_PER_SECOND
 from danbao.errors import DanbaoError
 from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
-from danbao.store import Database, upgrade
+from danbao.store import Database, current_revision, head_revision, upgrade
 from danbao.trade import Trades, run_until_idle
 from danbao.trade.reconcile import reconcile
 
@@ -42,37 +42,52 @@ def _root(
     _state["url"] = database_url
 
 
-def _database() -> Database:
-    return Database(_state["url"])
+def _fail(error: DanbaoError) -> NoReturn:
+    """A store or input error is one line and exit code 2, not a traceback."""
+    err.print(f"[red]error[/red] {error.code}: {error.message}")
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _store(*, schema: bool = True) -> Iterator[Database]:
+    """The database --database-url names, closed afterwards. With `schema`, it must have
+    danbao's current schema: a new or older database is pointed to `danbao init`."""
+    db = None
+    try:
+        db = Database(_state["url"])
+        if schema and (revision := current_revision(db)) != head_revision():
+            raise DanbaoError(
+                f"the database at {db.shown_url} is at schema {revision or 'none'}, not {head_revision()}: run `danbao init`",
+                code="schema_out_of_date",
+            )
+        yield db
+    except DanbaoError as error:
+        _fail(error)
+    finally:
+        if db is not None:
+            db.dispose()
 
 
 @contextmanager
 def _ledger() -> Iterator[Ledger]:
-    db = _database()
-    try:
-        with Ledger(db, group_commit=False) as ledger:
-            yield ledger
-    except DanbaoError as error:
-        err.print(f"[red]error[/red] {error.code}: {error.message}")
-        raise typer.Exit(2)
-    finally:
-        db.dispose()
+    with _store() as db, Ledger(db, group_commit=False) as ledger:
+        yield ledger
 
 
 @app.command()
 def init() -> None:
     """Create or upgrade the schema. Example: danbao init"""
-    db = _database()
-    upgrade(db)
-    console.print(f"schema ready at {db.url}")
-    db.dispose()
+    with _store(schema=False) as db:
+        upgrade(db)
+        console.print(f"schema ready at {db.shown_url}")
 
 
 @app.command("audit")
 def audit_command() -> None:
     """Prove the books: hash chain, totals, debits = credits, no overdraft. Example: danbao audit"""
-    db = _database()
-    report = audit(db)
+    with _store() as db:
+        report = audit(db)
+        trades = reconcile(db)
     table = Table(title="danbao audit")
     for column in ("currency", "debits posted", "credits posted", "debits pending", "credits pending"):
         table.add_column(column, justify="right")
@@ -80,8 +95,6 @@ def audit_command() -> None:
         table.add_row(code, *(format_amount(v, code) for v in (c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)))
     console.print(table)
     console.print(f"{report.transfers_checked} transfers, {report.accounts_checked} accounts checked")
-    trades = reconcile(db)
-    db.dispose()
     console.print(f"{trades.trades_checked} escrow and cod trades reconciled with the escrow accounts")
     violations = [*report.violations, *trades.violations]
     if not violations:
@@ -114,23 +127,21 @@ def worker(
 
     Example: danbao worker --once
     """
-    db = _database()
-    trades = Trades(Ledger(db, group_commit=False))
-    try:
+    with _store() as db:
+        trades = Trades(Ledger(db, group_commit=False))
         if once:
             run = run_until_idle(trades)
             console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
             return
-        with _sigterm_as_ctrl_c():
-            while True:
-                run = run_until_idle(trades)
-                if run.trades_advanced or run.holds_expired:
-                    console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
-                time.sleep(interval)  # a daemon's idle wait, not synchronisation
-    except KeyboardInterrupt:
-        console.print("worker stopped")
-    finally:
-        db.dispose()
+        try:
+            with _sigterm_as_ctrl_c():
+                while True:
+                    run = run_until_idle(trades)
+                    if run.trades_advanced or run.holds_expired:
+                        console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+                    time.sleep(interval)  # a daemon's idle wait, not synchronisation
+        except KeyboardInterrupt:
+            console.print("worker stopped")
 
 
 @account_app.command("create")
@@ -325,12 +336,15 @@ def serve(
     from danbao.api.serving import freeze_startup_heap
     from danbao.api.webhooks import WebhookSettings
 
-    services = Services.open(_state["url"], webhooks=WebhookSettings(private_networks=webhooks_to_private_networks))
+    try:
+        services = Services.open(_state["url"], webhooks=WebhookSettings(private_networks=webhooks_to_private_networks))
+    except DanbaoError as error:
+        _fail(error)
     admin = bootstrap_operator(services.keys, services.trades.parties)
     if admin is not None:
         console.print(f"operator admin key (shown once, keep it safe): [bold]{admin.key}[/bold]")
     background = Background(services).start()
-    console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.url}")
+    console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.shown_url}")
     app = create_app(services)
     freeze_startup_heap()
     # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler it

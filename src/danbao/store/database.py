@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
-from danbao.store.errors import StoreError, TransientStoreError, translate
+from danbao.store.errors import StoreError, TransientStoreError, raise_neutral, translate
 from danbao.store.raw import Raw
 
 T = TypeVar("T")
@@ -65,6 +65,11 @@ class Database:
         # writer's at a time; a second such writer is refused as if the write lock were taken.
         self._unwaiting: Any = None
         self._unwaiting_lock = threading.Lock()
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with any password masked: for logs and messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     @property
     def in_process(self) -> bool:
@@ -148,7 +153,7 @@ class Database:
             raw.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" if self.dialect == "postgresql" else "BEGIN")
             return work(raw)
         except Exception as error:
-            _raise_neutral(error)
+            raise_neutral(error)
             raise
         finally:
             _rollback_quietly(proxy)
@@ -166,7 +171,7 @@ class Database:
                 with conn.begin():
                     return work(conn)
         except Exception as error:
-            _raise_neutral(error)
+            raise_neutral(error)
             raise
 
     def dispose(self) -> None:
@@ -175,13 +180,6 @@ class Database:
                 _close_quietly(self._unwaiting)
                 self._unwaiting = None
         self.engine.dispose()
-
-
-def _raise_neutral(error: Exception) -> None:
-    """Re-raise a driver error as the store's neutral error; return if there is none."""
-    neutral = translate(error)
-    if neutral is not error:
-        raise neutral from error
 
 
 def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
@@ -193,7 +191,7 @@ def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
             if isinstance(translate(error), TransientStoreError) and number < attempts:
                 _backoff(number)
                 continue
-            _raise_neutral(error)
+            raise_neutral(error)
             raise
     raise TransientStoreError(f"gave up after {attempts} attempts")  # pragma: no cover
 

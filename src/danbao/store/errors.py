@@ -49,3 +49,10 @@ def translate(error: BaseException) -> BaseException:
     if isinstance(error, exc.IntegrityError) or isinstance(orig, (sqlite3.IntegrityError, psycopg.IntegrityError)):
         return IntegrityViolation(message)
     return StoreError(message)
+
+
+def raise_neutral(error: Exception) -> None:
+    """Re-raise a driver error as the store's neutral error; return if there is none."""
+    neutral = translate(error)
+    if neutral is not error:
+        raise neutral from error

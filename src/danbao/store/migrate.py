@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from danbao.store.database import Database
+from danbao.store.errors import raise_neutral
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -23,14 +24,22 @@ def _config() -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema up to `revision` (idempotent: running it twice changes nothing)."""
     config = _config()
-    with db.engine.begin() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    try:
+        with db.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    except Exception as error:  # an unreachable server is a StoreError, like any other
+        raise_neutral(error)
+        raise
 
 
 def current_revision(db: Database) -> str | None:
-    with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+    try:
+        with db.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except Exception as error:
+        raise_neutral(error)
+        raise
 
 
 def head_revision() -> str | None:

@@ -1,0 +1,35 @@
+"""Which database a URL names, and how it is shown: never with its password."""
+
+import pytest
+
+from danbao.store import Database, StoreError, current_revision
+
+
+def test_postgres_urls_people_paste_use_psycopg_and_are_shown_without_their_password():
+    db = Database("postgres://danbao:s3cret@db.internal:5432/books")
+    assert db.dialect == "postgresql" and db.url.startswith("postgresql+psycopg://")
+    assert "s3cret" not in db.shown_url and "db.internal:5432/books" in db.shown_url
+    db.dispose()
+
+
+def test_a_sqlite_url_is_shown_as_it_is(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/books.db")
+    assert db.shown_url == f"sqlite:///{tmp_path}/books.db"
+    db.dispose()
+
+
+def test_an_unsupported_url_is_a_store_error():
+    with pytest.raises(StoreError, match="unsupported database URL"):
+        Database("mysql://x/y")
+
+
+def test_an_unreachable_server_is_a_store_error_not_a_driver_error():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens there once the socket closes
+    db = Database(f"postgresql://danbao@127.0.0.1:{port}/books")
+    with pytest.raises(StoreError, match="connection"):
+        current_revision(db)
+    db.dispose()
