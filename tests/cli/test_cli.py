@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from danbao.cli.main import app
 from danbao.store import Database
+from tests.ports import unused_port
 
 runner = CliRunner()
 
@@ -86,17 +87,9 @@ def test_an_argument_that_is_not_utf8_is_refused_with_a_code_not_a_traceback(url
     assert run(url, "audit").exit_code == 0
 
 
-def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens there once the socket closes
-
-
 @pytest.mark.parametrize("command", [["audit"], ["worker", "--once"], ["account", "show", "a"], ["transfer", "t1", "a", "b", "1.00"], ["init"], ["serve"]])
 def test_a_database_that_cannot_be_reached_is_one_line_and_exit_2_without_its_password(command):
-    result = runner.invoke(app, ["--database-url", f"postgresql://danbao:s3cret@127.0.0.1:{_closed_port()}/books", *command])
+    result = runner.invoke(app, ["--database-url", f"postgresql://danbao:s3cret@127.0.0.1:{unused_port()}/books", *command])
     assert result.exit_code == 2, result.output
     assert "error store_error:" in result.output and "Traceback" not in result.output
     assert "s3cret" not in result.output

@@ -5,7 +5,6 @@ Ctrl-C and on SIGTERM (how service managers stop a process)."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+
+from tests.ports import unused_port
 
 LINES_MAX = 200  # what a process may print before the line a test waits for
 CLI = [sys.executable, "-c", "from danbao.cli.main import main; main()"]
@@ -25,15 +26,9 @@ class Served:
     process: subprocess.Popen[str]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serving(database_url: str) -> Iterator[Served]:
-    port = _free_port()
+    port = unused_port()
     process = subprocess.Popen(
         [*CLI, "--database-url", database_url, "serve", "--port", str(port), "--log-level", "info"],
         stdout=subprocess.PIPE,

@@ -3,6 +3,7 @@
 import pytest
 
 from danbao.store import Database, StoreError, current_revision
+from tests.ports import unused_port
 
 
 def test_postgres_urls_people_paste_use_psycopg_and_are_shown_without_their_password():
@@ -24,12 +25,7 @@ def test_an_unsupported_url_is_a_store_error():
 
 
 def test_an_unreachable_server_is_a_store_error_not_a_driver_error():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]  # nothing listens there once the socket closes
-    db = Database(f"postgresql://danbao@127.0.0.1:{port}/books")
+    db = Database(f"postgresql://danbao@127.0.0.1:{unused_port()}/books")
     with pytest.raises(StoreError, match="connection"):
         current_revision(db)
     db.dispose()
