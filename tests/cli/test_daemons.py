@@ -107,3 +107,59 @@ def test_the_worker_runs_passes_until_sigterm_then_closes_the_database(tmp_path)
             process.kill()
         process.stdout.close()
     assert not (tmp_path / "worker.db-wal").exists()
+
+
+def _old_unpaid_trade(url: str, buyer: str, seller: str) -> None:
+    """An escrow trade whose pay window closed long ago: due for the worker to close."""
+    from danbao.clock import ManualClock
+    from danbao.ledger import Ledger
+    from danbao.store import Database
+    from danbao.trade import Trades
+
+    db = Database(url)
+    trades = Trades(Ledger(db, ManualClock(), group_commit=False))  # a clock far in the past
+    trades.create(buyer, seller_id=seller, model="escrow", amount=500, currency="CNY")
+    db.dispose()
+
+
+def test_the_worker_outlives_its_database_connections_being_cut(postgres) -> None:
+    import itertools
+    import queue
+    import threading
+
+    import psycopg
+
+    from tests.cli.test_cli import _market_with_an_old_unpaid_trade
+    from tests.conftest import _TEMPLATE
+
+    name = "worker_outage"
+    url = postgres.create_database(name, template=_TEMPLATE)
+    _market_with_an_old_unpaid_trade(url)  # parties b and s, and one trade due
+    process = subprocess.Popen([*CLI, "--database-url", url, "worker", "--interval", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in process.stdout:  # type: ignore[union-attr]
+            lines.put(line)
+        lines.put(f"(the worker exited, code {process.wait()})")
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        assert "1 trade(s) advanced" in lines.get(timeout=30)
+        with psycopg.connect(postgres.dsn(), autocommit=True) as admin:  # what a restart or a failover does to it
+            cut = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchall()
+        assert cut, "the worker keeps a connection open between passes"
+        _old_unpaid_trade(url, "b", "s")
+        seen = []
+        for _ in itertools.repeat(None, LINES_MAX):
+            seen.append(lines.get(timeout=30))
+            if "1 trade(s) advanced" in seen[-1]:
+                break
+        assert any("pass failed" in line and "store_error" in line for line in seen), seen
+        assert process.poll() is None  # still running, and it closed the new trade after all
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -136,9 +136,13 @@ def worker(
         try:
             with _sigterm_as_ctrl_c():
                 while True:
-                    run = run_until_idle(trades)
-                    if run.trades_advanced or run.holds_expired:
-                        console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+                    try:
+                        run = run_until_idle(trades)
+                    except DanbaoError as error:  # the database may be back by the next pass
+                        err.print(f"[red]pass failed[/red] {error.code}: {error.message}")
+                    else:
+                        if run.trades_advanced or run.holds_expired:
+                            console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
                     time.sleep(interval)  # a daemon's idle wait, not synchronisation
         except KeyboardInterrupt:
             console.print("worker stopped")
