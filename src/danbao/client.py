@@ -1,7 +1,9 @@
 """A small typed Python client for the danbao HTTP API, over httpx.
 
 Every POST carries an Idempotency-Key (made here unless given), and a request that fails
-on the network is retried with the same key, so a retry never does anything twice.
+on the network, or gets 503 while the server's database is unavailable, is retried (a
+bounded number of times, backing off) with the same key, so a retry never does anything
+twice.
 Refusals raise `ApiError` with the server's stable `code`, `status`, `detail` and `field`.
 
     from danbao.client import Danbao
@@ -67,11 +69,14 @@ class Danbao:
         for attempt in range(self._retries + 1):
             try:
                 response = self._http.request(method, path, json=json, params=params, headers=headers)
-                break
             except httpx.TransportError:
                 if attempt == self._retries:
                     raise
-                time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)  # backoff before a network retry
+            else:
+                # 503: the server's database is unavailable; nothing was stored under the key.
+                if response.status_code != 503 or attempt == self._retries:
+                    break
+            time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)  # backoff before a retry
         if response.status_code >= 400:
             body = response.json() if response.headers.get("content-type", "").endswith("json") else {}
             raise ApiError(response.status_code, body.get("code", "error"), body.get("detail", response.text), body.get("field"))

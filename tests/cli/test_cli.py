@@ -91,7 +91,7 @@ def test_an_argument_that_is_not_utf8_is_refused_with_a_code_not_a_traceback(url
 def test_a_database_that_cannot_be_reached_is_one_line_and_exit_2_without_its_password(command):
     result = runner.invoke(app, ["--database-url", f"postgresql://danbao:s3cret@127.0.0.1:{unused_port()}/books", *command])
     assert result.exit_code == 2, result.output
-    assert "error store_error:" in result.output and "Traceback" not in result.output
+    assert "error store_unavailable:" in result.output and "Traceback" not in result.output
     assert "s3cret" not in result.output
 
 

@@ -156,7 +156,7 @@ def test_the_worker_outlives_its_database_connections_being_cut(postgres) -> Non
             seen.append(lines.get(timeout=30))
             if "1 trade(s) advanced" in seen[-1]:
                 break
-        assert any("pass failed" in line and "store_error" in line for line in seen), seen
+        assert any("pass failed" in line and "store_unavailable" in line for line in seen), seen
         assert process.poll() is None  # still running, and it closed the new trade after all
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0

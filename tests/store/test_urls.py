@@ -2,7 +2,7 @@
 
 import pytest
 
-from danbao.store import Database, StoreError, current_revision
+from danbao.store import Database, StoreError, StoreUnavailable, current_revision
 from tests.ports import unused_port
 
 
@@ -24,8 +24,9 @@ def test_an_unsupported_url_is_a_store_error():
         Database("mysql://x/y")
 
 
-def test_an_unreachable_server_is_a_store_error_not_a_driver_error():
+def test_an_unreachable_server_is_store_unavailable_not_a_driver_error():
     db = Database(f"postgresql://danbao@127.0.0.1:{unused_port()}/books")
-    with pytest.raises(StoreError, match="connection"):
+    with pytest.raises(StoreUnavailable, match="connection") as raised:
         current_revision(db)
+    assert raised.value.code == "store_unavailable"
     db.dispose()

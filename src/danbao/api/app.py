@@ -106,7 +106,7 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
-ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422")
+ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "503")
 
 
 def _problem_json_errors(spec: dict[str, Any]) -> dict[str, Any]:
@@ -293,7 +293,11 @@ class RequestGate:
             await send({"type": "http.response.body", "body": replay.body})
             return
         status = next((m["status"] for m in held if m["type"] == "http.response.start"), 500)
-        await store.settle(claim, status, b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
+        try:
+            await store.settle(claim, status, b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body"))
+        except DanbaoError as error:  # the database failed the record: 503, and a retry learns the rest
+            await _send_problem(send, problem(error.code, error.message))
+            return
         for message in held:
             await send(message)
 

@@ -43,9 +43,15 @@ STATUS_BY_CODE: dict[str, int] = {
     "seller_in_debt": 422,
     "courier_cash_limit": 422,
     "overflow": 422,
+    # The database, not the request: try again later (503), or a fault of ours (500). A
+    # 5xx is never stored as an Idempotency-Key's answer, so a retry with the key runs.
+    "store_unavailable": 503,
+    "store_busy": 503,
+    "store_error": 500,
+    "store_integrity": 500,
 }
 
-TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable", 500: "Internal error"}
+TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable", 500: "Internal error", 503: "Service unavailable"}
 
 
 def status_of(code: str) -> int:
@@ -60,6 +66,11 @@ def problem_body(code: str, detail: str, *, field: str | None = None, status: in
     return status, body
 
 
+RETRY_AFTER_SECONDS = 1  # what a 503 asks a client to wait before trying again
+
+
 def problem(code: str, detail: str, *, field: str | None = None, status: int | None = None, headers: dict[str, str] | None = None) -> Response:
     status, body = problem_body(code, detail, field=field, status=status)
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return Response(json.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)

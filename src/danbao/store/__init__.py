@@ -1,7 +1,7 @@
 """Persistence behind one interface: SQLite (embedded default) or PostgreSQL."""
 
 from danbao.store.database import DEFAULT_URL, Database, database_url
-from danbao.store.errors import IntegrityViolation, StoreError, TransientStoreError
+from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
 from danbao.store.migrate import current_revision, head_revision, upgrade
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "Database",
     "IntegrityViolation",
     "StoreError",
+    "StoreUnavailable",
     "TransientStoreError",
     "current_revision",
     "database_url",

@@ -15,6 +15,13 @@ class TransientStoreError(StoreError):
     code = "store_busy"
 
 
+class StoreUnavailable(StoreError):
+    """The database could not be reached, or the connection to it broke. Retrying later
+    may succeed; a commit cut off this way may or may not have happened."""
+
+    code = "store_unavailable"
+
+
 class IntegrityViolation(StoreError):
     """A constraint refused a write: the code let through something the schema forbids."""
 
@@ -48,6 +55,11 @@ def translate(error: BaseException) -> BaseException:
         return TransientStoreError(message)
     if isinstance(error, exc.IntegrityError) or isinstance(orig, (sqlite3.IntegrityError, psycopg.IntegrityError)):
         return IntegrityViolation(message)
+    # A server that refused the connection, went away or cut it (a restart, a failover, an
+    # administrator): psycopg's OperationalError and InterfaceError, or SQLAlchemy noticing
+    # that the connection is gone.
+    if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)) or getattr(error, "connection_invalidated", False):
+        return StoreUnavailable(message)
     return StoreError(message)
 
 
