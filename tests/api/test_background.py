@@ -33,3 +33,28 @@ def test_a_receiver_holding_a_delivery_does_not_hold_up_trade_timeouts(live: Liv
     finally:
         receiver.close()  # lets the held attempt end
         background.stop()
+
+
+def test_a_pass_that_fails_is_logged_and_the_next_pass_runs(live: Live, caplog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from danbao.store import StoreUnavailable
+
+    failures = iter([StoreUnavailable("server closed the connection"), RuntimeError("a bug")])
+
+    def failing_then_working() -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+
+    monkeypatch.setattr(live.services.webhooks, "run_once", failing_then_working)
+    background = Background(live.services, interval_seconds=0.01)
+    with caplog.at_level("WARNING", logger="danbao.background"):
+        background.start()
+        try:
+            assert background.wait_for_passes("webhooks", 3, WAIT_SECONDS)  # two failed, one ran
+        finally:
+            background.stop()
+    failed = [r for r in caplog.records if "webhooks pass failed" in r.getMessage()]
+    assert len(failed) == 2
+    expected, unexpected = failed
+    assert "store_unavailable: server closed the connection" in expected.getMessage() and expected.exc_info is None
+    assert unexpected.exc_info is not None  # a fault of ours keeps its traceback

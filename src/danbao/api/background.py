@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 
 from danbao.api.services import Services
+from danbao.errors import DanbaoError
 from danbao.trade import run_until_idle
 
 log = logging.getLogger("danbao.background")
@@ -65,6 +66,8 @@ class Background:
         while not self._stop.is_set():
             try:
                 one_pass()
+            except DanbaoError as error:  # the database away, say: one line a pass, no traceback
+                log.warning("background %s pass failed: %s: %s", loop, error.code, error.message)
             except Exception:  # a pass that fails is logged and tried again next time
                 log.exception("background %s pass failed", loop)
             with self._passed:
