@@ -243,3 +243,28 @@ def test_the_demo_simulates_a_marketplace_and_ends_with_a_clean_audit(tmp_path):
     result = runner.invoke(app, ["demo", "--days", "3", "--trades-per-day", "20", "--database", str(tmp_path / "demo.db")])
     assert result.exit_code == 0, result.output
     assert "Trades by outcome and model" in result.output and "audit: OK" in result.output
+
+
+def _admin_key_from(output: str) -> str:
+    [key] = re.findall(r"dbk_[A-Za-z0-9_-]+", output)
+    return key
+
+
+def test_a_lost_admin_key_is_replaced_and_a_leaked_one_revoked(url):
+    from danbao.api.keys import OPERATOR_ID, ApiKeys
+    from danbao.clock import SystemClock
+    from danbao.ledger import Ledger
+
+    first = run(url, "admin-key")  # no operator yet: it is made, as serve would at first start
+    second = run(url, "admin-key")  # the first was lost: both work
+    assert first.exit_code == second.exit_code == 0
+    db = Database(url)
+    keys = ApiKeys(Ledger(db, group_commit=False), SystemClock())
+    lost, kept = _admin_key_from(first.output), _admin_key_from(second.output)
+    assert keys.verify(lost).id == keys.verify(kept).id == OPERATOR_ID  # type: ignore[union-attr]
+    third = run(url, "admin-key", "--revoke-others")  # one leaked: only the new one works
+    assert third.exit_code == 0
+    fresh = _admin_key_from(third.output)
+    assert keys.verify(lost) is None and keys.verify(kept) is None
+    assert keys.verify(fresh).role == "operator"  # type: ignore[union-attr]
+    db.dispose()

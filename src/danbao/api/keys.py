@@ -125,6 +125,20 @@ class ApiKeys:
         )
         return changed == 1
 
+    def revoke_all(self, party_id: str) -> int:
+        """Revoke every live key of a party; how many there were."""
+        now = self.clock.now_ns()
+        with self._lock:
+            self._verified.clear()  # which ids are the party's is in the database, not here
+        try:
+            return self.ledger.transaction(
+                lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE party_id = ? AND revoked_at IS NULL", (now, party_id))
+            )
+        finally:
+            with self._lock:
+                self._revocations += 1
+                self._verified.clear()
+
     def _revoking(self, key_id: str, commit: Callable[[], T]) -> T:
         """Run `commit`, which revokes `key_id`, and forget the key's verification here.
 
@@ -208,6 +222,14 @@ def bootstrap_operator(keys: ApiKeys, parties) -> IssuedKey | None:  # type: ign
     )
     if live:
         return None
+    return new_operator_key(keys, parties)
+
+
+def new_operator_key(keys: ApiKeys, parties, *, revoke_others: bool = False) -> IssuedKey:  # type: ignore[no-untyped-def]
+    """A new admin key for the operator (made first if missing), for one that was lost;
+    with `revoke_others`, every other live key of the operator is revoked first (leaked)."""
     if not keys.db.read_raw(lambda raw: trade_rows.parties(raw, [OPERATOR_ID])):
         parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
+    if revoke_others:
+        keys.revoke_all(OPERATOR_ID)
     return keys.issue(OPERATOR_ID)

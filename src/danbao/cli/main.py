@@ -318,6 +318,27 @@ def _report(id: str, result) -> None:  # type: ignore[no-untyped-def]
     raise typer.Exit(1)
 
 
+@app.command("admin-key")
+def admin_key(
+    revoke_others: bool = typer.Option(False, "--revoke-others", help="first revoke every other operator key (one leaked)"),
+) -> None:
+    """Issue a new admin key for the operator, shown once: for a key lost or leaked.
+
+    Database access is the authority here, as for danbao init.
+    A running server stops accepting a revoked key within seconds.
+    Example: danbao admin-key --revoke-others
+    """
+    from danbao.api.keys import ApiKeys, TooManyKeys, new_operator_key
+    from danbao.clock import SystemClock
+
+    with _ledger() as ledger:
+        try:
+            issued = new_operator_key(ApiKeys(ledger, SystemClock()), Trades(ledger).parties, revoke_others=revoke_others)
+        except TooManyKeys as error:
+            _fail(DanbaoError(f"{error}: revoke one, or pass --revoke-others", code="too_many_keys"))
+    console.print(f"operator admin key (shown once, keep it safe): [bold]{issued.key}[/bold]")
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="interface to listen on"),
