@@ -1,9 +1,9 @@
 """A small typed Python client for the danbao HTTP API, over httpx.
 
 Every POST carries an Idempotency-Key (made here unless given), and a request that fails
-on the network, or gets 503 while the server's database is unavailable, is retried (a
-bounded number of times, backing off) with the same key, so a retry never does anything
-twice.
+on the network, gets 503 while the server's database is unavailable, or finds an earlier
+attempt with its key still running (409 idempotency_in_progress) is retried (a bounded
+number of times, backing off) with the same key, so a retry never does anything twice.
 Refusals raise `ApiError` with the server's stable `code`, `status`, `detail` and `field`.
 
     from danbao.client import Danbao
@@ -73,8 +73,7 @@ class Danbao:
                 if attempt == self._retries:
                     raise
             else:
-                # 503: the server's database is unavailable; nothing was stored under the key.
-                if response.status_code != 503 or attempt == self._retries:
+                if not _worth_retrying(response) or attempt == self._retries:
                     break
             time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)  # backoff before a retry
         if response.status_code >= 400:
@@ -177,3 +176,15 @@ class Danbao:
 
     def audit(self) -> AuditOut:
         return self._get(AuditOut, "/v1/audit")
+
+
+def _worth_retrying(response: httpx.Response) -> bool:
+    """Answers that say "the same request again, a little later": 503 (the server's database
+    is unavailable; nothing was stored under the key), and 409 idempotency_in_progress (an
+    earlier attempt with this key, say one whose response the network lost, still runs:
+    the retry will get its answer)."""
+    if response.status_code == 503:
+        return True
+    if response.status_code == 409 and response.headers.get("content-type", "").endswith("json"):
+        return bool(response.json().get("code") == "idempotency_in_progress")
+    return False

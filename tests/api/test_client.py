@@ -38,6 +38,39 @@ def test_a_lost_response_is_retried_with_the_same_key_and_charges_once(live: Liv
     assert live.services.ledger.account("ann.wallet.CNY").balance == 700  # type: ignore[union-attr]
 
 
+class FirstAttemptEndsAfterOneConflict(httpx.HTTPTransport):
+    """Lets the request through; when the server answers 409 because an earlier attempt
+    with the key is still running, that attempt ends (its claim is released), as it would
+    a moment later on a real server."""
+
+    def __init__(self, end_first_attempt) -> None:  # type: ignore[no-untyped-def]
+        super().__init__()
+        self.end_first_attempt = end_first_attempt
+        self.statuses: list[int] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        self.statuses.append(response.status_code)
+        if response.status_code == 409:
+            self.end_first_attempt()
+        return response
+
+
+def test_a_retry_that_finds_the_first_attempt_still_running_waits_for_it(live: Live) -> None:
+    import hashlib
+
+    live.party("buyer", "ann")
+    key = live.admin.issue_key("ann").key
+    body = b'{"amount":700,"currency":"CNY"}'
+    digest = hashlib.sha256(b"POST\n/v1/wallet/top-up\n" + body).hexdigest()
+    first = live.services.idempotency.claim("ann", "k-lost", digest)  # an attempt whose response was lost, still running
+    transport = FirstAttemptEndsAfterOneConflict(lambda: live.services.idempotency.release(first))
+    with Danbao(live.url, key, transport=transport) as ann:
+        moved = ann.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"}, idempotency_key="k-lost")
+    assert transport.statuses == [409, 201] and moved["amount"] == 700
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 700  # type: ignore[union-attr]
+
+
 def test_refusals_raise_api_errors_with_the_servers_code(live: Live) -> None:
     ann = live.party("buyer", "ann")
     with pytest.raises(ApiError) as e:
