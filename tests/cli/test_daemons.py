@@ -1,6 +1,7 @@
 """The long-running commands as an operator runs them: `danbao serve` prints its admin key
 once and serves the API on the port it was given; it and `danbao worker` stop cleanly on
-Ctrl-C and on SIGTERM (how service managers stop a process)."""
+Ctrl-C and on SIGTERM (how service managers stop a process), and the worker outlives its
+database connections being cut."""
 
 from __future__ import annotations
 
