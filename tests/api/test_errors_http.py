@@ -167,9 +167,16 @@ def test_a_malformed_idempotency_key_is_refused_and_nothing_happens(live: Live, 
 
 def test_no_key_and_bad_keys_are_401(live: Live) -> None:
     plain = httpx.Client(base_url=live.url)
-    assert problem_of(plain.get("/v1/accounts"))[:2] == (401, "auth_required")
+    missing = plain.get("/v1/accounts")
+    assert problem_of(missing)[:2] == (401, "auth_required")
+    assert missing.headers["www-authenticate"] == 'Bearer realm="danbao"'  # the scheme to use
     for header in ("Bearer nonsense", "Bearer dbk_abc_def", "Basic dXNlcjpwYXNz"):
-        assert problem_of(plain.get("/v1/accounts", headers={"Authorization": header}))[0] == 401
+        refused = plain.get("/v1/accounts", headers={"Authorization": header})
+        assert problem_of(refused)[0] == 401
+        assert refused.headers["www-authenticate"].startswith('Bearer realm="danbao"')
+    assert 'error="invalid_token"' in plain.get("/v1/accounts", headers={"Authorization": "Bearer dbk_abc_def"}).headers["www-authenticate"]
+    posted = plain.post("/v1/trades/t_1/pay", content=b"{}", headers={"Content-Type": "application/json"})  # a direct route, too
+    assert problem_of(posted)[0] == 401 and "www-authenticate" in posted.headers
 
 
 def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Client) -> None:

@@ -73,4 +73,7 @@ def problem(code: str, detail: str, *, field: str | None = None, status: int | N
     status, body = problem_body(code, detail, field=field, status=status)
     if status == 503:
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
+    elif status == 401:  # a 401 names the scheme to use (RFC 9110 15.5.2, RFC 6750 3)
+        challenge = 'Bearer realm="danbao"' + (', error="invalid_token"' if code == "auth_invalid" else "")
+        headers = {"WWW-Authenticate": challenge, **(headers or {})}
     return Response(json.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
