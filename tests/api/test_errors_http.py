@@ -196,3 +196,5 @@ def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Clie
     assert "danbao_webhook_deliveries" in metrics
     spec = plain.get("/openapi.json").json()
     assert "/v1/trades/{trade_id}/pay" in spec["paths"] and "/v1/webhook-endpoints" in spec["paths"]
+    pay = spec["paths"]["/v1/trades/{trade_id}/pay"]["post"]["responses"]
+    assert "WWW-Authenticate" in pay["401"]["headers"] and "Retry-After" in pay["503"]["headers"]

@@ -107,6 +107,10 @@ def create_app(services: Services) -> FastAPI:
 
 
 ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "503")
+ERROR_HEADERS = {
+    "401": {"WWW-Authenticate": {"description": 'the scheme to use: Bearer realm="danbao"', "schema": {"type": "string"}}},
+    "503": {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}},
+}
 
 
 def _problem_json_errors(spec: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +121,8 @@ def _problem_json_errors(spec: dict[str, Any]) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             for status in ERROR_STATUSES:
                 responses[status] = {"description": "a problem (RFC 9457)", "content": {PROBLEM_JSON: {"schema": problem_ref}}}
+                if status in ERROR_HEADERS:
+                    responses[status]["headers"] = ERROR_HEADERS[status]
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
