@@ -147,6 +147,20 @@ def test_bench_ledger_prints_figures(tmp_path):
     assert len(rows) == 11
 
 
+def test_bench_on_a_machine_without_postgresql_says_so_and_how_to_go_on(monkeypatch):
+    import danbao.store.throwaway as throwaway
+
+    def missing():  # type: ignore[no-untyped-def]
+        raise throwaway.PostgresMissing("no PostgreSQL server binaries (initdb) found; install the postgresql package")
+
+    monkeypatch.setattr(throwaway, "find_bindir", missing)
+    for command in (["bench", "ledger", "--seconds", "0.5", "--backend", "postgresql"], ["bench", "trades", "--seconds", "0.5", "--backend", "postgresql"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "postgres_missing" in result.output and "--backend sqlite" in result.output
+        assert "Traceback" not in result.output
+
+
 def test_pooled_ledger_figures_add_up_their_rounds():
     from danbao.bench.ledger_bench import Figure
 

@@ -30,9 +30,13 @@ def _postgres(postgres_url: str | None, wanted: bool, *databases: str) -> Iterat
     if postgres_url is not None:
         yield dict.fromkeys(databases, postgres_url)
         return
-    from danbao.store.throwaway import ThrowawayPostgres
+    from danbao.store.throwaway import PostgresMissing, ThrowawayPostgres
 
-    pg = ThrowawayPostgres().start()
+    try:
+        pg = ThrowawayPostgres().start()
+    except PostgresMissing as error:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error[/red] postgres_missing: {error}; or run with --backend sqlite, or --postgres-url")
+        raise typer.Exit(2) from error
     try:
         yield {name: pg.create_database(name) for name in databases}
     finally:

@@ -351,6 +351,7 @@ def serve(
     """Serve the HTTP API (and run due jobs and webhooks beside it).
 
     At first start it creates the operator party and prints its admin key, once.
+    Lost it? danbao admin-key issues another.
     Example: danbao serve --port 8000
     """
     import uvicorn
