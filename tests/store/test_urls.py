@@ -30,3 +30,12 @@ def test_an_unreachable_server_is_store_unavailable_not_a_driver_error():
         current_revision(db)
     assert raised.value.code == "store_unavailable"
     db.dispose()
+
+
+def test_reads_from_an_unreachable_server_are_store_unavailable_too():
+    db = Database(f"postgresql://danbao@127.0.0.1:{unused_port()}/books")
+    with pytest.raises(StoreUnavailable):
+        db.read_raw(lambda raw: raw.rows("SELECT 1"))
+    with pytest.raises(StoreUnavailable):
+        db.read(lambda conn: conn.exec_driver_sql("SELECT 1").all())
+    db.dispose()

@@ -128,29 +128,30 @@ class ApiKeys:
     def revoke_all(self, party_id: str) -> int:
         """Revoke every live key of a party; how many there were."""
         now = self.clock.now_ns()
-        with self._lock:
-            self._verified.clear()  # which ids are the party's is in the database, not here
-        try:
-            return self.ledger.transaction(
-                lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE party_id = ? AND revoked_at IS NULL", (now, party_id))
-            )
-        finally:
-            with self._lock:
-                self._revocations += 1
-                self._verified.clear()
+        # Which key ids are the party's is in the database, not here: forget them all.
+        return self._revoking(
+            None, lambda: self.ledger.transaction(lambda txn: txn.raw.run("UPDATE api_keys SET revoked_at = ? WHERE party_id = ? AND revoked_at IS NULL", (now, party_id)))
+        )
 
-    def _revoking(self, key_id: str, commit: Callable[[], T]) -> T:
-        """Run `commit`, which revokes `key_id`, and forget the key's verification here.
+    def _revoking(self, key_id: str | None, commit: Callable[[], T]) -> T:
+        """Run `commit`, which revokes `key_id` (None: some keys), and forget that key's
+        verification here (None: every key's).
 
         Forgotten after the commit too: a verification that read the row before it
         committed must not cache the key afterwards (`verify` checks the count)."""
-        with self._lock:
-            self._verified.pop(key_id, None)
+        self._forget(key_id)
         try:
             return commit()
         finally:
             with self._lock:
                 self._revocations += 1
+            self._forget(key_id)
+
+    def _forget(self, key_id: str | None) -> None:
+        with self._lock:
+            if key_id is None:
+                self._verified.clear()
+            else:
                 self._verified.pop(key_id, None)
 
     def get(self, key_id: str) -> KeyInfo | None:

@@ -55,9 +55,9 @@ def _store(*, schema: bool = True) -> Iterator[Database]:
     db = None
     try:
         db = Database(_state["url"])
-        if schema and (revision := current_revision(db)) != head_revision():
+        if schema and (revision := current_revision(db)) != (head := head_revision()):
             raise DanbaoError(
-                f"the database at {db.shown_url} is at schema {revision or 'none'}, not {head_revision()}: run `danbao init`",
+                f"the database at {db.shown_url} is at schema {revision or 'none'}, not {head}: run `danbao init`",
                 code="schema_out_of_date",
             )
         yield db

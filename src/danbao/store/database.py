@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
-from danbao.store.errors import StoreError, TransientStoreError, raise_neutral, translate
+from danbao.store.errors import StoreError, TransientStoreError, neutral_errors, raise_neutral, translate
 from danbao.store.raw import Raw
 
 T = TypeVar("T")
@@ -147,32 +147,26 @@ class Database:
 
     def read_raw(self, work: Callable[[Raw], T]) -> T:
         """Like `read`, on a pooled DB-API connection: one snapshot, no locks, no writes."""
-        proxy = self.engine.raw_connection()
-        raw = Raw(proxy, self.dialect)
-        try:
-            raw.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" if self.dialect == "postgresql" else "BEGIN")
-            return work(raw)
-        except Exception as error:
-            raise_neutral(error)
-            raise
-        finally:
-            _rollback_quietly(proxy)
-            raw.close()
-            proxy.close()
+        with neutral_errors():  # connecting too: an unreachable server is a StoreError
+            proxy = self.engine.raw_connection()
+            raw = Raw(proxy, self.dialect)
+            try:
+                raw.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ" if self.dialect == "postgresql" else "BEGIN")
+                return work(raw)
+            finally:
+                _rollback_quietly(proxy)
+                raw.close()
+                proxy.close()
 
     def read(self, work: Callable[[Connection], T]) -> T:
         """Run `work` in one read transaction (a consistent snapshot on both backends)."""
-        try:
-            with self.engine.connect() as conn:
-                if self.dialect == "postgresql":
-                    # READ COMMITTED would give each statement its own snapshot; an audit
-                    # or a multi-query read needs one snapshot for all of them.
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
-                with conn.begin():
-                    return work(conn)
-        except Exception as error:
-            raise_neutral(error)
-            raise
+        with neutral_errors(), self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # READ COMMITTED would give each statement its own snapshot; an audit
+                # or a multi-query read needs one snapshot for all of them.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                return work(conn)
 
     def dispose(self) -> None:
         with self._unwaiting_lock:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from danbao.errors import DanbaoError
 
 
@@ -68,3 +71,13 @@ def raise_neutral(error: Exception) -> None:
     neutral = translate(error)
     if neutral is not error:
         raise neutral from error
+
+
+@contextmanager
+def neutral_errors() -> Iterator[None]:
+    """Inside, a driver error comes out as the store's neutral error; others unchanged."""
+    try:
+        yield
+    except Exception as error:
+        raise_neutral(error)
+        raise

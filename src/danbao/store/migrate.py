@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from danbao.store.database import Database
-from danbao.store.errors import raise_neutral
+from danbao.store.errors import neutral_errors
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 
@@ -24,22 +24,14 @@ def _config() -> Config:
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema up to `revision` (idempotent: running it twice changes nothing)."""
     config = _config()
-    try:
-        with db.engine.begin() as conn:
-            config.attributes["connection"] = conn
-            command.upgrade(config, revision)
-    except Exception as error:  # an unreachable server is a StoreError, like any other
-        raise_neutral(error)
-        raise
+    with neutral_errors(), db.engine.begin() as conn:  # an unreachable server is a StoreError too
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
 
 
 def current_revision(db: Database) -> str | None:
-    try:
-        with db.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    except Exception as error:
-        raise_neutral(error)
-        raise
+    with neutral_errors(), db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 def head_revision() -> str | None:
