@@ -1,5 +1,6 @@
 """Raw writes: queued writes land with the commit, and a write that changes the wrong
-number of rows stops the commit, pipelined or not, on both backends."""
+number of rows stops the commit, pipelined or not, on both backends; in one round trip
+(writes, their checks and the COMMIT together), the server makes the checks."""
 
 import pytest
 
@@ -8,6 +9,8 @@ from danbao.store import Database, IntegrityViolation
 from danbao.store.raw import VALUES_ROWS_MAX, RowsOf
 
 PIPELINED = [False, True]
+# How a write transaction may travel: statement by statement, pipelined, or in one trip.
+MODES = [{}, {"pipelined": True}, {"one_trip": True}]
 
 
 def _ledger_head(db: Database) -> tuple[int, int]:
@@ -37,21 +40,37 @@ def test_queued_writes_and_reads_answer_in_order_and_commit_together(db, pipelin
     assert _ledger_head(db) == (before[0], before[1] + 2)
 
 
-@pytest.mark.parametrize("pipelined", PIPELINED)
-def test_a_write_that_changes_the_wrong_rows_stops_the_commit(db, pipelined):
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_checked_writes_commit_together(db, mode):
+    before = _ledger_head(db)
+    committed = []
+
+    def work(raw):
+        _bump(raw, where_id=1)
+        _bump(raw, where_id=1)
+        raw.on_commit(lambda: committed.append(True))
+
+    assert db.write_raw(work, **mode) is None
+    assert _ledger_head(db) == (before[0], before[1] + 2)
+    assert committed == [True]
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_a_write_that_changes_the_wrong_rows_stops_the_commit(db, mode):
     before = _ledger_head(db)
 
     def work(raw):
         _bump(raw, where_id=1)
         _bump(raw, where_id=2)  # no such row: changes nothing, against an expected 1
+        _bump(raw, where_id=1)
 
     with pytest.raises(InvariantViolation, match="the head is row 1"):
-        db.write_raw(work, pipelined=pipelined)
+        db.write_raw(work, **mode)
     assert _ledger_head(db) == before
 
 
-@pytest.mark.parametrize("pipelined", PIPELINED)
-def test_a_queued_write_the_database_refuses_rolls_back_everything(db, pipelined):
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_a_queued_write_the_database_refuses_rolls_back_everything(db, mode):
     before = _ledger_head(db)
 
     def work(raw):
@@ -59,9 +78,9 @@ def test_a_queued_write_the_database_refuses_rolls_back_everything(db, pipelined
         raw.write("INSERT INTO ledger_head (id, timestamp, hash, transfers_count) VALUES (1, 0, 'x', 0)")
 
     with pytest.raises(IntegrityViolation):
-        db.write_raw(work, pipelined=pipelined)
+        db.write_raw(work, **mode)
     assert _ledger_head(db) == before
-    assert db.write_raw(lambda raw: _bump(raw, where_id=1), pipelined=pipelined) is None  # the connection still works
+    assert db.write_raw(lambda raw: _bump(raw, where_id=1), **mode) is None  # the connection still works
     assert _ledger_head(db)[1] == before[1] + 1
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
 from danbao.store.errors import StoreError, TransientStoreError, neutral_errors, raise_neutral, translate
-from danbao.store.raw import Raw
+from danbao.store.raw import Raw, broken_server_check
 
 T = TypeVar("T")
 
@@ -87,7 +87,13 @@ class Database:
         return _with_retries(attempt, attempts)
 
     def write_raw(
-        self, work: Callable[[Raw], T], *, attempts: int = WRITE_ATTEMPTS_MAX, pipelined: bool = False, wait: bool = True
+        self,
+        work: Callable[[Raw], T],
+        *,
+        attempts: int = WRITE_ATTEMPTS_MAX,
+        pipelined: bool = False,
+        one_trip: bool = False,
+        wait: bool = True,
     ) -> T:
         """Like `write`, on a pooled DB-API connection: for hot paths that send plain SQL.
 
@@ -95,6 +101,9 @@ class Database:
         commit's database work, so the ledger's batch commit skips it. `pipelined` puts a
         PostgreSQL connection in pipeline mode for `work`: its `Raw.write`s travel together
         instead of one round trip each (SQLite, in process, has no round trips to save).
+        `one_trip` goes further, for a `work` that only writes: the server checks its
+        `Raw.expect`s and the COMMIT is queued behind them, so the whole transaction is one
+        round trip; a broken check fails it, its COMMIT included.
         `wait=False` makes SQLite refuse at once (`TransientStoreError`) when another
         connection holds the write lock, instead of waiting up to its busy timeout: for a
         caller that must not block, such as an event loop.
@@ -106,6 +115,8 @@ class Database:
         def attempt() -> T:
             proxy = self.engine.raw_connection()
             try:
+                if self.dialect == "postgresql" and one_trip:
+                    return _one_trip_work_and_commit(proxy, work)
                 if self.dialect == "postgresql" and pipelined:
                     return _pipelined_work_and_commit(proxy, work)
                 return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
@@ -221,6 +232,27 @@ def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: i
         proxy.commit()
         raw.committed()
         return result
+    finally:
+        if raw is not None:
+            raw.close()
+
+
+def _one_trip_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ignore[no-untyped-def]
+    """PostgreSQL: `work`'s writes, their checks (made by the server) and the COMMIT, all
+    answered by the one sync that leaving the pipeline makes."""
+    raw: Raw | None = None
+    try:
+        with proxy.driver_connection.pipeline() as pipeline:
+            raw = Raw(proxy, "postgresql", pipeline=pipeline, checked_by_server=True)
+            result = work(raw)
+            raw.write("COMMIT")
+        raw.committed()
+        return result
+    except Exception as error:
+        broken = broken_server_check(error)
+        if broken is not None:
+            raise broken from error
+        raise
     finally:
         if raw is not None:
             raw.close()

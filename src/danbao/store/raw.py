@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from danbao.errors import invariant
+from danbao.errors import InvariantViolation, invariant
 
 # SQLite allows 32,766 bound parameters, PostgreSQL 65,535: stay well under both.
 PARAMETERS_PER_STATEMENT_MAX = 16_000
@@ -70,14 +70,18 @@ class Raw:
 
     On PostgreSQL the connection may be in pipeline mode (`pipeline`): then `write` and
     `expect` only queue their statements, and the server gets them all in one round trip
-    at the next read or at `settle`; `rows` and `run` still answer at once.
+    at the next read or at `settle`; `rows` and `run` still answer at once. With
+    `checked_by_server`, the server checks each `expect` itself (a broken one fails the
+    transaction), so the COMMIT may be queued behind them (see `Database.write_raw`).
     """
 
-    def __init__(self, dbapi_connection: Any, dialect: str, *, pipeline: Any = None):
+    def __init__(self, dbapi_connection: Any, dialect: str, *, pipeline: Any = None, checked_by_server: bool = False):
+        invariant(not checked_by_server or pipeline is not None, "only a pipeline has its checks made by the server")
         self._connection = dbapi_connection
         self._postgres = dialect == "postgresql"
         self._cursor = self._new_cursor()
         self._pipeline = pipeline
+        self._checked_by_server = checked_by_server
         self._expected: list[tuple[Any, int, str]] = []
         self._opened: list[Any] = []  # cursors of pipelined reads, closed with this Raw
         self._on_commit: list[Callable[[], None]] = []
@@ -135,7 +139,11 @@ class Raw:
     def expect(self, sql: str, params: Sequence[Any], changed: int, why: str) -> None:
         """Execute a write that must change exactly `changed` rows, or `why` is broken.
 
-        Checked at once, or, when pipelined, at `settle` (before the commit)."""
+        Checked at once, or, when pipelined, at `settle` (before the commit), or by the
+        server (`checked_by_server`): see `_checked_in_server`."""
+        if self._checked_by_server:
+            self.write(_checked_in_server(sql), (*params, changed, f"{_CHECK_BROKEN}{why}; rows changed: "))
+            return
         if self._pipeline is None:
             invariant(self.run(sql, params) == changed, why)
             return
@@ -236,6 +244,33 @@ class Raw:
         self._expected.clear()
         self._opened.clear()
         self._cursor.close()
+
+
+# Opens the message of a check the server made and found broken (see `_checked_in_server`).
+_CHECK_BROKEN = "danbao check broken: "
+
+
+def broken_server_check(error: BaseException) -> InvariantViolation | None:
+    """The invariant a check made by the server found broken, from the error the server
+    failed the statement with (`expect` with `checked_by_server`); None for any other."""
+    message = str(error)
+    start = message.find(_CHECK_BROKEN)
+    if start < 0:
+        return None
+    return InvariantViolation(message[start + len(_CHECK_BROKEN) :].split('"')[0])
+
+
+@lru_cache(maxsize=256)
+def _checked_in_server(sql: str) -> str:
+    """A write that must change a given number of rows (the next parameter), checked by
+    the server: a wrong count fails the statement, and with it the transaction and the
+    COMMIT queued behind it, with an error that says why (the parameter after) and how
+    many rows changed. Plain SQL has no RAISE, so the failure is a cast of that message to
+    an integer; the count in it keeps the cast from being evaluated while planning."""
+    return (
+        f"WITH changed AS ({sql} RETURNING 1) "
+        "SELECT CASE WHEN COUNT(*) = ? THEN 0 ELSE CAST(CAST(? AS TEXT) || CAST(COUNT(*) AS TEXT) AS INTEGER) END FROM changed"
+    )
 
 
 @lru_cache(maxsize=4096)
