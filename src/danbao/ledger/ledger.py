@@ -73,6 +73,10 @@ from danbao.text import storable
 WORKS_PER_GROUP_MAX = 64
 # Expired holds voided per batch: expiry work never starves client transfers.
 EXPIRIES_PER_BATCH_MAX = 1000
+# After a one-trip commit fails (most likely another writer moved the head), this many
+# groups at most go the usual way before the next try: the wait doubles with each failure
+# in a row, so writers in several processes do not each waste a round trip on every group.
+ONE_TRIP_BACKOFF_GROUPS_MAX = 64
 _KINDS = frozenset(k.value for k in AccountKind)
 _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
 
@@ -112,6 +116,10 @@ class Ledger:
         self._quiet_until = 0
         # Totals this ledger committed, true while the head stays where it left it.
         self.known = KnownTotals()
+        # Groups to commit the usual way before trying one trip again, and how many the
+        # next failure makes it (see `_commit_on_known`).
+        self._one_trip_skip = 0
+        self._one_trip_backoff = 1
         self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
@@ -289,6 +297,10 @@ class Ledger:
         Every input gets a result code, so a raise means something impossible (a broken
         invariant, an object that is not a transfer). It must fail that submission alone,
         not every client that happened to share its group."""
+        if not self.db.in_process:
+            planned = self._commit_on_known(submissions)
+            if planned is not None:
+                return planned  # type: ignore[return-value]
         try:
             return self.db.write_raw(lambda raw: self._commit_raw(raw, submissions), pipelined=True).results
         except Exception as error:
@@ -302,6 +314,74 @@ class Ledger:
             except Exception as error:
                 outcomes.append(Failed(error))
         return outcomes
+
+    def _commit_on_known(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult]] | None:
+        """Commit a group in one round trip, planned on what this ledger knows; or None,
+        with nothing done, when the group needs the database's answers first.
+
+        This ledger knows the journal head its last commit left and the totals it wrote
+        (`known`). A group that names only such accounts, resolves no hold and comes while
+        no hold can be due needs nothing else from the database but the absence of its
+        ids, so it is planned at once and sent whole, COMMIT included. The server checks
+        what the plan assumed: the head still where this ledger left it (moved first, so
+        the head lock still orders every writer), every account updated, and no id already
+        in the journal (its unique index). If any of that fails, so does the transaction,
+        and `_commit` commits the group the usual way, reading what it needs. Only a
+        server's round trips are worth saving: SQLite reads in process."""
+        if self._one_trip_skip:
+            self._one_trip_skip -= 1
+            return None
+        planned = self._plan_on_known(submissions)
+        if planned is None:
+            return None
+        head_hash, plan = planned
+
+        def write(raw: Raw) -> None:
+            self._persist(raw, plan, head_hash)
+            raw.on_commit(lambda: self.known.learn(head_hash, (plan.head_timestamp, plan.head_hash), plan.accounts))
+
+        try:
+            self.db.write_raw(write, attempts=1, one_trip=True)
+        except Exception:  # the usual way finds out what it was, and says so
+            self._one_trip_skip = self._one_trip_backoff
+            self._one_trip_backoff = min(2 * self._one_trip_backoff, ONE_TRIP_BACKOFF_GROUPS_MAX)
+            return None
+        self._one_trip_backoff = 1
+        return plan.results
+
+    def _plan_on_known(self, submissions: list[Sequence[NewTransfer]]) -> tuple[str, Plan] | None:
+        """The group planned on what this ledger knows, and the head hash that assumes;
+        None if it needs what only the database knows (see `_commit_on_known`)."""
+        try:
+            now = self.clock.now_ns()
+            if now >= self._quiet_until:
+                return None
+            account_ids: set[str] = set()
+            for transfers in submissions:
+                for t in transfers:
+                    if t.pending_id is not None:
+                        return None
+                    for account_id in (t.debit_account_id, t.credit_account_id):
+                        if storable(account_id):  # what is not storable the engine refuses
+                            account_ids.add(account_id)
+            found = self.known.find_all(account_ids)
+            if found is None:
+                return None
+            (head_timestamp, head_hash), totals = found
+            plan = plan_batch(
+                submissions,
+                accounts=totals,
+                journal={},
+                holds={},
+                due_holds=(),
+                now_ns=now,
+                head_timestamp=head_timestamp,
+                head_hash=head_hash,
+            )
+        except Exception:  # not a transfer, say: the usual way refuses it, and says why
+            return None
+        # Refusals alone write nothing, so nothing would check the knowledge they rest on.
+        return (head_hash, plan) if plan.entries else None
 
     def _commit_now(self, submissions: list[Sequence[NewTransfer]]) -> list[list[TransferResult] | Failed] | None:
         """`_commit` without waiting: None, and nothing done, if the write lock is taken or
@@ -352,7 +432,7 @@ class Ledger:
         if plan.entries:
             self._persist(raw, plan, head_hash, txn=txn)
             if txn is None:  # a transaction reports what it wrote when it flushes
-                raw.on_commit(lambda: self.known.learn(head_hash, plan.head_hash, plan.accounts))
+                raw.on_commit(lambda: self.known.learn(head_hash, (plan.head_timestamp, plan.head_hash), plan.accounts))
         if loaded.learn_quiet:
             # Once this commits, no hold can be due before the earliest of: the next expiry
             # among holds pending before it, those it opened, and a second (the shortest
@@ -445,6 +525,9 @@ class Ledger:
     @staticmethod
     def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
         if txn is None:
+            # The head first: where its lock was not taken yet, it is taken before any
+            # account's row, as every writer takes them.
+            move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
             raw.insert(TRANSFER_ROWS, plan.entries)  # entries are rows in column order
             raw.insert(MARK_ROWS, plan.marks)
             write_totals(raw, plan.accounts)
@@ -460,8 +543,6 @@ class Ledger:
                 sorted(plan.holds_resolved.items()),
                 why="a hold resolved twice",
             )
-        if txn is None:
-            move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
 
     # -- reads ------------------------------------------------------------------------
 

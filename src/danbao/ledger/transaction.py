@@ -25,6 +25,7 @@ from danbao.ledger.model import (
     TransferResult,
     batch_size,
 )
+from danbao.ledger.results import Result
 from danbao.ledger.rows import (
     ACCOUNT_COLUMNS,
     MARK_ROWS,
@@ -54,6 +55,7 @@ class _Mark(NamedTuple):
     appended: int
     unwritten: int
     changed: dict[str, Totals]
+    created: dict[str, Totals]
     expired: bool  # a refused work's voiding of due holds is rolled back with it
 
 
@@ -81,6 +83,9 @@ class LedgerTransaction:
         # Accounts' totals as this transaction left them, written at `flush`: a group's
         # works share one UPDATE, and an account they all touch is read once.
         self._changed: dict[str, Totals] = {}
+        # Accounts this transaction created (zero totals), taught to the ledger's known
+        # totals once it commits: a new account's first transfer need not read it.
+        self._created: dict[str, Totals] = {}
         self._expired = False  # due holds are voided once per transaction
         self.now_ns = ledger.clock.now_ns()
 
@@ -101,15 +106,20 @@ class LedgerTransaction:
             self._appended = []
             self._unwritten = {}
         changed, self._changed = self._changed, {}
+        created, self._created = self._created, {}
         if changed:
             write_totals(self.raw, changed)
+        known = self._ledger.known
+        if created and not self._entries:
+            locked = self._current_head()  # nothing moved it: the head stays where it was locked
+            self.raw.on_commit(lambda: known.learn(locked[1], locked, created))
         if self._entries:
             invariant(self._locked_head is not None and self._head is not None, "entries were planned on a read head")
-            locked_hash, new_hash = self._locked_head[1], self._head[1]  # type: ignore[index]
-            move_head(self.raw, locked_hash, self._head, self._entries)  # type: ignore[arg-type]
-            self._locked_head, self._entries = self._head, 0
-            known = self._ledger.known
-            self.raw.on_commit(lambda: known.learn(locked_hash, new_hash, changed))
+            locked_hash, new_head = self._locked_head[1], self._head  # type: ignore[index]
+            move_head(self.raw, locked_hash, new_head, self._entries)  # type: ignore[arg-type]
+            self._locked_head, self._entries = new_head, 0
+            learned = created | changed  # a created account the entries touched is in `changed`
+            self.raw.on_commit(lambda: known.learn(locked_hash, new_head, learned))  # type: ignore[arg-type]
 
     def _current_head(self) -> tuple[int, str]:
         """The head the next entry chains to: the locked head (read now if it was not yet)
@@ -146,17 +156,24 @@ class LedgerTransaction:
     def _mark(self) -> _Mark:
         # The totals are never changed in place (the engine gets copies): a shallow copy
         # of the dict is a snapshot.
-        return _Mark(self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed), self._expired)
+        return _Mark(
+            self._head, self._entries, len(self._appended), len(self._unwritten), dict(self._changed), dict(self._created), self._expired
+        )
 
     def _rewind(self, mark: _Mark) -> None:
         """Forget everything since `mark`: the caller rolled the database back to it."""
         self._head, self._entries, self._changed, self._expired = mark.head, mark.entries, mark.changed, mark.expired
+        self._created = mark.created
         del self._appended[mark.appended :]
         for entry_id in list(self._unwritten)[mark.unwritten :]:
             del self._unwritten[entry_id]
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
-        return self._ledger._create_accounts(self.raw, new, self.now_ns)
+        results = self._ledger._create_accounts(self.raw, new, self.now_ns)
+        for account, result in zip(new, results, strict=True):
+            if result.result is Result.ok:
+                self._created[account.id] = Totals(account.currency, account.flags, 0, 0, 0, 0)
+        return results
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         if not batch_size(transfers):
