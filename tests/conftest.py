@@ -81,14 +81,6 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def postgres_db(postgres: ThrowawayPostgres) -> Iterator[Database]:
-    """A fresh database on PostgreSQL alone: for what only a server has (round trips)."""
-    database = Database(postgres.create_database(f"test_{next(_names)}", template=_TEMPLATE))
-    yield database
-    database.dispose()
-
-
-@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
 

@@ -3,13 +3,12 @@ it, and reads them again as soon as anyone else has written."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
 
 import pytest
 
-from danbao.clock import ManualClock
 from danbao.errors import DanbaoError
-from danbao.ledger import Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
+from danbao.ledger import Ledger, NewAccount, NewTransfer, Result, TransferFlags, TransferResult, audit
 from danbao.ledger.engine import Totals
 from danbao.ledger.group_commit import Failed
 from danbao.ledger.known import KnownTotals
@@ -164,18 +163,16 @@ def _trips(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def postgres_ledger(postgres_db: Database, clock: ManualClock) -> Iterator[Ledger]:
-    """Alice (funded with 100) and Bob, on PostgreSQL: SQLite reads in process, so it has
-    no round trips to save and no one-trip commit. The funding is the first commit: it
-    learns when holds can next be due."""
-    with Ledger(postgres_db, clock) as ledger:
-        open_accounts(ledger, "alice", "bob")
-        fund(ledger, "alice", 100)
-        yield ledger
+def known_ledger(ledger: Ledger) -> Ledger:
+    """Alice (funded with 100) and Bob, created by this ledger. The funding is the first
+    commit: it learns when holds can next be due."""
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 100)
+    return ledger
 
 
-def test_a_group_on_known_accounts_is_one_round_trip(postgres_ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
-    ledger = postgres_ledger
+def test_a_group_on_known_accounts_is_planned_without_reading_and_sent_in_one_trip(known_ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = known_ledger
     trips = _trips(ledger, monkeypatch)
     [r] = ledger.create_transfers([NewTransfer("t1", "alice", "bob", 30, "USD")])
     assert r.result is Result.ok
@@ -187,10 +184,26 @@ def test_a_group_on_known_accounts_is_one_round_trip(postgres_ledger: Ledger, mo
     assert audit(ledger.db).ok
 
 
-def test_an_id_already_in_the_journal_fails_the_one_trip_and_is_answered_exists(
-    postgres_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+def test_a_group_from_an_event_loop_on_known_accounts_is_planned_without_reading(
+    known_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger = postgres_ledger
+    ledger = known_ledger
+    trips = _trips(ledger, monkeypatch)
+
+    async def pay() -> list[TransferResult]:
+        return await ledger.create_transfers_async([NewTransfer("t1", "alice", "bob", 30, "USD")])
+
+    [r] = asyncio.run(pay())
+    assert r.result is Result.ok
+    assert trips == ["one_trip"]  # on SQLite, committed on the loop itself
+    assert totals(ledger, "bob") == (0, 0, 0, 30)
+    assert audit(ledger.db).ok
+
+
+def test_an_id_already_in_the_journal_fails_the_one_trip_and_is_answered_exists(
+    known_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = known_ledger
     assert ledger.create_transfers([NewTransfer("t1", "alice", "bob", 30, "USD")])[0].result is Result.ok
     trips = _trips(ledger, monkeypatch)
     # Planned on what the ledger knows, t1 looks new; the journal's unique index says
@@ -203,9 +216,9 @@ def test_an_id_already_in_the_journal_fails_the_one_trip_and_is_answered_exists(
 
 
 def test_a_head_moved_by_another_writer_fails_the_one_trip_and_nothing_of_it_lands(
-    postgres_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    known_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger = postgres_ledger
+    ledger = known_ledger
     with Ledger(ledger.db, ledger.clock) as other:  # another process, in effect
         assert other.create_transfers([NewTransfer("t1", "alice", "bob", 80, "USD")])[0].result is Result.ok
     ledger.clock.advance(ns=1000)  # so no journal timestamp of ours could collide with its
@@ -226,9 +239,9 @@ def test_a_head_moved_by_another_writer_fails_the_one_trip_and_nothing_of_it_lan
 
 
 def test_a_hold_to_resolve_or_an_account_created_elsewhere_goes_the_usual_way(
-    postgres_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+    known_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger = postgres_ledger
+    ledger = known_ledger
     pending = NewTransfer("h1", "alice", "bob", 40, "USD", flags=int(TransferFlags.pending), timeout_seconds=60)
     assert ledger.create_transfers([pending])[0].result is Result.ok
     with Ledger(ledger.db, ledger.clock) as other:  # another process, in effect
