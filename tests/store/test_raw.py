@@ -134,3 +134,24 @@ def test_on_commit_callbacks_run_once_after_a_commit_and_never_after_a_rollback(
     with pytest.raises(InvariantViolation):
         db.write_raw(refused, pipelined=pipelined, wait=wait)
     assert ran == [before[1] + 1]
+
+
+@pytest.mark.parametrize("mode", MODES[1:], ids=str)
+def test_a_pipelined_write_leaves_its_connection_in_transactions_of_its_own(db, mode):
+    # Pipelined, a transaction sends its own BEGIN, outside psycopg's transactions
+    # (autocommit): a connection back in the pool that way would commit each statement
+    # alone, whatever happened to the transaction before.
+    def breaks(raw):
+        _bump(raw, where_id=1)
+        _bump(raw, where_id=2)
+
+    for work in (lambda raw: _bump(raw, where_id=1), breaks, breaks):
+        try:
+            db.write_raw(work, **mode)
+        except InvariantViolation:
+            pass
+    before = _ledger_head(db)
+    for _ in range(5):  # whichever pooled connection comes next, twice over
+        with pytest.raises(InvariantViolation):
+            db.write_raw(breaks)
+    assert _ledger_head(db) == before

@@ -221,29 +221,40 @@ def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: i
 
     Leaving a pipeline always syncs it, which answers every write still queued; so the
     checks need no sync of their own and the COMMIT is one round trip. Committing inside
-    the pipeline cost three: the checks' sync, the COMMIT's, and the exit's (empty)."""
+    the pipeline cost three: the checks' sync, the COMMIT's, and the exit's (empty). The
+    BEGIN rides with the first statements (see `_one_trip_work_and_commit`)."""
+    connection = proxy.driver_connection
     raw: Raw | None = None
+    connection.autocommit = True
     try:
-        with proxy.driver_connection.pipeline() as pipeline:
+        with connection.pipeline() as pipeline:
             raw = Raw(proxy, "postgresql", pipeline=pipeline)
+            raw.write("BEGIN")
             result = work(raw)
         raw.leave_pipeline()
         raw.settle()
-        proxy.commit()
+        raw.run("COMMIT")
         raw.committed()
         return result
     finally:
         if raw is not None:
             raw.close()
+        _leave_autocommit(proxy)
 
 
 def _one_trip_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ignore[no-untyped-def]
-    """PostgreSQL: `work`'s writes, their checks (made by the server) and the COMMIT, all
-    answered by the one sync that leaving the pipeline makes."""
+    """PostgreSQL: BEGIN, `work`'s writes, their checks (made by the server) and COMMIT,
+    all answered by the one sync that leaving the pipeline makes.
+
+    The BEGIN is ours, sent as a statement in the pipeline: psycopg's own (outside
+    autocommit) is followed by a sync of its own, a round trip before any work."""
+    connection = proxy.driver_connection
     raw: Raw | None = None
+    connection.autocommit = True
     try:
-        with proxy.driver_connection.pipeline() as pipeline:
+        with connection.pipeline() as pipeline:
             raw = Raw(proxy, "postgresql", pipeline=pipeline, checked_by_server=True)
+            raw.write("BEGIN")
             result = work(raw)
             raw.write("COMMIT")
         raw.committed()
@@ -256,6 +267,22 @@ def _one_trip_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ig
     finally:
         if raw is not None:
             raw.close()
+        _leave_autocommit(proxy)
+
+
+def _leave_autocommit(proxy) -> None:  # type: ignore[no-untyped-def]
+    """Hand the connection back to psycopg's own transactions, ending any left open (a
+    failed one). A connection that cannot be must never reach the pool in autocommit,
+    where each statement would commit alone: it is discarded."""
+    from psycopg.pq import TransactionStatus
+
+    connection = proxy.driver_connection
+    try:
+        if connection.info.transaction_status != TransactionStatus.IDLE:
+            connection.rollback()
+        connection.autocommit = False
+    except Exception:
+        proxy.invalidate()
 
 
 def _close_quietly(connection) -> None:  # type: ignore[no-untyped-def]
