@@ -73,10 +73,6 @@ from danbao.text import storable
 WORKS_PER_GROUP_MAX = 64
 # Expired holds voided per batch: expiry work never starves client transfers.
 EXPIRIES_PER_BATCH_MAX = 1000
-# After a one-trip commit fails (most likely another writer moved the head), this many
-# groups at most go the usual way before the next try: the wait doubles with each failure
-# in a row, so writers in several processes do not each waste a round trip on every group.
-ONE_TRIP_BACKOFF_GROUPS_MAX = 64
 _KINDS = frozenset(k.value for k in AccountKind)
 _ACCOUNT_FLAGS = int(AccountFlags.no_overdraft | AccountFlags.no_overcredit)
 
@@ -116,10 +112,9 @@ class Ledger:
         self._quiet_until = 0
         # Totals this ledger committed, true while the head stays where it left it.
         self.known = KnownTotals()
-        # Groups to commit the usual way before trying one trip again, and how many the
-        # next failure makes it (see `_commit_on_known`).
-        self._one_trip_skip = 0
-        self._one_trip_backoff = 1
+        # Whether the head was where this ledger left it the last time it looked: only
+        # then is a group tried in one trip (see `_commit_on_known`).
+        self._undisturbed = False
         self._committer: GroupCommitter[Sequence[NewTransfer], list[TransferResult]] | None = None
         self._works: GroupCommitter[Callable[[LedgerTransaction], Any], Any] | None = None
         if group_commit:
@@ -325,11 +320,13 @@ class Ledger:
         what the plan assumed: the head still where this ledger left it (moved first, so
         the head lock still orders every writer), every account updated, and no id already
         in the journal (its unique index). If any of that fails, so does the transaction,
-        and the group is committed the usual way, reading what it needs. On SQLite, which
+        and the group is committed the usual way, reading what it needs. It is tried only
+        while the head was found where this ledger left it the last time it looked (by the
+        usual way, or by a trip that went through): where writers in several processes take
+        turns, a try would fail every time, a round trip wasted. On SQLite, which
         reads in process and checks each write as it goes, this saves the lookups alone
         (about a tenth of a group of eight); `wait=False` is for the event loop there."""
-        if self._one_trip_skip:
-            self._one_trip_skip -= 1
+        if not self._undisturbed:
             return None
         planned = self._plan_on_known(submissions)
         if planned is None:
@@ -343,10 +340,8 @@ class Ledger:
         try:
             self.db.write_raw(write, attempts=1, one_trip=True, wait=wait)
         except Exception:  # the usual way finds out what it was, and says so
-            self._one_trip_skip = self._one_trip_backoff
-            self._one_trip_backoff = min(2 * self._one_trip_backoff, ONE_TRIP_BACKOFF_GROUPS_MAX)
+            self._undisturbed = False
             return None
-        self._one_trip_backoff = 1
         return plan.results
 
     def _plan_on_known(self, submissions: list[Sequence[NewTransfer]]) -> tuple[str, Plan] | None:
@@ -504,6 +499,7 @@ class Ledger:
 
         head_timestamp, head_hash = head()
         locked_hash = txn._locked_hash() if txn is not None else head_hash
+        self._undisturbed = known_at == locked_hash
         if known and known_at != locked_hash:  # someone else wrote since: read them after all
             known = _totals_by_id(raw.select_where_in(_TOTALS_OF, "id", sorted(known)))
         due = [Hold(*row) for row in due_later()]
