@@ -115,10 +115,8 @@ class Database:
         def attempt() -> T:
             proxy = self.engine.raw_connection()
             try:
-                if self.dialect == "postgresql" and one_trip:
-                    return _one_trip_work_and_commit(proxy, work)
-                if self.dialect == "postgresql" and pipelined:
-                    return _pipelined_work_and_commit(proxy, work)
+                if self.dialect == "postgresql" and (pipelined or one_trip):
+                    return _pipelined_work_and_commit(proxy, work, one_trip=one_trip)
                 return _work_and_commit(proxy, Raw(proxy, self.dialect), work, begin=self.dialect == "sqlite")
             except BaseException:
                 _rollback_quietly(proxy)
@@ -216,47 +214,31 @@ def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool =
         raw.close()
 
 
-def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ignore[no-untyped-def]
-    """PostgreSQL: `work` in pipeline mode, its checks and COMMIT after leaving it.
+def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T], *, one_trip: bool = False) -> T:  # type: ignore[no-untyped-def]
+    """PostgreSQL: `work` in pipeline mode, then its checks and COMMIT.
 
     Leaving a pipeline always syncs it, which answers every write still queued; so the
     checks need no sync of their own and the COMMIT is one round trip. Committing inside
-    the pipeline cost three: the checks' sync, the COMMIT's, and the exit's (empty). The
-    BEGIN rides with the first statements (see `_one_trip_work_and_commit`)."""
+    the pipeline cost three: the checks' sync, the COMMIT's, and the exit's (empty).
+    `one_trip`: the server makes the checks, so the COMMIT is queued behind them and the
+    exit's sync answers the whole transaction (see `Database.write_raw`).
+
+    BEGIN is ours too, the pipeline's first statement, sent in autocommit: psycopg's own
+    is followed by a sync of its own, a round trip before any of the work."""
     connection = proxy.driver_connection
     raw: Raw | None = None
     connection.autocommit = True
     try:
         with connection.pipeline() as pipeline:
-            raw = Raw(proxy, "postgresql", pipeline=pipeline)
+            raw = Raw(proxy, "postgresql", pipeline=pipeline, checked_by_server=one_trip)
             raw.write("BEGIN")
             result = work(raw)
-        raw.leave_pipeline()
-        raw.settle()
-        raw.run("COMMIT")
-        raw.committed()
-        return result
-    finally:
-        if raw is not None:
-            raw.close()
-        _leave_autocommit(proxy)
-
-
-def _one_trip_work_and_commit(proxy, work: Callable[[Raw], T]) -> T:  # type: ignore[no-untyped-def]
-    """PostgreSQL: BEGIN, `work`'s writes, their checks (made by the server) and COMMIT,
-    all answered by the one sync that leaving the pipeline makes.
-
-    The BEGIN is ours, sent as a statement in the pipeline: psycopg's own (outside
-    autocommit) is followed by a sync of its own, a round trip before any work."""
-    connection = proxy.driver_connection
-    raw: Raw | None = None
-    connection.autocommit = True
-    try:
-        with connection.pipeline() as pipeline:
-            raw = Raw(proxy, "postgresql", pipeline=pipeline, checked_by_server=True)
-            raw.write("BEGIN")
-            result = work(raw)
-            raw.write("COMMIT")
+            if one_trip:
+                raw.write("COMMIT")
+        if not one_trip:
+            raw.leave_pipeline()
+            raw.settle()
+            raw.run("COMMIT")
         raw.committed()
         return result
     except Exception as error:
