@@ -333,12 +333,8 @@ class Ledger:
             return None
         head_hash, plan = planned
 
-        def write(raw: Raw) -> None:
-            self._persist(raw, plan, head_hash)
-            raw.on_commit(lambda: self.known.learn(head_hash, (plan.head_timestamp, plan.head_hash), plan.accounts))
-
         try:
-            self.db.write_raw(write, attempts=1, one_trip=True, wait=wait)
+            self.db.write_raw(lambda raw: self._persist(raw, plan, head_hash), attempts=1, one_trip=True, wait=wait)
         except Exception:  # the usual way finds out what it was, and says so
             self._undisturbed = False
             return None
@@ -429,8 +425,6 @@ class Ledger:
         head_hash = loaded.head_hash
         if plan.entries:
             self._persist(raw, plan, head_hash, txn=txn)
-            if txn is None:  # a transaction reports what it wrote when it flushes
-                raw.on_commit(lambda: self.known.learn(head_hash, (plan.head_timestamp, plan.head_hash), plan.accounts))
         if loaded.learn_quiet:
             # Once this commits, no hold can be due before the earliest of: the next expiry
             # among holds pending before it, those it opened, and a second (the shortest
@@ -521,15 +515,18 @@ class Ledger:
         totals.update((i, changed[i].copy()) for i in account_ids if i in changed)
         return _Loaded(head_timestamp, head_hash, due, learn_quiet, next_expiry, journal, holds, totals)
 
-    @staticmethod
-    def _persist(raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
+    def _persist(self, raw: Raw, plan: Plan, head_hash: str, *, txn: LedgerTransaction | None = None) -> None:
+        """Write a plan made on the head at `head_hash`; once it commits, this ledger knows
+        the totals it wrote (inside a transaction, that is reported when it flushes)."""
         if txn is None:
             # The head first: where its lock was not taken yet, it is taken before any
             # account's row, as every writer takes them.
-            move_head(raw, head_hash, (plan.head_timestamp, plan.head_hash), len(plan.entries))
+            new_head = (plan.head_timestamp, plan.head_hash)
+            move_head(raw, head_hash, new_head, len(plan.entries))
             raw.insert(TRANSFER_ROWS, plan.entries)  # entries are rows in column order
             raw.insert(MARK_ROWS, plan.marks)
             write_totals(raw, plan.accounts)
+            raw.on_commit(lambda: self.known.learn(head_hash, new_head, plan.accounts))
         else:
             txn._keep(plan)
         if plan.holds_opened:
