@@ -1,20 +1,23 @@
-"""A serving process freezes its start-up heap and collects young objects less often."""
+"""A serving process freezes its start-up heap, collects young objects less often, and lets
+a thread that asks for the interpreter lock have it sooner."""
 
 from __future__ import annotations
 
 import gc
+import sys
 
 import pytest
 
-from danbao.api.serving import YOUNG_THRESHOLD, freeze_startup_heap
+from danbao.api.serving import SWITCH_INTERVAL_SECONDS, YOUNG_THRESHOLD, freeze_startup_heap, ready_to_serve
 
 
 @pytest.fixture
 def restored_gc():
-    threshold = gc.get_threshold()
+    threshold, interval = gc.get_threshold(), sys.getswitchinterval()
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+    sys.setswitchinterval(interval)
 
 
 class Survivor:
@@ -40,3 +43,10 @@ def test_young_threshold_rises_and_older_ratios_stay(restored_gc) -> None:
     _, middle, oldest = gc.get_threshold()
     freeze_startup_heap()
     assert gc.get_threshold() == (YOUNG_THRESHOLD, middle, oldest)
+
+
+def test_ready_to_serve_freezes_the_heap_and_shortens_the_switch_interval(restored_gc) -> None:
+    assert sys.getswitchinterval() > SWITCH_INTERVAL_SECONDS  # CPython's 5 ms
+    ready_to_serve()
+    assert gc.get_freeze_count() > 0
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS)

@@ -194,3 +194,88 @@ def test_a_closed_committer_refuses_new_requests() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         asyncio.run(c.submit_async(3))
     assert [p for payloads, _ in recorder.writer_groups + recorder.inline_groups for p in payloads] == [1]
+
+
+class Finishes:
+    """An inline commit that does its group's work at once and leaves a finish (the
+    COMMIT) that waits for the test's word, recording the thread each part ran on."""
+
+    def __init__(self, fail: bool = False):
+        self.worked: list[tuple[list[int], int]] = []
+        self.finished: list[tuple[list[int], int]] = []
+        self.go = threading.Event()
+        self.started = threading.Event()
+        self.fail = fail
+
+    def inline(self, payloads: list[int]):  # type: ignore[no-untyped-def]
+        self.worked.append((list(payloads), threading.get_ident()))
+
+        def finish() -> list[int | Failed]:
+            self.started.set()
+            assert self.go.wait(timeout=30)
+            self.finished.append((list(payloads), threading.get_ident()))
+            if self.fail:
+                raise OSError("disk full")
+            return [p * 10 for p in payloads]
+
+        return finish
+
+
+def test_a_group_left_to_finish_is_answered_only_once_its_finish_returns_off_the_loop() -> None:
+    finishes = Finishes()
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=finishes.inline)
+    loop_thread: list[int] = []
+
+    async def main() -> list[object]:
+        loop_thread.append(threading.get_ident())
+        first = asyncio.ensure_future(submit_all(c, [1, 2, 3]))
+        assert await asyncio.to_thread(finishes.started.wait, 30)
+        # The loop is free while the finish waits, and the callers are not answered yet.
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not first.done()
+        finishes.go.set()
+        return await first
+
+    assert asyncio.run(main()) == [10, 20, 30]
+    c.close()
+    assert finishes.worked == [([1, 2, 3], loop_thread[0])]
+    assert [payloads for payloads, _ in finishes.finished] == [[1, 2, 3]]
+    assert finishes.finished[0][1] != loop_thread[0]
+    assert recorder.writer_groups == []
+
+
+def test_what_a_loop_asks_while_its_group_finishes_is_held_then_is_the_next_group() -> None:
+    finishes = Finishes()
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=finishes.inline)
+
+    async def main() -> tuple[list[object], list[object]]:
+        first = asyncio.ensure_future(submit_all(c, [1, 2]))
+        assert await asyncio.to_thread(finishes.started.wait, 30)
+        second = asyncio.ensure_future(submit_all(c, [3, 4]))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert finishes.worked == [([1, 2], threading.get_ident())]  # nothing new started
+        assert c._writing.locked()  # one group at a time: the writer thread waits too
+        assert not second.done() and c._queue.qsize() == 0
+        finishes.go.set()  # both finishes may now return
+        return await first, await second
+
+    assert asyncio.run(main()) == ([10, 20], [30, 40])
+    c.close()
+    assert [payloads for payloads, _ in finishes.worked] == [[1, 2], [3, 4]]
+    assert recorder.writer_groups == []
+
+
+def test_a_finish_that_fails_fails_its_whole_group_and_the_committer_keeps_serving() -> None:
+    finishes = Finishes(fail=True)
+    finishes.go.set()
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=finishes.inline)
+
+    outcomes = asyncio.run(submit_all(c, [1, 2, 3]))
+    assert [type(o) for o in outcomes] == [OSError] * 3
+    assert c.submit(5) == 50  # the writer's turn came back with the failure
+    c.close()

@@ -106,3 +106,59 @@ def test_a_failed_no_wait_write_leaves_nothing_behind_and_the_next_one_goes_thro
     # It never waits: its busy timeout stays 0 from one write to the next.
     assert db.write_raw(lambda raw: raw.rows("PRAGMA busy_timeout"), wait=False) == [(0,)]
     db.dispose()
+
+
+def test_a_write_committed_later_is_invisible_and_holds_the_no_wait_connection_until_committed(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+    committed = []
+
+    def work(raw):
+        raw.on_commit(lambda: committed.append(True))
+        return raw.run("INSERT INTO t VALUES (1)")
+
+    commit = db.write_raw_commit_later(work)
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == []  # not yet committed
+    assert committed == []
+    with pytest.raises(TransientStoreError):  # the connection waits for its COMMIT
+        db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False)
+    assert commit() == 1
+    assert committed == [True]
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == [(1,)]
+    assert db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False) == 1
+    db.dispose()
+
+
+def test_a_write_whose_later_commit_fails_is_rolled_back_and_frees_the_connection(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    # A deferred foreign key is checked by the COMMIT itself, so the COMMIT can refuse.
+    db.write_raw(lambda raw: raw.run("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+    db.write_raw(lambda raw: raw.run("CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"))
+    committed = []
+
+    def orphan(raw):
+        raw.on_commit(lambda: committed.append(True))
+        raw.run("INSERT INTO child VALUES (7)")
+
+    commit = db.write_raw_commit_later(orphan)
+    with pytest.raises(IntegrityViolation):
+        commit()
+    assert committed == []
+    assert db.read_raw(lambda raw: raw.rows("SELECT p FROM child")) == []
+    assert db.write_raw(lambda raw: raw.run("INSERT INTO parent VALUES (7)"), wait=False) == 1
+    db.dispose()
+
+
+def test_a_write_to_commit_later_that_fails_leaves_nothing_behind(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+
+    def half_done(raw):
+        raw.run("INSERT INTO t VALUES (1)")
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        db.write_raw_commit_later(half_done)
+    assert db.write_raw_commit_later(lambda raw: raw.run("INSERT INTO t VALUES (2)"))() == 1
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == [(2,)]
+    db.dispose()

@@ -14,7 +14,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
-from danbao.api.serving import freeze_startup_heap
+from danbao.api.serving import ready_to_serve
 
 
 def bare_app() -> FastAPI:
@@ -50,7 +50,7 @@ def main(kind: str, database_url: str) -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     # Both kinds are readied alike, so the ratio compares only what each app does.
-    freeze_startup_heap()
+    ready_to_serve()
     print(json.dumps({"port": sock.getsockname()[1], "admin_key": admin_key}), flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="error", access_log=False, lifespan="off", loop="uvloop", http="httptools"))
     server.run(sockets=[sock])

@@ -359,7 +359,7 @@ def serve(
     from danbao.api import Services, create_app
     from danbao.api.background import Background
     from danbao.api.keys import bootstrap_operator
-    from danbao.api.serving import freeze_startup_heap
+    from danbao.api.serving import ready_to_serve
     from danbao.api.webhooks import WebhookSettings
 
     try:
@@ -372,7 +372,7 @@ def serve(
     background = Background(services).start()
     console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.shown_url}")
     app = create_app(services)
-    freeze_startup_heap()
+    ready_to_serve()
     # uvicorn shuts down gracefully on SIGTERM, then raises it again under the handler it
     # found: the default one would kill the process before the background stops.
     with _sigterm_as_ctrl_c():

@@ -208,11 +208,12 @@ class Ledger:
         # a refusal.
         return self.db.write_raw(lambda raw: self._run_works(raw, works), pipelined=True)
 
-    def _commit_works_now(self, works: list[Callable[[LedgerTransaction], Any]]) -> list[Any] | None:
-        """`_commit_works` without waiting: None, and nothing done, if the write lock is
-        taken or a conflict needs the retries only the writer thread may sleep through."""
+    def _commit_works_now(self, works: list[Callable[[LedgerTransaction], Any]]) -> Callable[[], list[Any]] | None:
+        """`_commit_works` without waiting, and with the COMMIT left to the caller: None,
+        and nothing done, if the write lock is taken or a conflict needs the retries only
+        the writer thread may sleep through."""
         try:
-            return self.db.write_raw(lambda raw: self._run_works(raw, works), attempts=1, wait=False)
+            return self.db.write_raw_commit_later(lambda raw: self._run_works(raw, works))
         except TransientStoreError:
             return None
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.pool import NullPool
 
+from danbao.errors import invariant
 from danbao.store.errors import StoreError, TransientStoreError, neutral_errors, raise_neutral, translate
 from danbao.store.raw import Raw, broken_server_check
 
@@ -126,14 +127,25 @@ class Database:
 
         return _with_retries(attempt, attempts)
 
-    def _write_unwaiting(self, work: Callable[[Raw], T]) -> T:
+    def write_raw_commit_later(self, work: Callable[[Raw], T]) -> Callable[[], T]:
+        """`write_raw(wait=False, attempts=1)` on SQLite, but with the COMMIT left to the
+        caller: `work` runs now, and the returned `commit` makes it durable, on any thread,
+        and returns `work`'s result (or raises, the transaction rolled back). Until then no
+        other no-wait write can start. For an event loop, which can go on with its other
+        work while a thread waits out the COMMIT's write and `fdatasync`."""
+        invariant(self.dialect == "sqlite", "only an in-process database commits this way")
+        return _with_retries(lambda: self._write_unwaiting(work, commit_later=True), 1)  # type: ignore[return-value]
+
+    def _write_unwaiting(self, work: Callable[[Raw], T], *, commit_later: bool = False) -> T | Callable[[], T]:
         """One attempt of `write_raw(wait=False)` on SQLite, on the kept connection.
 
         Kept rather than pooled, it skips the pool's checkout and check-in and the two
         busy-timeout switches a pooled connection would need: the event loop commits a
-        group this way on every turn, where those cost about a tenth of its CPU."""
+        group this way on every turn, where those cost about a tenth of its CPU.
+        `commit_later`: see `write_raw_commit_later`."""
         if not self._unwaiting_lock.acquire(blocking=False):
             raise TransientStoreError("the no-wait connection is in use")
+        handed_over = False
         try:
             if self._unwaiting is None:
                 proxy = self.engine.raw_connection()
@@ -142,17 +154,44 @@ class Database:
                 connection.execute("PRAGMA busy_timeout = 0")
                 self._unwaiting = connection
             connection = self._unwaiting
+            raw = Raw(connection, self.dialect)
             try:
-                return _work_and_commit(connection, Raw(connection, self.dialect), work, begin=True)
+                if not commit_later:
+                    return _work_and_commit(connection, raw, work, begin=True)
+                raw.run("BEGIN IMMEDIATE")
+                result = work(raw)
+                raw.settle()
             except BaseException:
-                try:
-                    connection.rollback()
-                except Exception:  # broken: the next writer opens a fresh one
-                    self._unwaiting = None
-                    _close_quietly(connection)
+                raw.close()
+                self._roll_back_unwaiting(connection)
                 raise
+
+            def commit() -> T:
+                try:
+                    with neutral_errors():
+                        try:
+                            connection.commit()
+                        except BaseException:
+                            self._roll_back_unwaiting(connection)
+                            raise
+                    raw.committed()
+                    return result
+                finally:
+                    raw.close()
+                    self._unwaiting_lock.release()
+
+            handed_over = True
+            return commit
         finally:
-            self._unwaiting_lock.release()
+            if not handed_over:
+                self._unwaiting_lock.release()
+
+    def _roll_back_unwaiting(self, connection: Any) -> None:
+        try:
+            connection.rollback()
+        except Exception:  # broken: the next writer opens a fresh one
+            self._unwaiting = None
+            _close_quietly(connection)
 
     def read_raw(self, work: Callable[[Raw], T]) -> T:
         """Like `read`, on a pooled DB-API connection: one snapshot, no locks, no writes."""
