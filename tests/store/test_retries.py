@@ -91,13 +91,15 @@ def test_a_second_no_wait_writer_is_refused_while_the_first_is_writing(tmp_path)
     db.dispose()
 
 
+def half_done(raw):
+    """A work that fails after writing."""
+    raw.run("INSERT INTO t VALUES (1)")
+    raise KeyError("bug")
+
+
 def test_a_failed_no_wait_write_leaves_nothing_behind_and_the_next_one_goes_through(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/r.db")
     db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
-
-    def half_done(raw):
-        raw.run("INSERT INTO t VALUES (1)")
-        raise KeyError("bug")
 
     with pytest.raises(KeyError):
         db.write_raw(half_done, wait=False)
@@ -152,10 +154,6 @@ def test_a_write_whose_later_commit_fails_is_rolled_back_and_frees_the_connectio
 def test_a_write_to_commit_later_that_fails_leaves_nothing_behind(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/r.db")
     db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
-
-    def half_done(raw):
-        raw.run("INSERT INTO t VALUES (1)")
-        raise KeyError("bug")
 
     with pytest.raises(KeyError):
         db.write_raw_commit_later(half_done)
