@@ -179,6 +179,27 @@ def test_no_key_and_bad_keys_are_401(live: Live) -> None:
     assert problem_of(posted)[0] == 401 and "www-authenticate" in posted.headers
 
 
+def test_every_route_refuses_a_query_parameter_it_does_not_declare_before_doing_anything(live: Live, ann: httpx.Client) -> None:
+    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+    before = live.admin.audit()
+    paths = admin.get("/openapi.json").json()["paths"]
+    routes = [(path, method) for path, ops in paths.items() for method in ops]
+    assert len(routes) >= 30
+    for path, method in routes:
+        url = "/".join("x" if part.startswith("{") else part for part in path.split("/"))
+        for client in (admin, ann):
+            response = client.request(method.upper(), url, params={"limt": "10"}, json={} if method == "post" else None)
+            assert problem_of(response) == (400, "parameter_unknown", "limt"), (method, path)
+    assert live.admin.audit() == before
+
+
+def test_a_query_parameter_given_twice_is_refused_and_once_is_read(ann: httpx.Client) -> None:
+    for n in range(3):
+        ann.post("/v1/wallet/top-up", json={"amount": 5 + n, "currency": CUR})
+    assert problem_of(ann.get("/v1/accounts/ann.wallet.CNY/transfers?limit=1&limit=500")) == (400, "parameter_repeated", "limit")
+    assert len(ann.get("/v1/accounts/ann.wallet.CNY/transfers", params={"limit": 2}).json()["data"]) == 2
+
+
 def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Client) -> None:
     plain = httpx.Client(base_url=live.url)
     assert plain.get("/healthz").json() == {"status": "ok"}

@@ -29,6 +29,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from danbao.api.query import check_query, declared_parameters
+
 M = TypeVar("M", bound=BaseModel)
 
 _SCHEMA_REF = "#/components/schemas/{model}"
@@ -93,12 +95,15 @@ class _StrictJsonRequest(Request):
 
 
 class StrictJsonRoute(APIRoute):
-    """An APIRoute whose request bodies FastAPI decodes with `loads`."""
+    """An APIRoute whose request bodies FastAPI decodes with `loads`, and whose query
+    strings hold only the parameters it declares (`danbao.api.query`)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        declared = declared_parameters(self)
 
         async def strict(request: Request) -> Response:
+            check_query(request, declared)
             return await handler(_StrictJsonRequest(request.scope, request.receive))
 
         return strict

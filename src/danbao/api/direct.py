@@ -25,7 +25,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
+from danbao.api.query import check_query
 from danbao.errors import invariant
+
+_NOTHING: frozenset[str] = frozenset()
 
 
 class DirectRoute(APIRoute):
@@ -46,6 +49,7 @@ class DirectRoute(APIRoute):
         endpoint = self.endpoint
 
         async def direct(request: Request) -> Response:
+            check_query(request, _NOTHING)  # a direct route reads nothing but its path
             response = await endpoint(request=request, **request.path_params)
             invariant(isinstance(response, Response), "a direct route returns a finished Response")
             return response
