@@ -200,6 +200,23 @@ def test_a_query_parameter_given_twice_is_refused_and_once_is_read(ann: httpx.Cl
     assert len(ann.get("/v1/accounts/ann.wallet.CNY/transfers", params={"limit": 2}).json()["data"]) == 2
 
 
+def test_head_is_the_get_it_names_without_the_body(live: Live, ann: httpx.Client) -> None:
+    plain = httpx.Client(base_url=live.url)
+    ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR})
+    for client, path in ((plain, "/healthz"), (ann, "/v1/trades"), (ann, "/v1/accounts/ann.wallet.CNY/balance")):
+        got, head = client.get(path), client.head(path)
+        assert (head.status_code, head.content) == (got.status_code, b"")
+        assert head.headers["content-length"] == got.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+    refused = plain.head("/v1/trades")  # no key: the same 401 as a GET, without its body
+    assert (refused.status_code, refused.content, refused.headers["content-type"]) == (401, b"", "application/problem+json")
+    only_post = ann.head("/v1/wallet/top-up")
+    assert only_post.status_code == 405 and only_post.headers["allow"] == "POST"
+    assert ann.post("/v1/trades/t_x", json={}).headers["allow"] == "GET, HEAD"
+    metrics = plain.get("/metrics").text
+    assert 'danbao_http_requests_total{method="HEAD",route="/v1/trades",status="200"} 1.0' in metrics
+
+
 def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Client) -> None:
     plain = httpx.Client(base_url=live.url)
     assert plain.get("/healthz").json() == {"status": "ok"}

@@ -90,8 +90,10 @@ def create_app(services: Services) -> FastAPI:
         headers = dict(error.headers or {})
         if error.status_code == 405:
             # Every route on this path, not only the first one the router tried (RFC 9110).
-            allowed = sorted({m for r in app.routes if r.matches(request.scope)[0] != Match.NONE for m in (getattr(r, "methods", None) or ())})
-            headers["Allow"] = ", ".join(allowed)
+            allowed = {m for r in app.routes if r.matches(request.scope)[0] != Match.NONE for m in (getattr(r, "methods", None) or ())}
+            if "GET" in allowed:
+                allowed.add("HEAD")  # see RequestGate._as_get
+            headers["Allow"] = ", ".join(sorted(allowed))
         return problem(code, str(error.detail), status=error.status_code, headers=headers)
 
     def openapi() -> dict[str, Any]:
@@ -190,6 +192,7 @@ class RequestGate:
     """Every HTTP request passes here once: it is counted and timed for Prometheus; a body
     is read whole, at most BODY_BYTES_MAX (413 before any work); and a POST with an
     Idempotency-Key runs once per party and key, later retries getting the first response.
+    A HEAD is answered as the GET it names, without the body.
 
     One ASGI layer rather than three: each layer costs every request a coroutine and a
     wrapped `send`, and the API's budget per trade call is about a millisecond.
@@ -217,7 +220,10 @@ class RequestGate:
             self.metrics.observe(scope["method"], getattr(scope.get("route"), "path", "unmatched"), status[0], time.perf_counter() - start)
 
     async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["method"] == "HEAD":
+            await self._as_get(scope, receive, send)
+            return
+        if scope["method"] in ("GET", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -254,6 +260,17 @@ class RequestGate:
             await self.app(scope, replay, send)
             return
         await self._idempotent(scope, replay, send, key.decode("latin-1"), body)
+
+    async def _as_get(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HEAD is GET without the body (RFC 9110 9.3.2): routed and answered as GET, its
+        headers, Content-Length included, kept; the server, whose scope still says HEAD,
+        sends no body."""
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, send)
+        finally:
+            if "route" in as_get:  # for the metrics' route label
+                scope["route"] = as_get["route"]
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: str, body: bytes) -> None:
         if not 0 < len(key) <= KEY_CHARS_MAX or not key.isprintable():
