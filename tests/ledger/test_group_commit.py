@@ -246,6 +246,22 @@ def test_a_group_left_to_finish_is_answered_only_once_its_finish_returns_off_the
     assert recorder.writer_groups == []
 
 
+def test_a_lone_callers_group_is_finished_on_the_loop_at_once() -> None:
+    finishes = Finishes()
+    finishes.go.set()
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=finishes.inline)
+    loop_thread: list[int] = []
+
+    async def main() -> list[object]:
+        loop_thread.append(threading.get_ident())
+        return await submit_all(c, [4])
+
+    assert asyncio.run(main()) == [40]
+    c.close()
+    assert finishes.finished == [([4], loop_thread[0])]
+
+
 def test_what_a_loop_asks_while_its_group_finishes_is_held_then_is_the_next_group() -> None:
     finishes = Finishes()
     recorder = Recorder()

@@ -25,7 +25,9 @@ finisher thread: the loop then goes on with its other callers (parsing, answerin
 the finisher waits out the COMMIT's write and `fdatasync`, which otherwise stalled the
 loop for a sixth of its time under the API's load. One group still commits at a time, so
 what the loop's callers ask for meanwhile is held until that COMMIT is done, and is then
-the next group. Nobody hears back before their group is durable.
+the next group. Nobody hears back before their group is durable. A group of one is
+finished on the loop at once: a lone caller most likely has the loop to itself, and the
+hand-off would only add to its wait (about 8% of a trade call's time with one client).
 """
 
 from __future__ import annotations
@@ -202,6 +204,8 @@ class GroupCommitter(Generic[P, R]):
         if self._writing.acquire(blocking=False):
             try:
                 outcomes = self._inline([r.payload for r in group])  # type: ignore[misc]
+                if callable(outcomes) and len(group) == 1:
+                    outcomes = outcomes()  # a lone caller: finished here (see the module's docstring)
             except Exception as error:
                 outcomes = [Failed(error)] * len(group)
             if callable(outcomes):  # the work is done; its COMMIT goes to the finisher
