@@ -250,7 +250,10 @@ class GroupCommitter(Generic[P, R]):
             self._queue.put(_STOP)
             self._thread.join()
             if self._finisher is not None:
-                self._finishes.put(_STOP)
+                # A loop holds `_writing` from its inline commit until its finish is
+                # queued (the finisher lets go of it): so no finish comes after the stop.
+                with self._writing:
+                    self._finishes.put(_STOP)
                 self._finisher.join()
 
     def _run(self) -> None:
