@@ -158,9 +158,7 @@ class Database:
             try:
                 if not commit_later:
                     return _work_and_commit(connection, raw, work, begin=True)
-                raw.run("BEGIN IMMEDIATE")
-                result = work(raw)
-                raw.settle()
+                result = _work_settled(raw, work, begin=True)
             except BaseException:
                 raw.close()
                 self._roll_back_unwaiting(connection)
@@ -169,13 +167,11 @@ class Database:
             def commit() -> T:
                 try:
                     with neutral_errors():
-                        try:
-                            connection.commit()
-                        except BaseException:
-                            self._roll_back_unwaiting(connection)
-                            raise
-                    raw.committed()
+                        _commit(connection, raw)
                     return result
+                except BaseException:
+                    self._roll_back_unwaiting(connection)
+                    raise
                 finally:
                     raw.close()
                     self._unwaiting_lock.release()
@@ -240,17 +236,27 @@ def _with_retries(attempt: Callable[[], T], attempts: int) -> T:
 
 def _work_and_commit(proxy, raw: Raw, work: Callable[[Raw], T], *, begin: bool = False) -> T:  # type: ignore[no-untyped-def]
     try:
-        if begin:
-            # SQLite: take the write lock up front, so two writers never deadlock on a
-            # lock upgrade (at busy timeout 0, refused at once if it is taken).
-            raw.run("BEGIN IMMEDIATE")
-        result = work(raw)
-        raw.settle()  # every queued write done and checked before the commit
-        proxy.commit()
-        raw.committed()
+        result = _work_settled(raw, work, begin=begin)
+        _commit(proxy, raw)
         return result
     finally:
         raw.close()
+
+
+def _work_settled(raw: Raw, work: Callable[[Raw], T], *, begin: bool) -> T:
+    """`work` done, every queued write answered and checked: all but the COMMIT."""
+    if begin:
+        # SQLite: take the write lock up front, so two writers never deadlock on a
+        # lock upgrade (at busy timeout 0, refused at once if it is taken).
+        raw.run("BEGIN IMMEDIATE")
+    result = work(raw)
+    raw.settle()
+    return result
+
+
+def _commit(proxy, raw: Raw) -> None:  # type: ignore[no-untyped-def]
+    proxy.commit()
+    raw.committed()
 
 
 def _pipelined_work_and_commit(proxy, work: Callable[[Raw], T], *, one_trip: bool = False) -> T:  # type: ignore[no-untyped-def]
