@@ -55,6 +55,7 @@ def test_one_turns_callers_are_one_group_committed_on_the_loop_thread() -> None:
     c.close()
     assert recorder.inline_groups == [(list(range(1, 9)), loop_thread[0])]
     assert recorder.writer_groups == []
+    assert c._finisher is None  # no finish was ever left to it
 
 
 def test_a_group_the_inline_commit_declines_goes_to_the_writer() -> None:

@@ -142,10 +142,8 @@ class GroupCommitter(Generic[P, R]):
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self._finisher: threading.Thread | None = None
-        if inline is not None:
-            self._finisher = threading.Thread(target=self._run_finishes, name=f"{name}-finish", daemon=True)
-            self._finisher.start()
+        self._name = name
+        self._finisher: threading.Thread | None = None  # started by the first finish
 
     def submit(self, payload: P) -> R:
         if self._closed:
@@ -209,6 +207,9 @@ class GroupCommitter(Generic[P, R]):
             except Exception as error:
                 outcomes = [Failed(error)] * len(group)
             if callable(outcomes):  # the work is done; its COMMIT goes to the finisher
+                if self._finisher is None:
+                    self._finisher = threading.Thread(target=self._run_finishes, name=f"{self._name}-finish", daemon=True)
+                    self._finisher.start()
                 self._finishing.add(loop)
                 self._finishes.put((outcomes, group, loop))
                 return
@@ -249,12 +250,14 @@ class GroupCommitter(Generic[P, R]):
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
-            if self._finisher is not None:
-                # A loop holds `_writing` from its inline commit until its finish is
-                # queued (the finisher lets go of it): so no finish comes after the stop.
-                with self._writing:
-                    self._finishes.put(_STOP)
-                self._finisher.join()
+            # A loop holds `_writing` from its inline commit until its finish is queued
+            # (the finisher lets go of it), so no finisher starts, and no finish comes
+            # after the stop, while this holds it.
+            with self._writing:
+                finisher = self._finisher
+                self._finishes.put(_STOP)
+            if finisher is not None:
+                finisher.join()
 
     def _run(self) -> None:
         carried: _Request[P, R] | None = None
