@@ -217,6 +217,25 @@ def test_head_is_the_get_it_names_without_the_body(live: Live, ann: httpx.Client
     assert 'danbao_http_requests_total{method="HEAD",route="/v1/trades",status="200"} 1.0' in metrics
 
 
+def test_every_operation_is_described_and_trade_operations_say_who_may_from_the_tables(live: Live) -> None:
+    from danbao.trade.machine import SYSTEM, TABLE
+
+    paths = httpx.get(f"{live.url}/openapi.json").json()["paths"]
+    undescribed = [(m, p) for p, ops in paths.items() for m, op in ops.items() if not op.get("description")]
+    assert undescribed == []
+    rows = 0
+    for model, rules in TABLE.items():
+        for (status, action), rule in rules.items():
+            parties = sorted(rule.actors - {SYSTEM})
+            if not parties:
+                continue  # the worker's rows: no operation of the API
+            path = "/v1/trades/{trade_id}/" + ("return" if action.value == "return_goods" else action.value.replace("_", "-"))
+            described = paths[path]["post"]["description"]
+            assert f"- {model.value}: the {' or the '.join(parties)}, from `{status.value}` to " in described, (path, model, status)
+            rows += 1
+    assert rows >= 25
+
+
 def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Client) -> None:
     plain = httpx.Client(base_url=live.url)
     assert plain.get("/healthz").json() == {"status": "ok"}

@@ -59,6 +59,7 @@ def list_accounts(request: Request) -> AccountPage:
 
 @router.get("/accounts/{account_id}", response_model=AccountOut)
 def get_account(account_id: str, request: Request) -> AccountOut:
+    """One of the caller's accounts (an operator: any account) with its balance and totals."""
     svc, caller = who(request)
     return account_out(_own_account(svc, caller, account_id))
 
@@ -77,6 +78,7 @@ def account_balance(account_id: str, request: Request, at: Annotated[int, Query(
 
 @router.get("/accounts/{account_id}/transfers", response_model=TransferPage)
 def account_transfers(account_id: str, request: Request, after: Annotated[str | None, Query(pattern="^[0-9]{1,20}$")] = None, limit: Limit = PAGE_DEFAULT) -> TransferPage:
+    """The account's journal entries, oldest first."""
     svc, caller = who(request)
     _own_account(svc, caller, account_id)
     page = svc.ledger.transfers_of(account_id, after=after, limit=limit)
@@ -127,17 +129,21 @@ def deposit(body: MoneyIn, request: Request) -> Response:
 
 @router.post("/deposit/withdraw", status_code=201, response_model=MoveOut)
 def withdraw_deposit(body: MoneyIn, request: Request) -> Response:
+    """A seller moves money from its security deposit back to its wallet; not while a claim
+    may still arrive on one of its direct trades (409 `deposit_locked`)."""
     svc, caller = who(request)
     return _move(request, body, lambda: svc.trades.parties.withdraw_deposit(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/debt/repay", status_code=201, response_model=MoveOut)
 def repay_debt(body: MoneyIn, request: Request) -> Response:
+    """A seller pays its debt to the insurance pool from its wallet (never more than it owes)."""
     svc, caller = who(request)
     return _move(request, body, lambda: svc.trades.parties.repay_debt(caller.id, body.amount, body.currency.value))
 
 
 @router.post("/insurance/fund", status_code=201, response_model=MoveOut)
 def fund_insurance(body: MoneyIn, request: Request) -> Response:
+    """The operator puts money into the insurance pool from the platform's bank account."""
     svc, caller = who(request, operator=True)
     return _move(request, body, lambda: svc.trades.parties.fund_insurance(caller.id, body.amount, body.currency.value))

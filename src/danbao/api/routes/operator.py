@@ -27,6 +27,7 @@ def audit(request: Request) -> AuditOut:
 
 @router.get("/healthz")
 def healthz(request: Request) -> dict[str, str]:
+    """Whether the server answers and reaches its database (no key needed)."""
     svc = request.app.state.services
     svc.db.read_raw(lambda raw: raw.rows("SELECT 1"))
     return {"status": "ok"}

@@ -42,6 +42,7 @@ def create_party(body: PartyIn, request: Request) -> PartyOut:
 
 @router.get("/parties/{party_id}", response_model=PartyOut)
 def get_party(party_id: str, request: Request) -> PartyOut:
+    """A party: the caller itself, or any party for an operator (others get 404)."""
     svc, caller = who(request)
     return party_out(_visible_party(svc, caller, party_id))
 
@@ -71,6 +72,8 @@ def list_keys(party_id: str, request: Request, after: CreatedCursor = None, limi
 
 @router.post("/keys/{key_id}/revoke", response_model=KeyOut)
 def revoke_key(key_id: str, request: Request, body: NoBody | None = None) -> KeyOut:
+    """Revoke one of the caller's keys (an operator: anyone's); requests with it get 401
+    from then on."""
     svc, caller = who(request)
     info = _own_key(svc, caller, key_id)
     svc.keys.revoke(key_id)

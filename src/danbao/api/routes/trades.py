@@ -35,9 +35,11 @@ from danbao.api.models import (
 )
 from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created_cursor, cursor
 from danbao.api.webhooks import event_id, event_type
+from danbao.errors import invariant
 from danbao.ledger import Ledger
 from danbao.trade import Trade, TradeEvent
-from danbao.trade.model import SEQ_MAX
+from danbao.trade.machine import SYSTEM, TABLE
+from danbao.trade.model import SEQ_MAX, Action
 
 router = APIRouter(prefix="/v1", tags=["trades"], route_class=StrictJsonRoute)
 EventCursor = Annotated[str | None, Query(pattern="^[0-9]{1,20}:[A-Za-z0-9_.-]{1,64}:[0-9]{1,10}$", description="next_cursor of the page before")]
@@ -99,12 +101,15 @@ def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = PA
 
 @router.get("/trades/{trade_id}", response_model=TradeOut)
 def get_trade(trade_id: str, request: Request) -> TradeOut:
+    """A trade the caller is party to (as buyer, seller or courier; an arbiter or operator
+    sees any), with its figures and deadlines."""
     svc, caller = who(request)
     return trade_out(svc.trades.get(trade_id, caller.id))
 
 
 @router.get("/trades/{trade_id}/events", response_model=EventPage)
 def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le=SEQ_MAX), limit: Limit = PAGE_DEFAULT) -> EventPage:
+    """A trade's transitions in order: who did what, when, from which status to which."""
     svc, caller = who(request)
     found = svc.trades.events(trade_id, caller.id, after_seq=after, limit=limit)
     return EventPage(data=[event_out(e) for e in found], next_cursor=str(found[-1].seq) if len(found) == limit else None)
@@ -119,7 +124,26 @@ def events(request: Request, after: EventCursor = None, limit: Limit = PAGE_DEFA
     return EventPage(data=[event_out(e) for e in found], next_cursor=f"{last.at}:{last.trade_id}:{last.seq}" if last and len(found) == limit else None)
 
 
-def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel] | None = None, summary: str = "") -> None:
+def who_may(action: Action) -> str:
+    """Who may take `action`, from which status, to which: the transition tables' rows,
+    written out for the OpenAPI document so that it cannot drift from them."""
+    rows = [
+        f"- {model.value}: the {' or the '.join(sorted(rule.actors - {SYSTEM}))}, from `{status.value}` to "
+        + " or ".join(f"`{to.value}`" for to in rule.to)
+        for model, rules in TABLE.items()
+        for (status, taken), rule in rules.items()
+        if taken is action and rule.actors - {SYSTEM}
+    ]
+    invariant(bool(rows), f"{action.value}: an operation some party may take")
+    return (
+        "Who may, and from which status (the transition tables):\n\n" + "\n".join(rows) + "\n\n"
+        "Another party to the trade gets 403 `role_forbidden`; the right party in another status "
+        "409 `trade_state_invalid`; a caller neither party to the trade nor an arbiter or operator "
+        "404 `trade_not_found`."
+    )
+
+
+def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel] | None = None, summary: str = "", action: Action | None = None) -> None:
     """One POST per trade operation; the body is validated by `body_model` (or must be empty)."""
     # async: the operation's work joins the ledger's group commit straight from the event
     # loop (`transaction_async`), with no hop through the thread pool. The body is read by
@@ -133,7 +157,8 @@ def _operation(path: str, call: Callable[..., Trade], body_model: type[BaseModel
         return await _step(request, svc.ledger, call(svc.trade_works, trade_id, caller.id, *args))
 
     endpoint.__name__ = path.replace("-", "_")
-    _post_direct(f"/trades/{{trade_id}}/{path}", endpoint, summary=summary or path.replace("-", " "), openapi_extra=documented(model))
+    description = who_may(action or Action(path.replace("-", "_")))
+    _post_direct(f"/trades/{{trade_id}}/{path}", endpoint, summary=summary or path.replace("-", " "), description=description, openapi_extra=documented(model))
 
 
 _operation("pay", lambda t, i, c: t.pay(i, c), summary="buyer pays (escrow: into escrow; direct: to the seller)")
@@ -153,7 +178,7 @@ _operation("uphold-claim", lambda t, i, c: t.uphold_claim(i, c))
 _operation("reject-claim", lambda t, i, c: t.reject_claim(i, c))
 _operation("collect", lambda t, i, c, b: t.collect(i, c, method=b.method), CollectIn)
 _operation("refuse", lambda t, i, c: t.refuse(i, c), summary="the courier records a refusal at the door")
-_operation("return", lambda t, i, c: t.return_goods(i, c))
+_operation("return", lambda t, i, c: t.return_goods(i, c), action=Action.return_goods)
 _operation("remit", lambda t, i, c: t.remit(i, c))
 _operation("settle", lambda t, i, c: t.settle(i, c))
 
