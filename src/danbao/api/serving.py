@@ -15,10 +15,10 @@ The event loop holds the interpreter lock almost all the time under load (uvloop
 through its own I/O). A thread that needs it back, such as the one that waited out a
 group's COMMIT on SQLite (`danbao.ledger.group_commit`), then waits CPython's switch
 interval for the loop to be made to let go: 5 ms by default, longer than the commit
-itself. At 0.2 ms the commit's callers hear back within a fraction of their own turn; at
-16 clients this raised the trade calls' requests/s by about 8% (docs/benchmarks.md,
-session 26). Only a thread that asks for the lock causes a switch, so a process with one
-busy thread pays nothing for it.
+itself, which ate all that moving the COMMIT off the loop gained. At 0.2 ms the finisher
+(with it) raised the trade calls' requests/s at 16 clients by about 10% (docs/benchmarks.md,
+session 26); the interval alone changed nothing. Only a thread that asks for the lock
+causes a switch, so a process with one busy thread pays nothing for it.
 """
 
 from __future__ import annotations
