@@ -206,12 +206,8 @@ class GroupCommitter(Generic[P, R]):
                     outcomes = outcomes()  # a lone caller: finished here (see the module's docstring)
             except Exception as error:
                 outcomes = [Failed(error)] * len(group)
-            if callable(outcomes):  # the work is done; its COMMIT goes to the finisher
-                if self._finisher is None:
-                    self._finisher = threading.Thread(target=self._run_finishes, name=f"{self._name}-finish", daemon=True)
-                    self._finisher.start()
-                self._finishing.add(loop)
-                self._finishes.put((outcomes, group, loop))
+            if callable(outcomes):
+                self._finish_later(outcomes, group, loop)  # `_writing` goes with it
                 return
             self._writing.release()
         if outcomes is None:
@@ -220,6 +216,15 @@ class GroupCommitter(Generic[P, R]):
             return
         invariant(len(outcomes) == len(group), "one outcome per request")
         _resolve([(r.future, outcome) for r, outcome in zip(group, outcomes, strict=True)])  # type: ignore[misc]
+
+    def _finish_later(self, finish: Callable[[], list[R | Failed]], group: list[_Request[P, R]], loop: asyncio.AbstractEventLoop) -> None:
+        """The group's work is done: its COMMIT goes to the finisher thread, which lets go
+        of `_writing` once it is made, and this loop holds its callers until then."""
+        if self._finisher is None:
+            self._finisher = threading.Thread(target=self._run_finishes, name=f"{self._name}-finish", daemon=True)
+            self._finisher.start()
+        self._finishing.add(loop)
+        self._finishes.put((finish, group, loop))
 
     def _run_finishes(self) -> None:
         """Make each loop's group durable, off its loop, then hand the outcomes back."""

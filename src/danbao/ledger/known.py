@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 from danbao.ledger.engine import Totals
 
@@ -40,24 +41,19 @@ class KnownTotals:
 
     def find(self, account_ids: Iterable[str]) -> tuple[str | None, dict[str, Totals]]:
         """(the head hash they are true at, copies of the totals known among `account_ids`)."""
-        with self._lock:
-            known = self._totals
-            return self._hash(), {i: known[i].copy() for i in account_ids if i in known}
+        head, found = self._found(account_ids)
+        return (None if head is None else head[1]), found
 
-    def find_all(self, account_ids: Iterable[str]) -> tuple[Head, dict[str, Totals]] | None:
+    def find_all(self, account_ids: AbstractSet[str]) -> tuple[Head, dict[str, Totals]] | None:
         """(the head they are true at, copies of the totals of every one of `account_ids`),
         or None if any of them is not known."""
+        head, found = self._found(account_ids)
+        return (head, found) if head is not None and len(found) == len(account_ids) else None
+
+    def _found(self, account_ids: Iterable[str]) -> tuple[Head | None, dict[str, Totals]]:
         with self._lock:
             known = self._totals
-            if self._head is None:
-                return None
-            found = {}
-            for i in account_ids:
-                totals = known.get(i)
-                if totals is None:
-                    return None
-                found[i] = totals.copy()
-            return self._head, found
+            return self._head, {i: known[i].copy() for i in account_ids if i in known}
 
     def learn(self, locked_hash: str, new_head: Head, written: dict[str, Totals]) -> None:
         """A transaction that locked the head at `locked_hash` committed, moving it to

@@ -111,7 +111,7 @@ class Database:
         """
 
         if not wait and self.dialect == "sqlite":
-            return _with_retries(lambda: self._write_unwaiting(work), attempts)
+            return _with_retries(lambda: self._write_unwaiting(work)(), attempts)
 
         def attempt() -> T:
             proxy = self.engine.raw_connection()
@@ -134,15 +134,15 @@ class Database:
         other no-wait write can start. For an event loop, which can go on with its other
         work while a thread waits out the COMMIT's write and `fdatasync`."""
         invariant(self.dialect == "sqlite", "only an in-process database commits this way")
-        return _with_retries(lambda: self._write_unwaiting(work, commit_later=True), 1)  # type: ignore[return-value]
+        return _with_retries(lambda: self._write_unwaiting(work), 1)
 
-    def _write_unwaiting(self, work: Callable[[Raw], T], *, commit_later: bool = False) -> T | Callable[[], T]:
-        """One attempt of `write_raw(wait=False)` on SQLite, on the kept connection.
+    def _write_unwaiting(self, work: Callable[[Raw], T]) -> Callable[[], T]:
+        """One attempt of `write_raw(wait=False)` on SQLite, on the kept connection: `work`
+        done, and its COMMIT returned (see `write_raw_commit_later`).
 
         Kept rather than pooled, it skips the pool's checkout and check-in and the two
         busy-timeout switches a pooled connection would need: the event loop commits a
-        group this way on every turn, where those cost about a tenth of its CPU.
-        `commit_later`: see `write_raw_commit_later`."""
+        group this way on every turn, where those cost about a tenth of its CPU."""
         if not self._unwaiting_lock.acquire(blocking=False):
             raise TransientStoreError("the no-wait connection is in use")
         handed_over = False
@@ -156,8 +156,6 @@ class Database:
             connection = self._unwaiting
             raw = Raw(connection, self.dialect)
             try:
-                if not commit_later:
-                    return _work_and_commit(connection, raw, work, begin=True)
                 result = _work_settled(raw, work, begin=True)
             except BaseException:
                 raw.close()
