@@ -197,6 +197,79 @@ def test_a_closed_committer_refuses_new_requests() -> None:
     assert [p for payloads, _ in recorder.writer_groups + recorder.inline_groups for p in payloads] == [1]
 
 
+def closing_while_sized(holder: list[GroupCommitter[int, int]]):  # type: ignore[no-untyped-def]
+    """A `size` that closes the committer, on another thread, while a caller is between
+    its look at whether the committer is closed and its queueing."""
+
+    def size(payload: int) -> int:
+        if payload == 13:
+            closer = threading.Thread(target=holder[0].close)
+            closer.start()
+            closer.join(timeout=30)
+            assert not closer.is_alive()
+        return 1
+
+    return size
+
+
+def test_a_thread_caller_racing_close_is_refused_not_left_waiting() -> None:
+    recorder = Recorder()
+    holder: list[GroupCommitter[int, int]] = []
+    holder.append(GroupCommitter(recorder.writer, size_max=100, size=closing_while_sized(holder)))
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            outcome.append(holder[0].submit(13))
+        except RuntimeError as error:
+            outcome.append(error)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(timeout=30)
+    assert not caller.is_alive(), "the caller was left waiting on a closed committer"
+    assert len(outcome) == 1 and "closed" in str(outcome[0])
+    assert recorder.writer_groups == []
+
+
+def test_an_asyncio_caller_racing_close_is_refused_not_left_waiting() -> None:
+    recorder = Recorder()
+    holder: list[GroupCommitter[int, int]] = []
+    holder.append(GroupCommitter(recorder.writer, size_max=100, size=closing_while_sized(holder)))
+
+    async def main() -> list[object]:
+        return await asyncio.wait_for(submit_all(holder[0], [13]), timeout=30)
+
+    outcomes = asyncio.run(main())
+    assert len(outcomes) == 1 and isinstance(outcomes[0], RuntimeError) and "closed" in str(outcomes[0])
+    assert recorder.writer_groups == []
+
+
+def test_close_commits_every_request_already_queued_before_it_stops() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=1)
+    results: dict[int, object] = {}
+
+    def call(payload: int) -> None:
+        results[payload] = c.submit(payload)
+
+    callers = [threading.Thread(target=call, args=(p,), daemon=True) for p in (1, 2, 3)]
+    callers[0].start()
+    assert recorder.in_writer.wait(timeout=30)  # 1 is being committed; 2 and 3 queue
+    for caller in callers[1:]:
+        caller.start()
+    with c._queue.not_empty:  # notified at every put
+        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 2, timeout=30)  # its mutex is held
+    closer = threading.Thread(target=c.close, daemon=True)
+    closer.start()
+    recorder.release_writer.set()
+    for thread in [closer, *callers]:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert results == {1: 10, 2: 20, 3: 30}
+
+
 class Finishes:
     """An inline commit that does its group's work at once and leaves a finish (the
     COMMIT) that waits for the test's word, recording the thread each part ran on."""

@@ -140,6 +140,9 @@ class GroupCommitter(Generic[P, R]):
         self._finishing: set[asyncio.AbstractEventLoop] = set()
         self._finishes: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._closed = False
+        # Held to check `_closed` and queue as one step, and to close: every request is
+        # either refused or queued ahead of the writer's stop, so none is left waiting.
+        self._admitting = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
         self._name = name
@@ -155,7 +158,7 @@ class GroupCommitter(Generic[P, R]):
         done = _thread.allocate_lock()
         done.acquire()
         request: _Request[P, R] = _Request(payload, size, done=done)
-        self._queue.put(request)
+        self._admit(request)
         done.acquire()  # until the writer releases it
         outcome = request.outcome
         if isinstance(outcome, Failed):
@@ -174,7 +177,7 @@ class GroupCommitter(Generic[P, R]):
         request: _Request[P, R] = _Request(payload, size, future=future)
         held = self._held.get(loop) if self._inline is not None else None
         if self._inline is None or (held is not None and len(held) >= QUEUE_REQUESTS_MAX):
-            self._queue.put(request)  # bounded; a full queue briefly blocks the loop, as back-pressure
+            self._admit(request)  # bounded; a full queue briefly blocks the loop, as back-pressure
         elif held is None:
             self._held[loop] = [request]
             loop.call_soon(self._commit_on_loop, loop)  # after the callbacks ready this turn
@@ -200,6 +203,10 @@ class GroupCommitter(Generic[P, R]):
             return
         outcomes: list[R | Failed] | Callable[[], list[R | Failed]] | None = None
         if self._writing.acquire(blocking=False):
+            if self._closed:  # closed since the look above: `close` now waits for `_writing`
+                self._writing.release()
+                _resolve([(r.future, Failed(RuntimeError("the ledger is closed"))) for r in group])  # type: ignore[misc]
+                return
             try:
                 outcomes = self._inline([r.payload for r in group])  # type: ignore[misc]
                 if callable(outcomes) and len(group) == 1:
@@ -212,7 +219,10 @@ class GroupCommitter(Generic[P, R]):
             self._writing.release()
         if outcomes is None:
             for request in group:
-                self._queue.put(request)
+                try:
+                    self._admit(request)
+                except RuntimeError as error:  # closed meanwhile
+                    _resolve([(request.future, Failed(error))])  # type: ignore[list-item]
             return
         invariant(len(outcomes) == len(group), "one outcome per request")
         _resolve([(r.future, outcome) for r, outcome in zip(group, outcomes, strict=True)])  # type: ignore[misc]
@@ -250,19 +260,28 @@ class GroupCommitter(Generic[P, R]):
         _resolve([(r.future, outcome) for r, outcome in zip(group, outcomes, strict=True)])  # type: ignore[misc]
         self._commit_on_loop(loop)  # what was held meanwhile
 
+    def _admit(self, request: _Request[P, R]) -> None:
+        """Queue `request` for the writer, unless the committer is closed."""
+        with self._admitting:
+            if self._closed:
+                raise RuntimeError("the ledger is closed")
+            self._queue.put(request)  # while full, `close` waits too, and the writer drains it
+
     def close(self) -> None:
-        if not self._closed:
+        with self._admitting:
+            if self._closed:
+                return
             self._closed = True
-            self._queue.put(_STOP)
-            self._thread.join()
-            # A loop holds `_writing` from its inline commit until its finish is queued
-            # (the finisher lets go of it), so no finisher starts, and no finish comes
-            # after the stop, while this holds it.
-            with self._writing:
-                finisher = self._finisher
-                self._finishes.put(_STOP)
-            if finisher is not None:
-                finisher.join()
+            self._queue.put(_STOP)  # behind every admitted request, which the writer commits first
+        self._thread.join()
+        # A loop holds `_writing` from its inline commit until its finish is queued (the
+        # finisher lets go of it), and looks at `_closed` again once it has it, so no
+        # finisher starts, and no finish comes after the stop, while this holds it.
+        with self._writing:
+            finisher = self._finisher
+            self._finishes.put(_STOP)
+        if finisher is not None:
+            finisher.join()
 
     def _run(self) -> None:
         carried: _Request[P, R] | None = None
