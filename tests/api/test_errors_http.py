@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from danbao.client import ApiError
 from tests.api.conftest import Live
 
 CUR = "CNY"
@@ -80,6 +81,17 @@ def test_bad_requests_are_refused_with_a_code(live: Live, ann: httpx.Client, lab
     assert problem_of(response) == expected
     after = live.admin.audit()
     assert after.transfers_checked == before.transfers_checked and after.ok
+
+
+def test_the_platform_owners_name_is_no_party_id(live: Live) -> None:
+    before = live.admin.audit()
+    with pytest.raises(ApiError) as refused:
+        live.admin.create_party("buyer", "Mallory", id="platform")
+    assert (refused.value.status, refused.value.code, refused.value.field) == (400, "party_id_invalid", "party_id")
+    with pytest.raises(ApiError) as missing:
+        live.admin.request("GET", "/v1/parties/platform")
+    assert missing.value.status == 404
+    assert live.admin.audit().transfers_checked == before.transfers_checked
 
 
 BEYOND_BIGINT = str(2**63)

@@ -20,6 +20,7 @@ from tests.trade.helpers import CUR, FUNDS, Market
         ("buyer", "X", "Has.Dots", "party_id_invalid", "party_id"),
         ("buyer", "X", "x" * 33, "party_id_invalid", "party_id"),
         ("buyer", "X", "trailing-newline\n", "party_id_invalid", "party_id"),
+        ("buyer", "X", "platform", "party_id_invalid", "party_id"),  # would own the platform's accounts
         ("buyer", "X", "buyer", "party_exists", "party_id"),
     ],
 )

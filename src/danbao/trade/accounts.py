@@ -44,5 +44,6 @@ def definition(account_id: str) -> NewAccount:
     """The `NewAccount` an id names, so any operation can make sure its accounts exist."""
     owner, purpose, currency = account_id.split(".")
     table = _PLATFORM if owner == PLATFORM_OWNER else _OWNED
+    invariant(purpose in table, f"{account_id} names no account a trade uses")
     kind, flags = table[purpose]
     return NewAccount(account_id, currency, kind.value, owner, int(flags))

@@ -70,6 +70,8 @@ class Parties:
         party_id = party_id if party_id is not None else self.ids.new("p")
         if not isinstance(party_id, str) or not PARTY_ID_PATTERN.match(party_id):
             raise TradeError(TradeCode.party_id_invalid, "party ids are 1-32 of a-z 0-9 _ - (starting with a letter or digit)", field="party_id")
+        if party_id == accounts.PLATFORM_OWNER:  # its account ids would name the platform's own
+            raise TradeError(TradeCode.party_id_invalid, f"{party_id!r} is reserved for the platform's own accounts", field="party_id")
         if cash_limit is not None and (type(cash_limit) is not int or not 0 <= cash_limit <= AMOUNT_MAX_MINOR):
             raise TradeError(TradeCode.amount_invalid, "cash_limit must be 0 or more minor units", field="cash_limit")
         if role == Role.courier.value and cash_limit is None:
