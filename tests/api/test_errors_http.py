@@ -49,6 +49,8 @@ CASES = [
     ("trade: not UTF-8", "/v1/trades", b'{"seller_id": "\xff"}', (400, "body_invalid", None)),
     ("trade: amount as float", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 1.5, "currency": "CNY"}', (400, "amount_invalid", "amount")),
     ("trade: amount 5.0 is 5, currency unknown", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5.0, "currency": "XYZ"}', (400, "currency_unknown", "currency")),
+    ("a field only another operation takes", "/v1/trades/t_missing/refuse", b'{"method": "cash"}', (400, "request_invalid", "method")),
+    ("a field only another model takes", "/v1/wallet/top-up", b'{"amount": 5, "currency": "CNY", "reason": "counterfeit"}', (400, "request_invalid", "reason")),
     ("trade: extra field", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "fee": 0}', (400, "request_invalid", "fee")),
     ("trade: items not a list", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "items": {}}', (400, "items_invalid", "items")),
     ("ship: courier as number", "/v1/trades/t_missing/ship", b'{"courier_id": 7}', (400, "request_invalid", "courier_id")),

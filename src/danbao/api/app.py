@@ -81,7 +81,10 @@ def create_app(services: Services) -> FastAPI:
         field = ".".join(location) or None
         if first.get("type") == "json_invalid":
             return problem("body_invalid", "the body is not valid JSON")
-        code = FIELD_CODES.get(location[0] if location else "", "request_invalid")
+        # A member the body may not have is the request's fault, not that field's, even
+        # where another operation takes a field of that name.
+        known = first.get("type") != "extra_forbidden"
+        code = FIELD_CODES.get(location[0] if location and known else "", "request_invalid")
         return problem(code, f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
 
     @app.exception_handler(StarletteHTTPException)
