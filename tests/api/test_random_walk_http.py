@@ -4,8 +4,9 @@ total, the trades' books against escrow) is clean.
 
 Each walker mostly takes a move the transition table allows from the trade's status, by
 the party whose move it is, so trades reach their ends; otherwise it calls any operation
-as any caller on any trade, with bodies drawn from edge cases. Now and then a walker
-moves the clock and runs the due jobs while the others keep calling.
+as any caller on any trade, with bodies drawn from edge cases, some under an
+Idempotency-Key from a small pool. Now and then a walker moves the clock and runs the
+due jobs while the others keep calling.
 """
 
 from __future__ import annotations
@@ -130,7 +131,9 @@ class Walk:
                 operation = "return" if action.value == "return_goods" else action.value.replace("_", "-")
                 parts = {"buyer": trade["buyer_id"], "seller": trade["seller_id"], "courier": trade["courier_id"] or "c1", "arbiter": "a1", "operator": "operator"}
                 caller, body = parts[actor], sane_body(rng, operation)
-        return clients[caller].post(f"/v1/trades/{trade_id}/{operation}", json=body)
+        # Now and then under a key from a small pool: replays, and keys reused for other requests.
+        headers = {"Idempotency-Key": f"k{rng.randrange(40)}"} if rng.random() < 0.2 else {}
+        return clients[caller].post(f"/v1/trades/{trade_id}/{operation}", json=body, headers=headers)
 
     def record(self, response: httpx.Response) -> None:
         with self.lock:
