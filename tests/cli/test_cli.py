@@ -241,6 +241,15 @@ def test_the_worker_runs_what_is_due_and_a_second_run_does_nothing(url):
     assert second.exit_code == 0 and "0 trade(s) advanced" in second.output
 
 
+def test_the_worker_reports_a_job_that_fails_and_exits_non_zero_after_the_others(url):
+    _, unpaid_id, _ = _market_with_an_old_unpaid_trade(url)
+    with Database(url).engine.begin() as conn:  # an escrow trade told to wait for a cod settlement
+        conn.execute(text("UPDATE trades SET due_action = 'settle' WHERE id = :id"), {"id": unpaid_id})
+    result = run(url, "worker", "--once")
+    assert result.exit_code == 1
+    assert "0 trade(s) advanced" in result.output and f"job failed {unpaid_id}: a system cannot settle an escrow trade" in result.output
+
+
 def test_audit_reconciles_trades_with_escrow_and_catches_a_tampered_trade(url):
     _, _, paid_id = _market_with_an_old_unpaid_trade(url)
     audited = run(url, "audit")

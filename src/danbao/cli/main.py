@@ -11,6 +11,7 @@ from typing import Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from danbao.clock import NS_PER_SECOND
@@ -18,7 +19,7 @@ from danbao.errors import DanbaoError
 from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
 from danbao.store import Database, current_revision, head_revision, upgrade
-from danbao.trade import Trades, run_until_idle
+from danbao.trade import Trades, WorkerRun, run_until_idle
 from danbao.trade.reconcile import reconcile
 
 app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_help=True, add_completion=False)
@@ -132,6 +133,9 @@ def worker(
         if once:
             run = run_until_idle(trades)
             console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+            _print_failures(run)
+            if run.failures:
+                raise typer.Exit(1)
             return
         try:
             with _sigterm_as_ctrl_c():
@@ -143,9 +147,15 @@ def worker(
                     else:
                         if run.trades_advanced or run.holds_expired:
                             console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
+                        _print_failures(run)
                     time.sleep(interval)  # a daemon's idle wait, not synchronisation
         except KeyboardInterrupt:
             console.print("worker stopped")
+
+
+def _print_failures(run: WorkerRun) -> None:
+    for failure in run.failures:
+        err.print(f"[red]job failed[/red] {escape(failure)}")
 
 
 @account_app.command("create")

@@ -99,11 +99,15 @@ def authorise(model: Model, status: Status, action: Action, actor: str) -> Rule:
     """The rule for `action` by `actor`, or the refusal: role first, then state."""
     rules = TABLE[model]
     if not any(a == action and actor in rule.actors for (_, a), rule in rules.items()):
-        raise TradeError(TradeCode.role_forbidden, f"a {actor} cannot {action.value} a {model.value} trade")
+        raise TradeError(TradeCode.role_forbidden, f"{_a(actor)} cannot {action.value} {_a(model.value)} trade")
     rule = rules.get((status, action))
     if rule is None or actor not in rule.actors:
-        raise TradeError(TradeCode.trade_state_invalid, f"cannot {action.value} a {model.value} trade that is {status.value}")
+        raise TradeError(TradeCode.trade_state_invalid, f"cannot {action.value} {_a(model.value)} trade that is {status.value}")
     return rule
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def arrive(rule: Rule, to: Status) -> Status:
