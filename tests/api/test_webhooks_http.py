@@ -504,3 +504,30 @@ def test_a_name_lookup_that_hangs_costs_its_attempt_the_deadline_not_the_pass_it
         assert delivery.last_error and delivery.last_error.startswith("DeadlineExceeded")
     finally:
         let_go.set()
+
+
+def test_an_attempt_that_fails_unexpectedly_is_recorded_and_the_others_in_its_pass_go_on(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug of ours in one attempt (here, a resolver that raises what no lookup raises) is
+    recorded on that delivery, so its attempts run out like any failure's, and cuts short
+    no other attempt of the pass."""
+    webhooks = live.services.webhooks
+    resolve = webhooks.resolve
+
+    async def buggy(host: str, port: int) -> list[str]:
+        if host == "buggy.example":
+            raise ValueError("not a lookup failure")
+        return await resolve(host, port)
+
+    monkeypatch.setattr(webhooks, "resolve", buggy)
+    with serving(QuietHandler) as url:  # no do_POST: answers 501, a status all the same
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        broken = ann.register_webhook("http://buggy.example/hook", ["trade.created"])
+        working = ann.register_webhook(url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert webhooks.run_once() == (2, 2)
+    [failed] = ann.deliveries(broken.id)[0]
+    assert (failed.state, failed.attempts, failed.last_status_code) == ("pending", 1, None)
+    assert failed.last_error == "ValueError: not a lookup failure"
+    [answered] = ann.deliveries(working.id)[0]
+    assert (answered.attempts, answered.last_status_code) == (1, 501)

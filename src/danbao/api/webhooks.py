@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -33,6 +34,8 @@ from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
 from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
+
+log = logging.getLogger("danbao.webhooks")
 
 ENDPOINTS_PER_PARTY_MAX = 16
 EVENTS_PER_DISPATCH_MAX = 500
@@ -346,7 +349,11 @@ class Webhooks:
 
         async def attempt(due: _Due) -> None:
             now = self.clock.now_ns()
-            status_code, error = await self._send(clients, due, now)
+            try:
+                status_code, error = await self._send(clients, due, now)
+            except Exception as failure:  # a bug of ours, not the receiver's: loud, and still counted
+                log.exception("webhook delivery %s failed unexpectedly", due.id)
+                status_code, error = None, f"{type(failure).__name__}: {failure}"[:256]
             await asyncio.to_thread(self._record, due, status_code, error, now)
 
         try:
