@@ -1,5 +1,12 @@
 """The migrated schema is exactly the one the code describes, and the public surface is stable."""
 
+import itertools
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 from sqlalchemy import inspect
 
 import danbao.api
@@ -7,7 +14,7 @@ import danbao.ledger
 import danbao.money
 import danbao.store
 import danbao.trade
-from danbao.store import current_revision, head_revision, upgrade
+from danbao.store import Database, current_revision, head_revision, upgrade
 from danbao.store.schema import metadata
 
 
@@ -31,6 +38,64 @@ def test_upgrade_is_idempotent(db):
     upgrade(db)
     upgrade(db)
     assert current_revision(db) == head_revision()
+
+
+_fresh = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A database no schema has been put in yet."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/empty.db"
+    return request.getfixturevalue("postgres").create_database(f"empty_{next(_fresh)}")
+
+
+# Imports, then waits for the word to go, then upgrades: so the upgrades start together.
+_STARTER = """
+import sys
+from danbao.store import Database, current_revision, upgrade
+db = Database(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade(db)
+print(current_revision(db), flush=True)
+"""
+
+
+def test_processes_starting_at_once_on_an_empty_database_all_find_it_upgraded(empty_database_url):
+    # `danbao serve` and `danbao worker` started together by a service manager, say: each
+    # upgrades the schema as it starts, and none may fail because another is doing it too.
+    starters = [
+        subprocess.Popen([sys.executable, "-c", _STARTER, empty_database_url], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for starter in starters:
+        assert starter.stdout.readline() == "ready\n"
+    for starter in starters:
+        starter.stdin.write("go\n")
+        starter.stdin.flush()
+    for starter in starters:
+        out, err = starter.communicate(timeout=120)
+        assert (starter.returncode, out.strip()) == (0, head_revision()), err
+
+
+def test_upgrades_at_once_in_one_process_take_turns(empty_database_url):
+    # Alembic keeps a run's context in module globals, which two threads would share.
+    starting = 4
+    barrier = threading.Barrier(starting)
+
+    def start(_: int) -> str | None:
+        db = Database(empty_database_url)
+        try:
+            barrier.wait()
+            upgrade(db)
+            return current_revision(db)
+        finally:
+            db.dispose()
+
+    with ThreadPoolExecutor(starting) as pool:
+        assert list(pool.map(start, range(starting))) == [head_revision()] * starting
 
 
 def test_public_surfaces_export_what_they_declare():
