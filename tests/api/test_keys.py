@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from danbao.api import Services
-from danbao.api.keys import ApiKeys, KeyRevoked
+from danbao.api.keys import OPERATOR_ID, ApiKeys, KeyRevoked, new_operator_key
 from danbao.clock import ManualClock
 
 
@@ -89,3 +89,13 @@ def test_a_partys_keys_are_listed_in_pages_revoked_ones_too(services: Services, 
     assert [k.created_at for k in first + rest] == sorted(k.created_at for k in first + rest)
     assert [k.revoked_at is None for k in first + rest] == [False] * 4 + [True]
     assert rest[-1].id == issued.id
+
+
+def test_an_operator_made_by_another_process_starting_at_once_is_taken_as_it_is(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = services.keys
+    services.trades.parties.create("operator", "Made elsewhere", party_id=OPERATOR_ID)  # after this process looked
+    monkeypatch.setattr(keys.db, "read_raw", lambda work: {})  # ...and found no operator
+    issued = new_operator_key(keys, services.trades.parties)
+    monkeypatch.undo()
+    party = keys.verify(issued.key)
+    assert party is not None and (party.id, party.role) == (OPERATOR_ID, "operator")

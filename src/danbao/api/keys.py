@@ -23,7 +23,7 @@ from danbao.ledger import Ledger
 from danbao.store import Database
 from danbao.store.raw import Raw, created_page
 from danbao.text import storable
-from danbao.trade import Party
+from danbao.trade import Party, TradeCode, TradeError
 from danbao.trade import repository as trade_rows
 
 KEY_PREFIX = "dbk_"
@@ -230,7 +230,11 @@ def new_operator_key(keys: ApiKeys, parties, *, revoke_others: bool = False) -> 
     """A new admin key for the operator (made first if missing), for one that was lost;
     with `revoke_others`, every other live key of the operator is revoked first (leaked)."""
     if not keys.db.read_raw(lambda raw: trade_rows.parties(raw, [OPERATOR_ID])):
-        parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
+        try:
+            parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
+        except TradeError as error:  # another process starting at once made it first
+            if error.code != TradeCode.party_exists.value:
+                raise
     if revoke_others:
         keys.revoke_all(OPERATOR_ID)
     return keys.issue(OPERATOR_ID)
