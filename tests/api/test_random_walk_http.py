@@ -46,7 +46,7 @@ def sane_body(rng: random.Random, operation: str) -> dict[str, Any]:
     }.get(operation, {})
 
 
-def odd_body(rng: random.Random, operation: str) -> dict[str, Any]:
+def odd_body(rng: random.Random) -> dict[str, Any]:
     return rng.choice([
         {},
         {"junk": 1},
@@ -117,7 +117,7 @@ class Walk:
         with self.lock:
             trade_id = rng.choice(self.trades[-20:])
         caller, operation = rng.choice(list(clients)), rng.choice(OPERATIONS)
-        body = odd_body(rng, operation)
+        body = odd_body(rng)
         if rng.random() < 0.7 and trade_id != "t_missing":
             trade = clients["operator"].get(f"/v1/trades/{trade_id}").json()
             moves = [

@@ -117,6 +117,10 @@ def _resolve(futures: list[tuple[asyncio.Future[Any], object]]) -> None:
 _STOP = object()
 
 
+def _closed_error() -> RuntimeError:
+    return RuntimeError("the ledger is closed")
+
+
 class GroupCommitter(Generic[P, R]):
     """`commit(payloads) -> one outcome per payload`, called on one writer thread."""
 
@@ -150,7 +154,7 @@ class GroupCommitter(Generic[P, R]):
 
     def submit(self, payload: P) -> R:
         if self._closed:
-            raise RuntimeError("the ledger is closed")
+            raise _closed_error()
         # The writer thread submitting to itself would wait forever.
         invariant(threading.current_thread() is not self._thread, "no nested group commits")
         size = self._size(payload)
@@ -169,7 +173,7 @@ class GroupCommitter(Generic[P, R]):
     async def submit_async(self, payload: P) -> R:
         """`submit` for asyncio callers: waits on the event loop, not on a thread."""
         if self._closed:
-            raise RuntimeError("the ledger is closed")
+            raise _closed_error()
         size = self._size(payload)
         invariant(0 < size <= self._size_max, "a request fits in one group")
         loop = asyncio.get_running_loop()
@@ -198,14 +202,13 @@ class GroupCommitter(Generic[P, R]):
         if rest:  # one group per turn, so the loop still answers I/O between groups
             self._held[loop] = rest
             loop.call_soon(self._commit_on_loop, loop)
-        if self._closed:
-            _resolve([(r.future, Failed(RuntimeError("the ledger is closed"))) for r in group])  # type: ignore[misc]
-            return
         outcomes: list[R | Failed] | Callable[[], list[R | Failed]] | None = None
         if self._writing.acquire(blocking=False):
-            if self._closed:  # closed since the look above: `close` now waits for `_writing`
+            # Looked at with `_writing` held, which `close` waits for; a group that does
+            # not get it is refused by `_admit` below if the committer is closed.
+            if self._closed:
                 self._writing.release()
-                _resolve([(r.future, Failed(RuntimeError("the ledger is closed"))) for r in group])  # type: ignore[misc]
+                _resolve([(r.future, Failed(_closed_error())) for r in group])  # type: ignore[misc]
                 return
             try:
                 outcomes = self._inline([r.payload for r in group])  # type: ignore[misc]
@@ -264,7 +267,7 @@ class GroupCommitter(Generic[P, R]):
         """Queue `request` for the writer, unless the committer is closed."""
         with self._admitting:
             if self._closed:
-                raise RuntimeError("the ledger is closed")
+                raise _closed_error()
             self._queue.put(request)  # while full, `close` waits too, and the writer drains it
 
     def close(self) -> None:
