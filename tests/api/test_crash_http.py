@@ -1,10 +1,12 @@
 """A server killed with SIGKILL in the middle of traffic: every keyed request, retried with
-its key against the restarted server, takes effect exactly once, and the books balance."""
+its key against the restarted server, takes effect exactly once, and the books balance.
+Top-ups and whole escrow lifecycles (the trade calls commit in shared groups)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -83,3 +85,124 @@ def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: 
         assert audited.ok, audited
     finally:
         restarted.stop()
+
+
+# -- trades -------------------------------------------------------------------------------
+
+PRICE = 1_000
+TOP_UP = 10**9
+KILLS = 3  # servers killed in turn; each restart resumes every lifecycle where it stopped
+KILL_AFTER_STEPS = 30  # trade calls answered in a round before its kill
+ROUND_STEPS_MAX = 100_000  # a bound on a buyer's loop in one round, far above what runs
+STEPS = ("create", "pay", "ship", "confirm")
+
+
+@dataclass
+class Lifecycle:
+    """Where one buyer's current escrow lifecycle stands: the next call, and the key it
+    goes under until it is answered (so a call cut off by a kill is retried as itself)."""
+
+    buyer: str
+    started: int = 0
+    step: int = 0
+    trade_id: str | None = None
+    key: str = ""
+
+    def call(self) -> tuple[str, str, dict[str, object]]:
+        """(party making the call, path, body) for the next step."""
+        name = STEPS[self.step]
+        if name == "create":
+            return self.buyer, "/v1/trades", {"seller_id": "seller", "model": "escrow", "amount": PRICE, "currency": CUR}
+        return ("seller" if name == "ship" else self.buyer), f"/v1/trades/{self.trade_id}/{name}", {}
+
+    def answered(self, trade: dict[str, object]) -> None:
+        if STEPS[self.step] == "create":
+            self.trade_id = str(trade["id"])
+            self.started += 1
+        self.step = (self.step + 1) % len(STEPS)
+        self.key = ""
+
+
+def _drive(url: str, keys: dict[str, str], life: Lifecycle, *, answered: Callable[[], None], stop_at_boundary: bool) -> None:
+    """Take `life`'s steps until the server is gone (or, with `stop_at_boundary`, until the
+    current lifecycle is complete)."""
+    clients = {party: Danbao(url, keys[party], retries=0, timeout=5) for party in (life.buyer, "seller")}
+    try:
+        for _ in range(ROUND_STEPS_MAX):
+            if stop_at_boundary and life.step == 0 and life.trade_id is not None:
+                return
+            party, path, body = life.call()
+            life.key = life.key or f"{life.buyer}-{life.started}-{STEPS[life.step]}"
+            try:
+                trade = clients[party].request("POST", path, json=body, idempotency_key=life.key)
+            except httpx.TransportError:
+                return  # the server died with this call in flight, or before it: retried as is
+            life.answered(trade)
+            answered()
+        raise AssertionError("a round ran past its bound")
+    finally:
+        for client in clients.values():
+            client.close()
+
+
+def test_keyed_trade_lifecycles_resumed_after_sigkills_complete_exactly_once(server: ServerProcess, database_url: str) -> None:
+    assert server.admin_key is not None
+    admin_key = server.admin_key
+    with Danbao(server.url, admin_key) as admin:
+        admin.create_party("seller", "Seller", id="seller")
+        keys = {"seller": admin.issue_key("seller").key}
+        for n in range(BUYERS):
+            admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
+            keys[f"b{n}"] = admin.issue_key(f"b{n}").key
+            with Danbao(server.url, keys[f"b{n}"]) as buyer:
+                buyer.top_up(TOP_UP, CUR)
+    lives = [Lifecycle(f"b{n}") for n in range(BUYERS)]
+    current = server
+    for _ in range(KILLS):
+        count = {"answered": 0}
+        enough = threading.Event()
+        lock = threading.Lock()
+
+        def answered() -> None:
+            with lock:
+                count["answered"] += 1
+                if count["answered"] >= KILL_AFTER_STEPS:
+                    enough.set()
+
+        threads = [
+            threading.Thread(target=_drive, args=(current.url, keys, life), kwargs={"answered": answered, "stop_at_boundary": False})
+            for life in lives
+        ]
+        for t in threads:
+            t.start()
+        assert enough.wait(60), "the trade calls were answered"
+        current.process.kill()  # SIGKILL mid-traffic: commits in flight are cut off
+        current.process.wait(30)
+        for t in threads:
+            t.join(30)
+            assert not t.is_alive()
+        current = ServerProcess("danbao", database_url)
+    try:
+        assert current.admin_key is None  # the same books
+        for life in lives:  # each lifecycle cut off mid-way resumes with its call's own key
+            _drive(current.url, keys, life, answered=lambda: None, stop_at_boundary=True)
+            assert life.step == 0
+        released = 0
+        for life in lives:
+            with Danbao(current.url, keys[life.buyer], retries=0) as buyer:
+                trades = buyer.request("GET", "/v1/trades", params={"limit": 1000})["data"]
+                # No call was lost with a crash, and none was done twice by its retry.
+                assert len(trades) == life.started, life
+                assert {t["status"] for t in trades} == {"completed"}, life
+                assert {(t["paid"], t["amount"]) for t in trades} == {(PRICE, PRICE)}
+                [wallet] = [a for a in buyer.accounts() if a.id == f"{life.buyer}.wallet.{CUR}"]
+                assert wallet.balance == TOP_UP - PRICE * life.started
+                released += sum(t["released"] - t["fee"] for t in trades)
+        with Danbao(current.url, keys["seller"], retries=0) as seller:
+            [wallet] = [a for a in seller.accounts() if a.id == f"seller.wallet.{CUR}"]
+            assert wallet.balance == released > 0
+        with Danbao(current.url, admin_key) as admin:
+            audited = admin.audit()
+        assert audited.ok, audited
+    finally:
+        current.stop()
