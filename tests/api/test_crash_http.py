@@ -20,6 +20,40 @@ KILL_AFTER_ANSWERS = 40  # top-ups answered before the kill, so it lands mid-tra
 KEYS_PER_BUYER_MAX = 10_000  # a bound on the loop, far above what runs before the kill
 
 
+class Answers:
+    """Answers counted across the callers' threads; `enough` is set at the kill's count."""
+
+    def __init__(self, enough_at: int):
+        self.enough_at = enough_at
+        self.count = 0
+        self.lock = threading.Lock()
+        self.enough = threading.Event()
+
+    def add(self) -> None:
+        with self.lock:
+            self.count += 1
+            if self.count >= self.enough_at:
+                self.enough.set()
+
+
+def _kill_mid_traffic(server: ServerProcess, callers: list[threading.Thread], answers: Answers) -> None:
+    """Start the callers, SIGKILL the server once enough calls were answered (no shutdown,
+    no flush: whatever was in flight is cut off), and wait for every caller to notice."""
+    for t in callers:
+        t.start()
+    assert answers.enough.wait(60), "calls were answered before the kill"
+    server.process.kill()
+    server.process.wait(30)
+    for t in callers:
+        t.join(30)
+        assert not t.is_alive()
+
+
+def _wallet_balance(client: Danbao, party: str) -> int:
+    [wallet] = [a for a in client.accounts() if a.id == f"{party}.wallet.{CUR}"]
+    return wallet.balance
+
+
 @pytest.fixture
 def server(database_url: str) -> Iterator[ServerProcess]:
     first = ServerProcess("danbao", database_url)
@@ -35,14 +69,11 @@ def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: 
         for n in range(BUYERS):
             admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
             keys[f"b{n}"] = admin.issue_key(f"b{n}").key
-    answered = 0
-    enough = threading.Event()
-    lock = threading.Lock()
+    answers = Answers(KILL_AFTER_ANSWERS)
     unanswered: dict[str, list[str]] = {party: [] for party in keys}  # idempotency keys sent, no answer seen
     sent: dict[str, list[str]] = {party: [] for party in keys}
 
     def buyer(party: str) -> None:
-        nonlocal answered
         with Danbao(server.url, keys[party], retries=0, timeout=5) as client:
             for n in range(KEYS_PER_BUYER_MAX):
                 key = f"{party}-top-up-{n}"
@@ -52,20 +83,9 @@ def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: 
                 except httpx.TransportError:
                     unanswered[party].append(key)  # the server died with this one in flight, or before it
                     return
-                with lock:
-                    answered += 1
-                    if answered >= KILL_AFTER_ANSWERS:
-                        enough.set()
+                answers.add()
 
-    threads = [threading.Thread(target=buyer, args=(party,)) for party in keys]
-    for t in threads:
-        t.start()
-    assert enough.wait(60), "the buyers' top-ups were answered"
-    server.process.kill()  # SIGKILL: no shutdown, no flush, whatever was in flight is cut off
-    server.process.wait(30)
-    for t in threads:
-        t.join(30)
-        assert not t.is_alive()
+    _kill_mid_traffic(server, [threading.Thread(target=buyer, args=(party,)) for party in keys], answers)
 
     restarted = ServerProcess("danbao", database_url)
     try:
@@ -76,9 +96,8 @@ def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: 
                     moved = client.request("POST", "/v1/wallet/top-up", json={"amount": 1, "currency": CUR}, idempotency_key=key)
                     assert (moved["amount"], moved["currency"]) == (1, CUR)
                 # Every key sent took effect once: neither lost with the crash nor repeated by the retry.
-                [wallet] = [a for a in client.accounts() if a.id == f"{party}.wallet.{CUR}"]
-                assert wallet.balance == len(sent[party]), party
-                transfers = client.request("GET", f"/v1/accounts/{wallet.id}/transfers", params={"limit": 1000})["data"]
+                assert _wallet_balance(client, party) == len(sent[party]), party
+                transfers = client.request("GET", f"/v1/accounts/{party}.wallet.{CUR}/transfers", params={"limit": 1000})["data"]
                 assert len(transfers) == len(sent[party]), party
         with Danbao(restarted.url, server.admin_key) as admin:
             audited = admin.audit()
@@ -159,28 +178,12 @@ def test_keyed_trade_lifecycles_resumed_after_sigkills_complete_exactly_once(ser
     lives = [Lifecycle(f"b{n}") for n in range(BUYERS)]
     current = server
     for _ in range(KILLS):
-        count = {"answered": 0}
-        enough = threading.Event()
-        lock = threading.Lock()
-
-        def answered() -> None:
-            with lock:
-                count["answered"] += 1
-                if count["answered"] >= KILL_AFTER_STEPS:
-                    enough.set()
-
-        threads = [
-            threading.Thread(target=_drive, args=(current.url, keys, life), kwargs={"answered": answered, "stop_at_boundary": False})
+        answers = Answers(KILL_AFTER_STEPS)
+        callers = [
+            threading.Thread(target=_drive, args=(current.url, keys, life), kwargs={"answered": answers.add, "stop_at_boundary": False})
             for life in lives
         ]
-        for t in threads:
-            t.start()
-        assert enough.wait(60), "the trade calls were answered"
-        current.process.kill()  # SIGKILL mid-traffic: commits in flight are cut off
-        current.process.wait(30)
-        for t in threads:
-            t.join(30)
-            assert not t.is_alive()
+        _kill_mid_traffic(current, callers, answers)
         current = ServerProcess("danbao", database_url)
     try:
         assert current.admin_key is None  # the same books
@@ -195,12 +198,10 @@ def test_keyed_trade_lifecycles_resumed_after_sigkills_complete_exactly_once(ser
                 assert len(trades) == life.started, life
                 assert {t["status"] for t in trades} == {"completed"}, life
                 assert {(t["paid"], t["amount"]) for t in trades} == {(PRICE, PRICE)}
-                [wallet] = [a for a in buyer.accounts() if a.id == f"{life.buyer}.wallet.{CUR}"]
-                assert wallet.balance == TOP_UP - PRICE * life.started
+                assert _wallet_balance(buyer, life.buyer) == TOP_UP - PRICE * life.started
                 released += sum(t["released"] - t["fee"] for t in trades)
         with Danbao(current.url, keys["seller"], retries=0) as seller:
-            [wallet] = [a for a in seller.accounts() if a.id == f"seller.wallet.{CUR}"]
-            assert wallet.balance == released > 0
+            assert _wallet_balance(seller, "seller") == released > 0
         with Danbao(current.url, admin_key) as admin:
             audited = admin.audit()
         assert audited.ok, audited
