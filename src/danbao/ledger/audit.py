@@ -62,12 +62,30 @@ def audit(db: Database) -> AuditReport:
 
 def _audit(conn: Connection) -> AuditReport:
     report = AuditReport()
+    journal = _replay_journal(conn, report)
+    _check_head(conn, journal, report)
+    _check_accounts(conn, journal, report)
+    _check_marks(conn, journal, report)
+    _check_holds(conn, journal, report)
+    return report
+
+
+@dataclass
+class _Journal:
+    """What the journal says, replayed from genesis: the state every check compares with."""
+
     # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
-    derived: dict[str, list[int | None]] = defaultdict(_no_entries)
-    marks: dict[tuple[str, int], list[int | None]] = {}
-    pending: dict[str, tuple[int, str, str]] = {}  # pending id -> (amount, debit, credit)
-    resolved: dict[str, str] = {}
-    prev_hash = GENESIS_HASH
+    accounts: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(_no_entries))
+    marks: dict[tuple[str, int], list[int | None]] = field(default_factory=dict)
+    pending: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # pending id -> (amount, debit, credit)
+    resolved: dict[str, str] = field(default_factory=dict)  # pending id -> the state its resolution left
+    last_hash: str = GENESIS_HASH
+
+
+def _replay_journal(conn: Connection, report: AuditReport) -> _Journal:
+    """Walk the journal once, checking each entry's hash link, amount and hold, and derive
+    every account's totals, history chain and marks."""
+    journal = _Journal()
     # In timestamp order, which is the chain's: the timestamp is the journal's key, so
     # entries come strictly increasing and a reordering shows as a broken link.
     rows = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(
@@ -76,29 +94,29 @@ def _audit(conn: Connection) -> AuditReport:
     for t in rows:
         report.transfers_checked += 1
         expected = entry_hash(
-            prev_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
+            journal.last_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
             t.hold_amount, t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id,
             t.timeout_seconds,
         )
         if expected != t.hash:
             report.violation(f"hash chain broken at transfer {t.id} (timestamp {t.timestamp})")
-        prev_hash = t.hash
+        journal.last_hash = t.hash
         if t.amount <= 0:
             report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
         if t.flags & TransferFlags.pending:
-            pending[t.id] = (t.amount, t.debit_account_id, t.credit_account_id)
+            journal.pending[t.id] = (t.amount, t.debit_account_id, t.credit_account_id)
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
-            hold = pending.get(t.pending_id)
-            if hold is None or t.pending_id in resolved:
+            hold = journal.pending.get(t.pending_id)
+            if hold is None or t.pending_id in journal.resolved:
                 report.violation(f"transfer {t.id} resolves {t.pending_id}, which is not an open hold")
             elif hold != (t.hold_amount, t.debit_account_id, t.credit_account_id):
                 report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
             elif t.amount > t.hold_amount:
                 report.violation(f"transfer {t.id} posts more than its hold")
-            resolved[t.pending_id] = _state_of(t.flags)
+            journal.resolved[t.pending_id] = _state_of(t.flags)
         pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
         for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
-            a = derived[account_id]
+            a = journal.accounts[account_id]
             a[first] += pending_delta  # type: ignore[operator]
             a[first + 1] += posted_delta  # type: ignore[operator]
             if prev != a[4]:
@@ -106,12 +124,20 @@ def _audit(conn: Connection) -> AuditReport:
             a[4] = t.timestamp
             a[5] += 1  # type: ignore[operator]
             if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
-                marks[(account_id, t.timestamp)] = a[:4]
+                journal.marks[(account_id, t.timestamp)] = a[:4]
+    return journal
 
+
+def _check_head(conn: Connection, journal: _Journal, report: AuditReport) -> None:
     head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
-    if head.hash != prev_hash or head.transfers_count != report.transfers_checked:
+    if head.hash != journal.last_hash or head.transfers_count != report.transfers_checked:
         report.violation("journal head does not match the last entry (rows removed or added)")
 
+
+def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) -> None:
+    """Each account's totals and history against the journal, its flags against its
+    totals, and per currency, debits against credits."""
+    derived = dict(journal.accounts)
     currencies: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
     for a in conn.execute(select(accounts_t).order_by(accounts_t.c.id)):
         report.accounts_checked += 1
@@ -137,26 +163,30 @@ def _audit(conn: Connection) -> AuditReport:
             report.violation(f"{code}: debits do not equal credits ({c})")
     report.currencies = dict(currencies)
 
+
+def _check_marks(conn: Connection, journal: _Journal, report: AuditReport) -> None:
+    expected_marks = dict(journal.marks)
     for m in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(marks_t)):
-        expected_mark = marks.pop((m.account_id, m.timestamp), None)
+        expected_mark = expected_marks.pop((m.account_id, m.timestamp), None)
         stored_mark = [m.debits_pending, m.debits_posted, m.credits_pending, m.credits_posted]
         if expected_mark != stored_mark:
             report.violation(f"history mark of {m.account_id} at {m.timestamp} is {stored_mark}, journal says {expected_mark}")
-    for account_id, timestamp in sorted(marks):
+    for account_id, timestamp in sorted(expected_marks):
         report.violation(f"history mark of {account_id} at {timestamp} is missing")
 
+
+def _check_holds(conn: Connection, journal: _Journal, report: AuditReport) -> None:
     holds_seen = 0
     for h in conn.execute(select(holds_t)):
         holds_seen += 1
-        if h.pending_id not in pending:
+        if h.pending_id not in journal.pending:
             report.violation(f"hold {h.pending_id} has no pending entry")
             continue
-        expected_state = resolved.get(h.pending_id, HoldState.pending.value)
+        expected_state = journal.resolved.get(h.pending_id, HoldState.pending.value)
         if h.state != expected_state:
             report.violation(f"hold {h.pending_id} is {h.state}, journal says {expected_state}")
-    if holds_seen != len(pending):
-        report.violation(f"{len(pending)} pending entries but {holds_seen} holds")
-    return report
+    if holds_seen != len(journal.pending):
+        report.violation(f"{len(journal.pending)} pending entries but {holds_seen} holds")
 
 
 def _no_entries() -> list[int | None]:
