@@ -18,6 +18,7 @@ import pytest
 from danbao.api.models import DeliveryOut
 from danbao.api.webhooks import (
     ATTEMPTS_MAX,
+    CLAIM_SECONDS,
     RETRY_BACKOFF_BASE_SECONDS,
     RETRY_BACKOFF_MAX_SECONDS,
     SIGNATURE_HEADER,
@@ -322,6 +323,37 @@ def test_two_passes_at_once_attempt_each_delivery_once(live: Live) -> None:
         assert webhooks.deliver_due() == 1
         [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("delivered", 2)
+
+
+def test_a_delivery_claimed_by_a_pass_that_died_is_attempted_once_its_claim_runs_out(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process killed between claiming a delivery and recording its attempt leaves the
+    claim behind: nobody attempts it while the claim lasts, and a pass does once it ends."""
+    webhooks = live.services.webhooks
+    receiver = Receiver([])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert webhooks.dispatch() == 1
+        with monkeypatch.context() as dying:
+            async def died(claimed: object) -> None:
+                raise SystemExit  # the process ends here: the claim is written, no attempt made
+
+            dying.setattr(webhooks, "_attempt_all", died)
+            with pytest.raises(SystemExit):
+                webhooks.deliver_due()
+        live.clock.advance(CLAIM_SECONDS - 1)
+        assert webhooks.deliver_due() == 0  # still claimed
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.attempts) == ("pending", 0)
+        live.clock.advance(1)
+        assert webhooks.deliver_due() == 1
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+        assert len(receiver.received) == 1
+    finally:
+        receiver.close()
 
 
 def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:
