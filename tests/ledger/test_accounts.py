@@ -2,7 +2,7 @@
 
 import pytest
 
-from danbao.ledger import BatchTooLarge, NewAccount, Result
+from danbao.ledger import AccountFlags, BatchTooLarge, NewAccount, Result
 from danbao.ledger.model import ACCOUNTS_PER_BATCH_MAX
 
 
@@ -12,6 +12,15 @@ def test_creates_accounts_with_zero_totals(ledger):
     a = ledger.account("alice")
     assert (a.currency, a.kind, a.owner, a.flags, a.balance, a.available) == ("USD", "wallet", "u1", 1, 0, 0)
     assert [x.id for x in ledger.accounts_of("u1")] == ["alice"]
+
+
+def test_flags_may_be_named_by_the_enum_and_are_kept_as_ints(ledger):
+    [r] = ledger.create_accounts([NewAccount("alice", "USD", "wallet", flags=AccountFlags.no_overdraft)])
+    assert r.result is Result.ok
+    flags = ledger.account("alice").flags
+    assert (flags, type(flags)) == (int(AccountFlags.no_overdraft), int)
+    [again] = ledger.create_accounts([NewAccount("alice", "USD", "wallet", flags=int(AccountFlags.no_overdraft))])
+    assert again.result is Result.exists
 
 
 def test_same_id_same_fields_is_exists_and_different_fields_is_refused(ledger):
@@ -37,6 +46,8 @@ def test_duplicate_inside_one_batch(ledger):
         (NewAccount("a", "USD", ["wallet"]), Result.kind_unknown),
         (NewAccount("a", "USD", "wallet", flags=3), Result.flags_invalid),
         (NewAccount("a", "USD", "wallet", flags=64), Result.flags_invalid),
+        (NewAccount("a", "USD", "wallet", flags=True), Result.flags_invalid),
+        (NewAccount("a", "USD", "wallet", flags=AccountFlags.no_overdraft | AccountFlags.no_overcredit), Result.flags_invalid),
         (NewAccount("a", "XYZ", "wallet"), Result.currency_unknown),
         (NewAccount("a", "USD", "piggy_bank"), Result.kind_unknown),
         (NewAccount("a", "USD", "wallet", owner="bad owner"), Result.owner_invalid),

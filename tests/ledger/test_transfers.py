@@ -41,6 +41,21 @@ def test_a_transfer_moves_money_once_and_is_journaled(funded):
     assert [x.id for x in funded.transfers_by_ref("order-1")] == ["t1"]
 
 
+def test_flags_may_be_named_by_the_enum_and_mean_what_their_ints_mean(funded):
+    held, chained = funded.create_transfers([
+        NewTransfer("h1", "alice", "bob", 300, "USD", flags=TransferFlags.pending, timeout_seconds=60),
+        NewTransfer("c1", "alice", "bob", 10_000, "USD", flags=TransferFlags.linked),  # a chain left open
+    ])
+    assert (held.result, chained.result) == (Result.ok, Result.linked_event_chain_open)
+    [post] = funded.create_transfers([NewTransfer("p1", amount=200, flags=TransferFlags.post_pending, pending_id="h1")])
+    assert post.result is Result.ok
+    assert (funded.account("alice").balance, funded.account("bob").balance) == (800, 200)
+    assert funded.transfer("h1").flags == PENDING and type(funded.transfer("p1").flags) is int
+    [again] = funded.create_transfers([NewTransfer("p1", amount=200, flags=POST, pending_id="h1")])
+    assert again.result is Result.exists  # the same transfer, however its flags were named
+    assert audit(funded.db).ok
+
+
 def test_replay_is_exists_and_moves_nothing(funded):
     t = NewTransfer("t1", "alice", "bob", 250, "USD")
     first = funded.create_transfers([t])[0]
@@ -91,6 +106,7 @@ def t(**over):
         (t(credit_account_id="b\x00b"), Result.account_id_invalid),
         (t(flags=PENDING | POST), Result.flags_invalid),
         (t(flags=1 << 10), Result.flags_invalid),
+        (t(flags=True), Result.flags_invalid),
         (t(flags=int(TransferFlags.expiry)), Result.flags_invalid),
         (t(flags=POST | BALANCING, pending_id="p"), Result.flags_invalid),
         (t(flags=POST), Result.pending_id_required),

@@ -41,7 +41,7 @@ from danbao.ledger.model import (
     Page,
     Transfer,
     TransferResult,
-    batch_size,
+    checked_batch,
 )
 from danbao.ledger.results import Result
 from danbao.ledger.rows import (
@@ -266,7 +266,8 @@ class Ledger:
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         """Commit a batch; one result per transfer, in order. Durable when this returns."""
-        if not batch_size(transfers):
+        transfers = checked_batch(transfers)
+        if not transfers:
             return []
         if self._committer is not None:
             return self._committer.submit(transfers)
@@ -275,7 +276,8 @@ class Ledger:
     async def create_transfers_async(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
         """`create_transfers` for asyncio callers: the batch joins a group without a thread
         hop (on SQLite, committed on the caller's own event loop; see group_commit)."""
-        if not batch_size(transfers):
+        transfers = checked_batch(transfers)
+        if not transfers:
             return []
         if self._committer is None:
             import anyio

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, IntFlag
 from typing import Any, NamedTuple
 
@@ -212,10 +212,22 @@ class BatchTooLarge(DanbaoError):
     code = "batch_too_large"
 
 
-def batch_size(transfers: Sequence[NewTransfer]) -> int:
-    """How many transfers a batch holds, once it is known to be one within the bound."""
+def checked_batch(transfers: Sequence[NewTransfer]) -> Sequence[NewTransfer]:
+    """A batch within the bound, its `TransferFlags` members given as plain ints.
+
+    The engine takes flags by exact type (so `True` is no flag), which would refuse the
+    ledger's own enum; callers may name flags either way."""
     if isinstance(transfers, NewTransfer):  # a named tuple: its fields are no batch
         raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
     if len(transfers) > TRANSFERS_PER_BATCH_MAX:
         raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-    return len(transfers)
+    if all(type(getattr(t, "flags", 0)) is int for t in transfers):
+        return transfers
+    return [t._replace(flags=int(t.flags)) if isinstance(getattr(t, "flags", None), TransferFlags) else t for t in transfers]
+
+
+def plain_account_flags(new: Sequence[NewAccount]) -> Sequence[NewAccount]:
+    """New accounts with their `AccountFlags` members given as plain ints (see `checked_batch`)."""
+    if all(type(getattr(a, "flags", 0)) is int for a in new):
+        return new
+    return [replace(a, flags=int(a.flags)) if isinstance(getattr(a, "flags", None), AccountFlags) else a for a in new]

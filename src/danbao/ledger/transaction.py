@@ -23,7 +23,8 @@ from danbao.ledger.model import (
     NewTransfer,
     Transfer,
     TransferResult,
-    batch_size,
+    checked_batch,
+    plain_account_flags,
 )
 from danbao.ledger.results import Result
 from danbao.ledger.rows import (
@@ -169,6 +170,7 @@ class LedgerTransaction:
             del self._unwritten[entry_id]
 
     def create_accounts(self, new: Sequence[NewAccount]) -> list[AccountResult]:
+        new = plain_account_flags(new)
         results = self._ledger._create_accounts(self.raw, new, self.now_ns)
         for account, result in zip(new, results, strict=True):
             if result.result is Result.ok:
@@ -176,7 +178,8 @@ class LedgerTransaction:
         return results
 
     def create_transfers(self, transfers: Sequence[NewTransfer]) -> list[TransferResult]:
-        if not batch_size(transfers):
+        transfers = checked_batch(transfers)
+        if not transfers:
             return []
         plan = self._ledger._apply(self.raw, [transfers], self._current_head, expire=not self._expired, txn=self)
         self._expired = True
