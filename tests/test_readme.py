@@ -1,0 +1,34 @@
+"""The README's Python examples run as written: on a fresh directory, and the HTTP client's
+against a live server."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from danbao.bench.api_bench import ServerProcess
+
+README = (Path(__file__).parents[1] / "README.md").read_text()
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
+DOCUMENTED_URL = "http://127.0.0.1:8000"
+
+
+def test_the_readme_has_its_examples() -> None:
+    assert len(BLOCKS) == 3, "a block was added or removed: give it a test here"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if DOCUMENTED_URL not in b], ids=["ledger", "trades"])
+def test_a_library_example_runs_in_a_fresh_directory(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples name relative SQLite files
+    exec(compile(block, "README.md", "exec"), {})
+
+
+def test_the_client_example_runs_against_a_fresh_server(tmp_path: Path) -> None:
+    [block] = [b for b in BLOCKS if DOCUMENTED_URL in b]
+    server = ServerProcess("danbao", f"sqlite:///{tmp_path / 'api.db'}")
+    try:
+        exec(compile(block.replace(DOCUMENTED_URL, server.url), "README.md", "exec"), {"admin_key": server.admin_key})
+    finally:
+        server.stop()
