@@ -221,7 +221,10 @@ def checked_batch(transfers: Sequence[NewTransfer]) -> Sequence[NewTransfer]:
         raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
     if len(transfers) > TRANSFERS_PER_BATCH_MAX:
         raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-    if all(type(getattr(t, "flags", 0)) is int for t in transfers):
+    for t in transfers:  # a loop, not all(): no generator to set up for each single transfer
+        if type(getattr(t, "flags", 0)) is not int:
+            break
+    else:
         return transfers
     return [t._replace(flags=int(t.flags)) if isinstance(getattr(t, "flags", None), TransferFlags) else t for t in transfers]
 
