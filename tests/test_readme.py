@@ -4,6 +4,8 @@ against a live server."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from danbao.bench.api_bench import ServerProcess
 README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 DOCUMENTED_URL = "http://127.0.0.1:8000"
+EXAMPLE_SECONDS_MAX = 60
 
 
 def test_the_readme_has_its_examples() -> None:
@@ -20,9 +23,11 @@ def test_the_readme_has_its_examples() -> None:
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if DOCUMENTED_URL not in b], ids=["ledger", "trades"])
-def test_a_library_example_runs_in_a_fresh_directory(block: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # the examples name relative SQLite files
-    exec(compile(block, "README.md", "exec"), {})
+def test_a_library_example_runs_in_a_fresh_directory_and_its_process_ends(block: str, tmp_path: Path) -> None:
+    # A process of its own: the example must also end (no thread of the ledger's left
+    # holding the interpreter open) without closing anything it was not shown to close.
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=EXAMPLE_SECONDS_MAX)
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_client_example_runs_against_a_fresh_server(tmp_path: Path) -> None:
