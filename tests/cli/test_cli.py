@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 from sqlalchemy import text
@@ -95,9 +96,17 @@ def test_a_database_that_cannot_be_reached_is_one_line_and_exit_2_without_its_pa
     assert "s3cret" not in result.output
 
 
+@pytest.mark.parametrize("command", [["audit"], ["worker", "--once"], ["account", "show", "a"]])
+def test_a_command_on_a_database_file_that_is_not_there_points_to_init_and_creates_nothing(tmp_path, command):
+    result = run(f"sqlite:///{tmp_path}/typo.db", *command)
+    assert result.exit_code == 2 and "database_not_found" in result.output and "danbao init" in result.output
+    assert not (tmp_path / "typo.db").exists()
+
+
 @pytest.mark.parametrize("command", [["audit"], ["worker", "--once"], ["account", "create", "a"]])
 def test_a_database_without_the_schema_points_to_init(tmp_path, command):
     url = f"sqlite:///{tmp_path}/fresh.db"
+    sqlite3.connect(tmp_path / "fresh.db").close()  # a file, and nothing in it
     result = run(url, *command)
     assert result.exit_code == 2 and "schema_out_of_date" in result.output and "danbao init" in result.output
     assert run(url, "init").exit_code == 0

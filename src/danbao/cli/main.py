@@ -18,7 +18,7 @@ from danbao.clock import NS_PER_SECOND
 from danbao.errors import DanbaoError
 from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
-from danbao.store import Database, current_revision, head_revision, upgrade
+from danbao.store import Database, current_revision, head_revision, sqlite_file, upgrade
 from danbao.trade import Trades, WorkerRun, run_until_idle
 from danbao.trade.reconcile import reconcile
 
@@ -55,6 +55,10 @@ def _store(*, schema: bool = True) -> Iterator[Database]:
     danbao's current schema: a new or older database is pointed to `danbao init`."""
     db = None
     try:
+        # Connecting would create the file: a command that reads the books must not leave
+        # an empty database behind where there was none.
+        if schema and (path := sqlite_file(_state["url"])) is not None and not path.exists():
+            raise DanbaoError(f"no database at {path}: run `danbao init`", code="database_not_found")
         db = Database(_state["url"])
         if schema and (revision := current_revision(db)) != (head := head_revision()):
             raise DanbaoError(

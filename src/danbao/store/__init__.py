@@ -1,6 +1,6 @@
 """Persistence behind one interface: SQLite (embedded default) or PostgreSQL."""
 
-from danbao.store.database import DEFAULT_URL, Database, database_url
+from danbao.store.database import DEFAULT_URL, Database, database_url, sqlite_file
 from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
 from danbao.store.migrate import current_revision, head_revision, upgrade
 
@@ -14,5 +14,6 @@ __all__ = [
     "current_revision",
     "database_url",
     "head_revision",
+    "sqlite_file",
     "upgrade",
 ]

@@ -38,6 +38,15 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("DANBAO_DATABASE_URL") or DEFAULT_URL
 
 
+def sqlite_file(url: str | None = None) -> Path | None:
+    """The file a SQLite URL names; None for PostgreSQL or an in-memory database."""
+    resolved = database_url(url)
+    if not resolved.startswith("sqlite"):
+        return None
+    path = make_url(resolved).database
+    return Path(path) if path and path != ":memory:" else None
+
+
 def _normalise(url: str) -> str:
     # Accept the URLs people paste (postgres://, postgresql://) and use psycopg 3.
     for prefix in ("postgres://", "postgresql://"):
