@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from danbao.money import AMOUNT_MAX_MINOR
+from danbao.money import AMOUNT_MAX_MINOR, format_amount
 from danbao.trade import TradeError
 from tests.trade.helpers import CUR, FUNDS, Market
 
@@ -54,6 +54,8 @@ def test_a_wallet_cannot_give_more_than_it_holds(market: Market) -> None:
     with pytest.raises(TradeError) as e:
         market.trades.parties.withdraw(market.buyer, FUNDS + 1, CUR)
     assert e.value.code == "insufficient_funds"
+    # In the caller's terms: the wallet and the amount, not the ledger's transfer id.
+    assert str(e.value) == f"{market.buyer}.wallet.{CUR} has less than {format_amount(FUNDS + 1, CUR)} {CUR} available"
     market.trades.parties.withdraw(market.buyer, FUNDS, CUR)
     assert market.wallet(market.buyer) == 0
 

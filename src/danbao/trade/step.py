@@ -17,6 +17,7 @@ from typing import Any
 from danbao.errors import invariant
 from danbao.ledger import NewTransfer, Result, TransferFlags
 from danbao.ledger.transaction import LedgerTransaction
+from danbao.money import format_amount
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
 from danbao.trade.errors import TradeError
@@ -50,7 +51,23 @@ def move_money(txn: LedgerTransaction, transfers: list[NewTransfer]) -> None:
         # The first cause, not the `linked_event_failed` echoes of it.
         cause = next((r for r in failed if r.result != Result.linked_event_failed), failed[0])
         invariant(cause.result != Result.exists, "trade transfer ids are fresh for every step")
-        raise TradeError(cause.result.value, f"ledger refused {cause.id}: {cause.result.value}")
+        [refused] = [t for t in transfers if t.id == cause.id]
+        raise TradeError(cause.result.value, _refusal(cause.result, refused))
+
+
+# What a refusal says, in the caller's terms: the accounts and the amount, not the
+# ledger's transfer id (the code says the rest).
+_REFUSALS = {
+    Result.insufficient_funds: "{debit} has less than {amount} available",
+    Result.exceeds_debits: "{credit} cannot take {amount} more",
+    Result.overflow: "{amount} more would overflow a total of {debit} or {credit}",
+}
+
+
+def _refusal(result: Result, t: NewTransfer) -> str:
+    amount = f"{format_amount(t.amount, t.currency)} {t.currency}" if t.amount and t.currency else "the amount"
+    template = _REFUSALS.get(result, "the ledger refused moving {amount} from {debit} to {credit}: {code}")
+    return template.format(debit=t.debit_account_id, credit=t.credit_account_id, amount=amount, code=result.value)
 
 
 @dataclass
