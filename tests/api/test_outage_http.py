@@ -1,14 +1,20 @@
 """When the database goes away under the API (a restart, a failover, connections cut), a
 request gets 503 with Retry-After, never a 4xx that blames the request, and nothing is
-stored under its Idempotency-Key: the retry with the same key does the work once."""
+stored under its Idempotency-Key: the retry with the same key does the work once. A
+PostgreSQL server that crashes and comes back keeps every answered call."""
 
 from __future__ import annotations
+
+import threading
 
 import httpx
 import psycopg
 import pytest
 from sqlalchemy import make_url
 
+from danbao.bench.api_bench import ServerProcess
+from danbao.client import ApiError, Danbao
+from danbao.store.throwaway import ThrowawayPostgres
 from tests.api.conftest import Live
 
 CUR = "CNY"
@@ -51,3 +57,66 @@ def test_the_client_rides_out_a_cut_connection(live: Live, on_postgres) -> None:
     assert _cut_connections(live, on_postgres) > 0
     assert ann.top_up(700, CUR).amount == 700  # a 503, retried with the same key
     assert live.services.ledger.account("ann.wallet.CNY").balance == 800  # type: ignore[union-attr]
+
+
+BUYERS = 4
+CRASH_AFTER_ANSWERS = 40  # top-ups answered before the crash, so it lands mid-traffic
+KEYS_PER_BUYER_MAX = 10_000  # a bound on each buyer's loop, far above what runs before it
+
+
+def test_a_postgresql_crash_mid_traffic_loses_no_answered_top_up_and_the_api_serves_on() -> None:
+    """The database server crashes (stopped at once: no checkpoint, no shutdown) while four
+    buyers top up, and comes back, recovering from its WAL. The API process lives through it: calls meanwhile get 503, and
+    afterwards every key answered before the crash is in the books, every key cut off by
+    it takes effect once when retried, and the audit is clean."""
+    with ThrowawayPostgres() as cluster:
+        server = ServerProcess("danbao", cluster.create_database("crash"))
+        try:
+            assert server.admin_key is not None
+            with Danbao(server.url, server.admin_key) as admin:
+                keys = {}
+                for n in range(BUYERS):
+                    admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
+                    keys[f"b{n}"] = admin.issue_key(f"b{n}").key
+            answered: dict[str, int] = {party: 0 for party in keys}
+            cut_off: dict[str, str | None] = {party: None for party in keys}
+            enough = threading.Event()
+            lock = threading.Lock()
+
+            def buyer(party: str) -> None:
+                with Danbao(server.url, keys[party], retries=0, timeout=10) as client:
+                    for n in range(KEYS_PER_BUYER_MAX):
+                        key = f"{party}-{n}"
+                        try:
+                            client.request("POST", "/v1/wallet/top-up", json={"amount": 1, "currency": CUR}, idempotency_key=key)
+                        except ApiError as refused:
+                            assert refused.status == 503 and refused.code in ("store_unavailable", "store_busy"), refused
+                            cut_off[party] = key
+                            return
+                        answered[party] += 1
+                        with lock:
+                            if sum(answered.values()) >= CRASH_AFTER_ANSWERS:
+                                enough.set()
+
+            threads = [threading.Thread(target=buyer, args=(party,)) for party in keys]
+            for t in threads:
+                t.start()
+            assert enough.wait(60), "top-ups were answered before the crash"
+            cluster.crash()
+            for t in threads:
+                t.join(60)
+                assert not t.is_alive()
+            assert all(cut_off.values()), "every buyer met the outage"
+            cluster.restart()
+            for party, key in cut_off.items():
+                # The client retries 503s with the same key while the server's pool reconnects.
+                with Danbao(server.url, keys[party]) as client:
+                    client.request("POST", "/v1/wallet/top-up", json={"amount": 1, "currency": CUR}, idempotency_key=key)
+                    [wallet] = [a for a in client.accounts() if a.id == f"{party}.wallet.{CUR}"]
+                    # Each answered top-up survived the crash, and the cut-off one happened once.
+                    assert wallet.balance == answered[party] + 1, party
+            with Danbao(server.url, server.admin_key) as admin:
+                audited = admin.audit()
+            assert audited.ok, audited
+        finally:
+            server.stop()

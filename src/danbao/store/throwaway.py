@@ -69,6 +69,11 @@ class ThrowawayPostgres:
 
     def start(self) -> ThrowawayPostgres:
         self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions")
+        self.restart()
+        return self
+
+    def restart(self) -> None:
+        """Start the server on the cluster as it is (after `crash`, it recovers from its WAL)."""
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.tmp} "
             f"-c max_connections={self.max_connections} -c shared_buffers=256MB "
@@ -76,7 +81,11 @@ class ThrowawayPostgres:
         )
         self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.tmp / "log"), "-w",
                   "-t", str(START_TIMEOUT_SECONDS), "start")
-        return self
+
+    def crash(self) -> None:
+        """Stop the server as a crash would: at once, no checkpoint, no goodbye to its
+        clients (what the OS had of its files stays). The cluster stays for `restart`."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{dbname}"
@@ -92,9 +101,9 @@ class ThrowawayPostgres:
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop")
+            self.crash()
         except subprocess.CalledProcessError:
-            pass
+            pass  # not running
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> ThrowawayPostgres:
