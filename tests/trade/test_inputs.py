@@ -6,6 +6,7 @@ import pytest
 
 from danbao.money import AMOUNT_MAX_MINOR, format_amount
 from danbao.trade import TradeError
+from danbao.trade.model import Model
 from tests.trade.helpers import CUR, FUNDS, Market
 
 
@@ -101,6 +102,12 @@ def test_a_trade_needs_parties_in_their_roles_and_sound_terms(market: Market, ch
         market.trades.create(buyer, **terms)
     assert (e.value.code, e.value.field) == (code, field)
     assert market.trades.of_party(market.buyer) == []
+
+
+def test_a_model_may_be_named_by_its_enum_and_the_trade_keeps_the_plain_name(market: Market) -> None:
+    made = market.new_trade(Model.escrow)  # type: ignore[arg-type]
+    assert (made.model, type(made.model)) == ("escrow", str)
+    assert market.trades.get(made.id, market.buyer).model == made.model
 
 
 def test_trade_events_and_a_partys_trades_come_in_bounded_pages(market: Market) -> None:

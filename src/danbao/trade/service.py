@@ -71,6 +71,7 @@ class Trades:
         """The buyer places an order with a seller, to be settled by `model`."""
         if model not in Model.__members__:
             raise TradeError(TradeCode.model_unknown, f"model must be one of {', '.join(Model.__members__)}", field="model")
+        model = Model(model).value  # a `Model` member is taken too; the trade keeps the plain name
         check_amount(amount)
         currency = check_currency(currency)
         items_json = _items(items)
