@@ -148,7 +148,9 @@ def _drive(url: str, keys: dict[str, str], life: Lifecycle, *, answered: Callabl
     clients = {party: Danbao(url, keys[party], retries=0, timeout=5) for party in (life.buyer, "seller")}
     try:
         for _ in range(ROUND_STEPS_MAX):
-            if stop_at_boundary and life.step == 0 and life.trade_id is not None:
+            # Done when the last lifecycle completed and no call is owed an answer (a create
+            # cut off by a kill may have made a trade: it is retried before stopping).
+            if stop_at_boundary and life.step == 0 and life.trade_id is not None and not life.key:
                 return
             party, path, body = life.call()
             life.key = life.key or f"{life.buyer}-{life.started}-{STEPS[life.step]}"
