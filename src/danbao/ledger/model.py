@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum, IntFlag
 from typing import Any, NamedTuple
@@ -221,16 +221,28 @@ def checked_batch(transfers: Sequence[NewTransfer]) -> Sequence[NewTransfer]:
         raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
     if len(transfers) > TRANSFERS_PER_BATCH_MAX:
         raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-    for t in transfers:  # a loop, not all(): no generator to set up for each single transfer
-        if type(getattr(t, "flags", 0)) is not int:
-            break
-    else:
-        return transfers
-    return [t._replace(flags=int(t.flags)) if isinstance(getattr(t, "flags", None), TransferFlags) else t for t in transfers]
+    return _with_int_flags(transfers, TransferFlags, _transfer_with_flags)
 
 
 def plain_account_flags(new: Sequence[NewAccount]) -> Sequence[NewAccount]:
     """New accounts with their `AccountFlags` members given as plain ints (see `checked_batch`)."""
-    if all(type(getattr(a, "flags", 0)) is int for a in new):
-        return new
-    return [replace(a, flags=int(a.flags)) if isinstance(getattr(a, "flags", None), AccountFlags) else a for a in new]
+    return _with_int_flags(new, AccountFlags, _account_with_flags)
+
+
+def _transfer_with_flags(t: NewTransfer, flags: int) -> NewTransfer:
+    return t._replace(flags=flags)
+
+
+def _account_with_flags(a: NewAccount, flags: int) -> NewAccount:
+    return replace(a, flags=flags)
+
+
+def _with_int_flags(items: Sequence[Any], enum: type[IntFlag], rebuild: Callable[[Any, int], Any]) -> Sequence[Any]:
+    """`items` as they are when every one's flags are a plain int, else with each `enum`
+    member rebuilt as its int; anything else is left for the checks to refuse."""
+    for item in items:  # a loop, not all(): no generator to set up for each single transfer
+        if type(getattr(item, "flags", 0)) is not int:
+            break
+    else:
+        return items
+    return [rebuild(item, int(item.flags)) if isinstance(getattr(item, "flags", None), enum) else item for item in items]
