@@ -13,27 +13,12 @@ import pytest
 
 from danbao.bench.api_bench import ServerProcess
 from danbao.client import Danbao
+from tests.api.traffic import Answers, buyers_with_keys, wallet_balance
 
 CUR = "CNY"
 BUYERS = 4
 KILL_AFTER_ANSWERS = 40  # top-ups answered before the kill, so it lands mid-traffic
 KEYS_PER_BUYER_MAX = 10_000  # a bound on the loop, far above what runs before the kill
-
-
-class Answers:
-    """Answers counted across the callers' threads; `enough` is set at the kill's count."""
-
-    def __init__(self, enough_at: int):
-        self.enough_at = enough_at
-        self.count = 0
-        self.lock = threading.Lock()
-        self.enough = threading.Event()
-
-    def add(self) -> None:
-        with self.lock:
-            self.count += 1
-            if self.count >= self.enough_at:
-                self.enough.set()
 
 
 def _kill_mid_traffic(server: ServerProcess, callers: list[threading.Thread], answers: Answers) -> None:
@@ -49,11 +34,6 @@ def _kill_mid_traffic(server: ServerProcess, callers: list[threading.Thread], an
         assert not t.is_alive()
 
 
-def _wallet_balance(client: Danbao, party: str) -> int:
-    [wallet] = [a for a in client.accounts() if a.id == f"{party}.wallet.{CUR}"]
-    return wallet.balance
-
-
 @pytest.fixture
 def server(database_url: str) -> Iterator[ServerProcess]:
     first = ServerProcess("danbao", database_url)
@@ -65,10 +45,7 @@ def server(database_url: str) -> Iterator[ServerProcess]:
 def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: ServerProcess, database_url: str) -> None:
     assert server.admin_key is not None
     with Danbao(server.url, server.admin_key) as admin:
-        keys = {}
-        for n in range(BUYERS):
-            admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
-            keys[f"b{n}"] = admin.issue_key(f"b{n}").key
+        keys = buyers_with_keys(admin, BUYERS)
     answers = Answers(KILL_AFTER_ANSWERS)
     unanswered: dict[str, list[str]] = {party: [] for party in keys}  # idempotency keys sent, no answer seen
     sent: dict[str, list[str]] = {party: [] for party in keys}
@@ -96,7 +73,7 @@ def test_keyed_top_ups_retried_after_a_sigkill_take_effect_exactly_once(server: 
                     moved = client.request("POST", "/v1/wallet/top-up", json={"amount": 1, "currency": CUR}, idempotency_key=key)
                     assert (moved["amount"], moved["currency"]) == (1, CUR)
                 # Every key sent took effect once: neither lost with the crash nor repeated by the retry.
-                assert _wallet_balance(client, party) == len(sent[party]), party
+                assert wallet_balance(client, party, CUR) == len(sent[party]), party
                 transfers = client.request("GET", f"/v1/accounts/{party}.wallet.{CUR}/transfers", params={"limit": 1000})["data"]
                 assert len(transfers) == len(sent[party]), party
         with Danbao(restarted.url, server.admin_key) as admin:
@@ -171,12 +148,10 @@ def test_keyed_trade_lifecycles_resumed_after_sigkills_complete_exactly_once(ser
     admin_key = server.admin_key
     with Danbao(server.url, admin_key) as admin:
         admin.create_party("seller", "Seller", id="seller")
-        keys = {"seller": admin.issue_key("seller").key}
-        for n in range(BUYERS):
-            admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
-            keys[f"b{n}"] = admin.issue_key(f"b{n}").key
-            with Danbao(server.url, keys[f"b{n}"]) as buyer:
-                buyer.top_up(TOP_UP, CUR)
+        keys = {"seller": admin.issue_key("seller").key, **buyers_with_keys(admin, BUYERS)}
+    for party in keys.keys() - {"seller"}:
+        with Danbao(server.url, keys[party]) as buyer:
+            buyer.top_up(TOP_UP, CUR)
     lives = [Lifecycle(f"b{n}") for n in range(BUYERS)]
     current = server
     for _ in range(KILLS):
@@ -200,10 +175,10 @@ def test_keyed_trade_lifecycles_resumed_after_sigkills_complete_exactly_once(ser
                 assert len(trades) == life.started, life
                 assert {t["status"] for t in trades} == {"completed"}, life
                 assert {(t["paid"], t["amount"]) for t in trades} == {(PRICE, PRICE)}
-                assert _wallet_balance(buyer, life.buyer) == TOP_UP - PRICE * life.started
+                assert wallet_balance(buyer, life.buyer, CUR) == TOP_UP - PRICE * life.started
                 released += sum(t["released"] - t["fee"] for t in trades)
         with Danbao(current.url, keys["seller"], retries=0) as seller:
-            assert _wallet_balance(seller, "seller") == released > 0
+            assert wallet_balance(seller, "seller", CUR) == released > 0
         with Danbao(current.url, admin_key) as admin:
             audited = admin.audit()
         assert audited.ok, audited

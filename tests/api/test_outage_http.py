@@ -16,6 +16,7 @@ from danbao.bench.api_bench import ServerProcess
 from danbao.client import ApiError, Danbao
 from danbao.store.throwaway import ThrowawayPostgres
 from tests.api.conftest import Live
+from tests.api.traffic import Answers, buyers_with_keys, wallet_balance
 
 CUR = "CNY"
 
@@ -66,22 +67,19 @@ KEYS_PER_BUYER_MAX = 10_000  # a bound on each buyer's loop, far above what runs
 
 def test_a_postgresql_crash_mid_traffic_loses_no_answered_top_up_and_the_api_serves_on() -> None:
     """The database server crashes (stopped at once: no checkpoint, no shutdown) while four
-    buyers top up, and comes back, recovering from its WAL. The API process lives through it: calls meanwhile get 503, and
-    afterwards every key answered before the crash is in the books, every key cut off by
-    it takes effect once when retried, and the audit is clean."""
+    buyers top up, and comes back, recovering from its WAL. The API process lives through
+    it: calls meanwhile get 503, and afterwards every key answered before the crash is in
+    the books, every key cut off by it takes effect once when retried, and the audit is
+    clean."""
     with ThrowawayPostgres() as cluster:
         server = ServerProcess("danbao", cluster.create_database("crash"))
         try:
             assert server.admin_key is not None
             with Danbao(server.url, server.admin_key) as admin:
-                keys = {}
-                for n in range(BUYERS):
-                    admin.create_party("buyer", f"Buyer {n}", id=f"b{n}")
-                    keys[f"b{n}"] = admin.issue_key(f"b{n}").key
-            answered: dict[str, int] = {party: 0 for party in keys}
+                keys = buyers_with_keys(admin, BUYERS)
+            answers = Answers(CRASH_AFTER_ANSWERS)
+            answered: dict[str, int] = {party: 0 for party in keys}  # each written by its buyer's thread alone
             cut_off: dict[str, str | None] = {party: None for party in keys}
-            enough = threading.Event()
-            lock = threading.Lock()
 
             def buyer(party: str) -> None:
                 with Danbao(server.url, keys[party], retries=0, timeout=10) as client:
@@ -94,14 +92,12 @@ def test_a_postgresql_crash_mid_traffic_loses_no_answered_top_up_and_the_api_ser
                             cut_off[party] = key
                             return
                         answered[party] += 1
-                        with lock:
-                            if sum(answered.values()) >= CRASH_AFTER_ANSWERS:
-                                enough.set()
+                        answers.add()
 
             threads = [threading.Thread(target=buyer, args=(party,)) for party in keys]
             for t in threads:
                 t.start()
-            assert enough.wait(60), "top-ups were answered before the crash"
+            assert answers.enough.wait(60), "top-ups were answered before the crash"
             cluster.crash()
             for t in threads:
                 t.join(60)
@@ -112,9 +108,8 @@ def test_a_postgresql_crash_mid_traffic_loses_no_answered_top_up_and_the_api_ser
                 # The client retries 503s with the same key while the server's pool reconnects.
                 with Danbao(server.url, keys[party]) as client:
                     client.request("POST", "/v1/wallet/top-up", json={"amount": 1, "currency": CUR}, idempotency_key=key)
-                    [wallet] = [a for a in client.accounts() if a.id == f"{party}.wallet.{CUR}"]
                     # Each answered top-up survived the crash, and the cut-off one happened once.
-                    assert wallet.balance == answered[party] + 1, party
+                    assert wallet_balance(client, party, CUR) == answered[party] + 1, party
             with Danbao(server.url, server.admin_key) as admin:
                 audited = admin.audit()
             assert audited.ok, audited
