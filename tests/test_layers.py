@@ -1,6 +1,6 @@
 """The layers of DESIGN.md, read from the source: every import points down.
 
-kernel (errors, text, clock, ids, money) <- store <- ledger <- trade <- adapters (api,
+kernel (errors, text, clock, ids, money, lazy) <- store <- ledger <- trade <- adapters (api,
 client) <- tools (sim, bench, cli). The domain (ledger, trade) knows nothing of HTTP or of
 a database driver; the kernel depends on nothing outside the standard library.
 """
@@ -8,6 +8,7 @@ a database driver; the kernel depends on nothing outside the standard library.
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 SOURCE = Path(__file__).resolve().parent.parent / "src" / "danbao"
 
-KERNEL = {"errors", "text", "clock", "ids", "money"}
+KERNEL = {"errors", "text", "clock", "ids", "money", "lazy"}
 # Each package of danbao, and the packages of danbao it may import besides itself.
 MAY_IMPORT: dict[str, set[str]] = {
     **{name: KERNEL for name in KERNEL},
@@ -74,3 +75,21 @@ def test_a_wrong_way_import_is_caught(tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.py"
     wrong.write_text("def f():\n    from danbao.api.app import create_app\n    return create_app\n")
     assert "danbao.api.app" in _imports(wrong)
+
+
+# What a process that only calls the API, or receives its webhooks, has no use for.
+SERVER_ONLY = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "sqlite3"}
+
+
+def test_the_client_loads_none_of_the_server() -> None:
+    """An integrator's process imports `danbao.client` for the API's wire models and the
+    webhook check; it loaded the whole server with them (a second of start-up) until the
+    packages' names loaded on first use (`danbao.lazy`)."""
+    shown = subprocess.run(
+        [sys.executable, "-c", "import sys, danbao.client; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()
+    assert "danbao.client" in shown
+    assert not {name.split(".")[0] for name in shown} & SERVER_ONLY
+    inside = {name for name in shown if name.startswith("danbao.")}
+    assert inside <= {"danbao.client", "danbao.lazy", "danbao.errors", "danbao.api", "danbao.api.models", "danbao.api.signature", "danbao.api.event_types", "danbao.money", "danbao.money.amount", "danbao.money.currency", "danbao.trade", "danbao.trade.model"}, sorted(inside)

@@ -10,6 +10,9 @@ Refusals raise `ApiError` with the server's stable `code`, `status`, `detail` an
     with Danbao("http://127.0.0.1:8000", key) as api:
         trade = api.create_trade(seller_id="tea", model="escrow", amount=128_00, currency="CNY")
         api.pay(trade.id)
+
+A webhook receiver checks each delivery with `verify_signature(secret, header, body)`,
+which needs none of the server (see `danbao.api.signature`).
 """
 
 from __future__ import annotations
@@ -33,9 +36,12 @@ from danbao.api.models import (
     TradeOut,
     WebhookEndpointOut,
 )
+from danbao.api.signature import SIGNATURE_HEADER, verify_signature
 
 RETRIES_MAX = 3
 RETRY_BACKOFF_SECONDS = 0.05
+__all__ = ["SIGNATURE_HEADER", "ApiError", "Danbao", "verify_signature"]
+
 M = TypeVar("M", bound=BaseModel)
 
 

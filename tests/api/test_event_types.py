@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from danbao.api.webhooks import EVENT_TYPES, event_type
+from danbao.api.event_types import EVENT_TYPES, event_type
 from danbao.trade.machine import TABLE
 from danbao.trade.model import TradeEvent
 

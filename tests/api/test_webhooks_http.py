@@ -21,10 +21,8 @@ from danbao.api.webhooks import (
     CLAIM_SECONDS,
     RETRY_BACKOFF_BASE_SECONDS,
     RETRY_BACKOFF_MAX_SECONDS,
-    SIGNATURE_HEADER,
-    verify_signature,
 )
-from danbao.client import ApiError, Danbao
+from danbao.client import SIGNATURE_HEADER, ApiError, Danbao, verify_signature
 from danbao.clock import NS_PER_SECOND
 from tests.api.conftest import Live
 

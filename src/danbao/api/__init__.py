@@ -1,6 +1,11 @@
-"""The HTTP API under /v1 (FastAPI): parties, keys, accounts, money, trades, events, webhooks."""
+"""The HTTP API under /v1 (FastAPI): parties, keys, accounts, money, trades, events, webhooks.
 
-from danbao.api.app import create_app
-from danbao.api.services import Services
+Its names load on first use (`danbao.lazy`), so `danbao.client`, which needs only the wire
+models, does not load the server."""
 
-__all__ = ["Services", "create_app"]
+from danbao.lazy import exports
+
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "Services": "danbao.api.services",
+    "create_app": "danbao.api.app",
+})

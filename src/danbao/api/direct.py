@@ -71,4 +71,13 @@ class DirectRoute(APIRoute):
         invariant(all(field.field_info.annotation is str for field in d.path_params), f"{path}: a direct route's path parameters are text")
 
 
-__all__ = ["DirectRoute"]
+
+class Rendered(Response):
+    """A response model already serialised: FastAPI passes a Response through, so the model
+    is not validated a second time on the way out (the route's response_model still names
+    it in the OpenAPI document), and an idempotency record stores these very bytes."""
+
+    media_type = "application/json"
+
+
+__all__ = ["DirectRoute", "Rendered"]

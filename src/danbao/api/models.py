@@ -7,9 +7,8 @@ from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
-from starlette.responses import Response
 
-from danbao.api.webhooks import EVENT_TYPES
+from danbao.api.event_types import EVENT_TYPES
 from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.trade.model import EVIDENCE_CHARS_MAX, NAME_CHARS_MAX
 
@@ -264,11 +263,3 @@ class Problem(BaseModel):
     code: str
     detail: str
     field: str | None = None
-
-
-class Rendered(Response):
-    """A response model already serialised: FastAPI passes a Response through, so the model
-    is not validated a second time on the way out (the route's response_model still names
-    it in the OpenAPI document), and an idempotency record stores these very bytes."""
-
-    media_type = "application/json"

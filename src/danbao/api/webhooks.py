@@ -9,15 +9,13 @@ attempts them all at once, each under a timeout per network step and a deadline 
 whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
 for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
 
-Signature (as Stripe's): header `Danbao-Signature: t=<unix seconds>,v1=<hex>` where v1 is
-HMAC-SHA256 of `"<t>.<body>"` under the endpoint's secret; receivers reject stale `t`.
+Each delivery is signed as `danbao.api.signature` says; event types are named in
+`danbao.api.event_types`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -26,7 +24,9 @@ from typing import Any, NamedTuple
 
 import httpx
 
+from danbao.api.event_types import EVENT_TYPES, event_type
 from danbao.api.outbound import AddressRefused, Resolve, pin, refusal_at_registration, system_resolve
+from danbao.api.signature import SIGNATURE_HEADER, sign
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
 from danbao.store import Database
@@ -54,29 +54,6 @@ ATTEMPT_DEADLINE_SECONDS = 15.0
 # that died with its process is due again once the claim runs out.
 CLAIM_SECONDS = 60
 URL_CHARS_MAX = 2048
-SIGNATURE_HEADER = "Danbao-Signature"
-
-EVENT_TYPES = (
-    "trade.created", "trade.paid", "trade.shipped", "trade.completed", "trade.refunded", "trade.closed",
-    "trade.extended", "refund.requested", "refund.paid", "refund.refused", "trade.disputed",
-    "claim.opened", "claim.upheld", "claim.rejected", "cod.collected", "cod.remitted", "cod.settled",
-    "cod.refused", "cod.returned", "cod.remittance_late",
-)
-_BY_ACTION = {
-    "extend": "trade.extended", "claim": "claim.opened", "uphold_claim": "claim.upheld", "reject_claim": "claim.rejected",
-    "flag_late": "cod.remittance_late", "collect": "cod.collected", "remit": "cod.remitted", "settle": "cod.settled",
-    "refuse": "cod.refused", "return_goods": "cod.returned", "request_refund": "refund.requested",
-    "refuse_refund": "refund.refused", "dispute": "trade.disputed", "create": "trade.created",
-}
-_BY_STATUS = {"paid": "trade.paid", "shipped": "trade.shipped", "completed": "trade.completed", "refunded": "trade.refunded", "closed": "trade.closed"}
-
-
-def event_type(event: TradeEvent) -> str:
-    if event.action in _BY_ACTION:
-        return _BY_ACTION[event.action]
-    if event.action in ("agree_refund", "refund_timeout") and event.to_status == "shipped":
-        return "refund.paid"
-    return _BY_STATUS.get(event.to_status, f"trade.{event.to_status}")
 
 
 def event_id(event: TradeEvent) -> str:
@@ -94,23 +71,6 @@ def event_payload(event: TradeEvent, trade: Trade) -> dict[str, Any]:
             "currency": trade.currency, "buyer_id": trade.buyer_id, "seller_id": trade.seller_id, "courier_id": trade.courier_id,
         },
     }
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(secret: str, header: str, body: bytes, *, now_seconds: int, tolerance_seconds: int = 300) -> bool:
-    """What a receiver does: check the HMAC and refuse a stale timestamp (a replay)."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs(now_seconds - timestamp) > tolerance_seconds:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
 class WebhookError(DanbaoError):

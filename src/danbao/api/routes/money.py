@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from danbao.api.auth import who
 from danbao.api.body import StrictJsonRoute
+from danbao.api.direct import Rendered
 from danbao.api.idempotency import respond_inside
 from danbao.api.models import (
     AccountOut,
@@ -18,7 +19,6 @@ from danbao.api.models import (
     BalanceOut,
     MoneyIn,
     MoveOut,
-    Rendered,
     TransferIn,
     TransferOut,
     TransferPage,

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from danbao.api.auth import who, who_async
 from danbao.api.body import StrictJsonRoute, documented, json_body
-from danbao.api.direct import DirectRoute
+from danbao.api.direct import DirectRoute, Rendered
 from danbao.api.idempotency import respond_inside
 from danbao.api.models import (
     ArbitrateIn,
@@ -27,7 +27,6 @@ from danbao.api.models import (
     EventPage,
     NoBody,
     RefundRequestIn,
-    Rendered,
     ShipIn,
     TradeIn,
     TradeOut,

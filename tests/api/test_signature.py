@@ -1,0 +1,81 @@
+"""Webhook signatures as a receiver checks them: the right secret, the body as sent and a
+fresh timestamp pass; anything else is refused, and no header, however malformed, raises."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from danbao.api.signature import HEADER_CHARS_MAX, SIGNATURES_PER_HEADER_MAX, TOLERANCE_SECONDS, sign
+from danbao.client import verify_signature
+
+SECRET = "whsec_test"
+BODY = b'{"type":"trade.paid","data":{"amount":12800}}'
+NOW = 1_800_000_000
+
+
+def test_a_delivery_signed_now_verifies() -> None:
+    assert verify_signature(SECRET, sign(SECRET, NOW, BODY), BODY, now_seconds=NOW)
+
+
+def test_the_wall_clock_is_the_default_now() -> None:
+    now = int(time.time())
+    assert verify_signature(SECRET, sign(SECRET, now, BODY), BODY)
+    assert not verify_signature(SECRET, sign(SECRET, now - 2 * TOLERANCE_SECONDS, BODY), BODY)
+
+
+def test_a_changed_body_or_another_secret_is_refused() -> None:
+    header = sign(SECRET, NOW, BODY)
+    assert not verify_signature(SECRET, header, BODY + b" ", now_seconds=NOW)
+    assert not verify_signature(SECRET, header, BODY.replace(b"12800", b"12900"), now_seconds=NOW)
+    assert not verify_signature("whsec_other", header, BODY, now_seconds=NOW)
+
+
+def test_a_timestamp_beyond_the_tolerance_either_way_is_refused() -> None:
+    header = sign(SECRET, NOW, BODY)
+    assert verify_signature(SECRET, header, BODY, now_seconds=NOW + TOLERANCE_SECONDS)
+    assert verify_signature(SECRET, header, BODY, now_seconds=NOW - TOLERANCE_SECONDS)
+    assert not verify_signature(SECRET, header, BODY, now_seconds=NOW + TOLERANCE_SECONDS + 1)  # a replay
+    assert not verify_signature(SECRET, header, BODY, now_seconds=NOW - TOLERANCE_SECONDS - 1)
+    assert verify_signature(SECRET, header, BODY, now_seconds=NOW + 3600, tolerance_seconds=3600)
+
+
+def test_a_moved_timestamp_breaks_the_signature() -> None:
+    """The timestamp is signed with the body: a replayer cannot freshen it."""
+    digest = sign(SECRET, NOW, BODY).split("v1=")[1]
+    assert not verify_signature(SECRET, f"t={NOW + 600},v1={digest}", BODY, now_seconds=NOW + 600)
+
+
+def test_any_of_several_signatures_may_match_and_other_fields_are_ignored() -> None:
+    """A sender rotating its secret signs under both; a header may grow new fields."""
+    old = sign("whsec_old", NOW, BODY).split("v1=")[1]
+    new = sign(SECRET, NOW, BODY).split("v1=")[1]
+    assert verify_signature(SECRET, f"t={NOW},v1={old},v1={new}", BODY, now_seconds=NOW)
+    assert verify_signature(SECRET, f"v0=abc, v1={new}, t={NOW}", BODY, now_seconds=NOW)
+    assert not verify_signature(SECRET, f"t={NOW},v1={old}", BODY, now_seconds=NOW)
+
+
+def test_malformed_headers_are_refused() -> None:
+    good = sign(SECRET, NOW, BODY)
+    digest = good.split("v1=")[1]
+    for header in (
+        "",
+        "garbage",
+        f"v1={digest}",  # no timestamp
+        f"t={NOW}",  # no signature
+        f"t=,v1={digest}",
+        f"t=-{NOW},v1={digest}",
+        f"t={NOW}.0,v1={digest}",
+        f"t=١٨٠٠٠٠٠٠٠٠,v1={digest}",  # digits, but not ASCII ones
+        f"t={NOW},t={NOW},v1={digest}",  # which one was signed?
+        f"t={NOW}," + ",".join([f"v1={digest}"] * (SIGNATURES_PER_HEADER_MAX + 1)),
+        good + "," + "x" * HEADER_CHARS_MAX,
+    ):
+        assert not verify_signature(SECRET, header, BODY, now_seconds=NOW), header
+
+
+@given(st.text(max_size=200))
+def test_no_header_raises(header: str) -> None:
+    assert not verify_signature(SECRET, header, BODY, now_seconds=NOW)
