@@ -6,23 +6,27 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from danbao.api.signature import SIGNATURE_HEADER, sign
 from danbao.bench.api_bench import ServerProcess
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
 DOCUMENTED_URL = "http://127.0.0.1:8000"
+RECEIVER = "def webhook_event("
 EXAMPLE_SECONDS_MAX = 60
 
 
 def test_the_readme_has_its_examples() -> None:
-    assert len(BLOCKS) == 3, "a block was added or removed: give it a test here"
+    assert len(BLOCKS) == 4, "a block was added or removed: give it a test here"
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if DOCUMENTED_URL not in b], ids=["ledger", "trades"])
+@pytest.mark.parametrize("block", [b for b in BLOCKS if DOCUMENTED_URL not in b and RECEIVER not in b], ids=["ledger", "trades"])
 def test_a_library_example_runs_in_a_fresh_directory_and_its_process_ends(block: str, tmp_path: Path) -> None:
     # A process of its own: the example must also end (no thread of the ledger's left
     # holding the interpreter open) without closing anything it was not shown to close.
@@ -37,3 +41,21 @@ def test_the_client_example_runs_against_a_fresh_server(tmp_path: Path) -> None:
         exec(compile(block.replace(DOCUMENTED_URL, server.url), "README.md", "exec"), {"admin_key": server.admin_key})
     finally:
         server.stop()
+
+
+def test_the_receiver_example_accepts_a_signed_delivery_and_refuses_a_tampered_one() -> None:
+    [block] = [b for b in BLOCKS if RECEIVER in b]
+    scope: dict[str, object] = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    webhook_event = scope["webhook_event"]
+    body = b'{"type": "trade.paid", "data": {"amount": 12800}}'
+    headers = httpx.Headers({SIGNATURE_HEADER: sign("whsec_x", int(time.time()), body)})
+    assert webhook_event("whsec_x", headers, body) == {"type": "trade.paid", "data": {"amount": 12800}}
+    for secret, headers_, body_ in (
+        ("whsec_y", headers, body),
+        ("whsec_x", headers, body.replace(b"12800", b"1")),
+        ("whsec_x", httpx.Headers({}), body),
+        ("whsec_x", httpx.Headers({SIGNATURE_HEADER: sign("whsec_x", int(time.time()) - 3600, body)}), body),
+    ):
+        with pytest.raises(PermissionError):
+            webhook_event(secret, headers_, body_)
