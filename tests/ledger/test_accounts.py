@@ -23,6 +23,13 @@ def test_flags_may_be_named_by_the_enum_and_are_kept_as_ints(ledger):
     assert again.result is Result.exists
 
 
+def test_an_item_that_is_not_a_new_account_is_refused_and_nothing_is_created(ledger):
+    for stranger in (("b", "USD", "wallet"), {"id": "b", "currency": "USD", "kind": "wallet"}, None):
+        with pytest.raises(TypeError, match=f"NewAccount items only: item 1 is a {type(stranger).__name__}"):
+            ledger.create_accounts([NewAccount("a", "USD", "wallet"), stranger])
+    assert ledger.account("a") is None and ledger.account("b") is None
+
+
 def test_same_id_same_fields_is_exists_and_different_fields_is_refused(ledger):
     ledger.create_accounts([NewAccount("a", "USD", "wallet")])
     results = ledger.create_accounts([NewAccount("a", "USD", "wallet"), NewAccount("a", "EUR", "wallet")])

@@ -4,7 +4,16 @@ import asyncio
 
 import pytest
 
-from danbao.ledger import AccountFlags, BatchTooLarge, Ledger, NewAccount, NewTransfer, Result, TransferFlags
+from danbao.ledger import (
+    AccountFlags,
+    BatchTooLarge,
+    Ledger,
+    NewAccount,
+    NewTransfer,
+    Result,
+    TransferFlags,
+    engine,
+)
 from danbao.ledger.audit import audit
 from danbao.ledger.group_commit import Failed
 from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
@@ -235,6 +244,24 @@ def test_one_transfer_where_a_batch_goes_is_refused_not_read_as_its_fields(funde
     assert funded.account("alice").balance == 1000 and funded.transfer("lone") is None
 
 
+def test_an_item_that_is_not_a_new_transfer_is_refused_before_it_joins_a_group(funded):
+    # A plain tuple of the same fields, a dict, or nothing at all: the caller's bug, said
+    # as such, with nothing moved (the transfer beside it included).
+    strangers = (("x", "alice", "bob", 100, "USD"), {"id": "x", "amount": 100}, None)
+    submits = (funded.create_transfers, lambda batch: asyncio.run(funded.create_transfers_async(batch)))
+    for stranger in strangers:
+        for submit in submits:
+            with pytest.raises(TypeError, match=f"NewTransfer items only: item 1 is a {type(stranger).__name__}"):
+                submit([t(id="beside", amount=100), stranger])
+
+    def inside_a_transaction(txn):
+        with pytest.raises(TypeError, match="item 0 is a tuple"):
+            txn.create_transfers([strangers[0]])
+
+    funded.transaction(inside_a_transaction)
+    assert funded.account("alice").balance == 1000 and funded.transfer("beside") is None
+
+
 async def submit_each(ledger, batches):
     return await asyncio.gather(*(ledger.create_transfers_async(b) for b in batches), return_exceptions=True)
 
@@ -254,10 +281,18 @@ def test_asyncio_callers_each_get_their_own_results_from_shared_commits(funded):
     assert audit(funded.db).ok
 
 
-def test_an_asyncio_submission_that_breaks_the_engine_fails_alone(funded):
-    outcomes = asyncio.run(submit_each(funded, [[t(id="g1", amount=100)], [NotATransfer()], [t(id="g2", amount=200)]]))
+def test_an_asyncio_submission_that_breaks_the_engine_fails_alone(funded, monkeypatch):
+    check_static = engine.check_static
+
+    def broken_on_boom(transfer):  # as a bug in the engine would, for this transfer only
+        if transfer.id == "boom":
+            raise RuntimeError("the engine broke")
+        return check_static(transfer)
+
+    monkeypatch.setattr(engine, "check_static", broken_on_boom)
+    outcomes = asyncio.run(submit_each(funded, [[t(id="g1", amount=100)], [t(id="boom", amount=1)], [t(id="g2", amount=200)]]))
     assert [r.result for r in outcomes[0]] == [Result.ok]
-    assert isinstance(outcomes[1], RuntimeError) and "not a transfer" in str(outcomes[1])
+    assert isinstance(outcomes[1], RuntimeError) and "the engine broke" in str(outcomes[1])
     assert [r.result for r in outcomes[2]] == [Result.ok]
     assert funded.account("bob").balance == 300
 

@@ -213,7 +213,8 @@ class BatchTooLarge(DanbaoError):
 
 
 def checked_batch(transfers: Sequence[NewTransfer]) -> Sequence[NewTransfer]:
-    """A batch within the bound, its `TransferFlags` members given as plain ints.
+    """A batch within the bound, of `NewTransfer`s only, its `TransferFlags` members given
+    as plain ints.
 
     The engine takes flags by exact type (so `True` is no flag), which would refuse the
     ledger's own enum; callers may name flags either way."""
@@ -221,12 +222,12 @@ def checked_batch(transfers: Sequence[NewTransfer]) -> Sequence[NewTransfer]:
         raise TypeError("a batch is a sequence of NewTransfer, not one NewTransfer")
     if len(transfers) > TRANSFERS_PER_BATCH_MAX:
         raise BatchTooLarge(f"at most {TRANSFERS_PER_BATCH_MAX} transfers per batch")
-    return _with_int_flags(transfers, TransferFlags, _transfer_with_flags)
+    return _with_int_flags(transfers, NewTransfer, TransferFlags, _transfer_with_flags)
 
 
 def plain_account_flags(new: Sequence[NewAccount]) -> Sequence[NewAccount]:
     """New accounts with their `AccountFlags` members given as plain ints (see `checked_batch`)."""
-    return _with_int_flags(new, AccountFlags, _account_with_flags)
+    return _with_int_flags(new, NewAccount, AccountFlags, _account_with_flags)
 
 
 def _transfer_with_flags(t: NewTransfer, flags: int) -> NewTransfer:
@@ -237,12 +238,24 @@ def _account_with_flags(a: NewAccount, flags: int) -> NewAccount:
     return replace(a, flags=flags)
 
 
-def _with_int_flags(items: Sequence[Any], enum: type[IntFlag], rebuild: Callable[[Any, int], Any]) -> Sequence[Any]:
+def _with_int_flags(items: Sequence[Any], kind: type, enum: type[IntFlag], rebuild: Callable[[Any, int], Any]) -> Sequence[Any]:
     """`items` as they are when every one's flags are a plain int, else with each `enum`
-    member rebuilt as its int; anything else is left for the checks to refuse."""
+    member rebuilt as its int; other flags are left for the checks to refuse.
+
+    Every item must be a `kind`. Anything else is the caller's bug, refused here, before
+    the batch joins a group: the engine would raise on it mid-plan, and a group that
+    raises is committed again one submission at a time."""
+    plain = True
     for item in items:  # a loop, not all(): no generator to set up for each single transfer
-        if type(getattr(item, "flags", 0)) is not int:
-            break
-    else:
+        if type(item) is not kind:
+            raise TypeError(_not_all(items, kind))
+        if type(item.flags) is not int:
+            plain = False
+    if plain:
         return items
-    return [rebuild(item, int(item.flags)) if isinstance(getattr(item, "flags", None), enum) else item for item in items]
+    return [rebuild(item, int(item.flags)) if isinstance(item.flags, enum) else item for item in items]
+
+
+def _not_all(items: Sequence[Any], kind: type) -> str:
+    position, item = next((i, item) for i, item in enumerate(items) if type(item) is not kind)
+    return f"a batch holds {kind.__name__} items only: item {position} is a {type(item).__name__}"
