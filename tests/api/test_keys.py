@@ -3,12 +3,14 @@ from the verification cache, whatever the order of concurrent steps."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from danbao.api import Services
-from danbao.api.keys import OPERATOR_ID, ApiKeys, KeyRevoked, new_operator_key
+from danbao.api.keys import OPERATOR_ID, ApiKeys, IssuedKey, KeyRevoked, bootstrap_operator, new_operator_key
 from danbao.clock import ManualClock
 
 
@@ -99,3 +101,37 @@ def test_an_operator_made_by_another_process_starting_at_once_is_taken_as_it_is(
     monkeypatch.undo()
     party = keys.verify(issued.key)
     assert party is not None and (party.id, party.role) == (OPERATOR_ID, "operator")
+
+
+def test_of_two_processes_starting_at_once_only_one_issues_the_admin_key(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = services.keys
+    first = bootstrap_operator(keys, services.trades.parties)
+    assert first is not None
+    # The second looked for a live operator key before the first had committed its own.
+    monkeypatch.setattr(keys.db, "read_raw", lambda work: [])
+    assert bootstrap_operator(keys, services.trades.parties) is None
+    monkeypatch.undo()
+    assert _live_keys(keys, OPERATOR_ID) == [first.id]
+    assert bootstrap_operator(keys, services.trades.parties) is None  # and at the next start
+
+
+def test_many_first_starts_at_once_print_one_admin_key(services: Services) -> None:
+    keys, parties = services.keys, services.trades.parties
+    barrier = threading.Barrier(8)
+
+    def start() -> IssuedKey | None:
+        barrier.wait(timeout=30)
+        return bootstrap_operator(keys, parties)
+
+    with ThreadPoolExecutor(8) as pool:
+        issued = [key for key in pool.map(lambda _: start(), range(8)) if key is not None]
+    assert len(issued) == 1 and _live_keys(keys, OPERATOR_ID) == [issued[0].id]
+
+
+def test_a_first_key_is_issued_only_to_a_party_without_one(services: Services) -> None:
+    keys = services.keys
+    first = keys.issue_first("ann")
+    assert first is not None and keys.issue_first("ann") is None
+    keys.revoke(first.id)
+    again = keys.issue_first("ann")
+    assert again is not None and _live_keys(keys, "ann") == [again.id]

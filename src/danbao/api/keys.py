@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from danbao.clock import Clock
+from danbao.errors import invariant
 from danbao.ledger import Ledger
 from danbao.store import Database
 from danbao.store.raw import Raw, created_page
@@ -94,27 +95,40 @@ class ApiKeys:
         return hmac.new(self._pepper, secret.encode(), hashlib.sha256).hexdigest()
 
     def issue(self, party_id: str, *, revoke: str | None = None) -> IssuedKey:
+        issued = self._issue(party_id, revoke=revoke, first=False)
+        invariant(issued is not None, "a key is issued unless only a first one was asked for")
+        return issued  # type: ignore[return-value]
+
+    def issue_first(self, party_id: str) -> IssuedKey | None:
+        """A key for a party that holds no live key, or None if it holds one. Checked in
+        the transaction that inserts it: of two processes starting at once, one issues."""
+        return self._issue(party_id, revoke=None, first=True)
+
+    def _issue(self, party_id: str, *, revoke: str | None, first: bool) -> IssuedKey | None:
         key_id = secrets.token_hex(KEY_ID_BYTES)
         secret = secrets.token_urlsafe(KEY_SECRET_BYTES)
         now = self.clock.now_ns()
 
-        def work(raw: Raw) -> None:
+        def work(raw: Raw) -> bool:
             # Checked here, in the transaction: of two rotations of one key, one issues.
             if revoke is not None and raw.run("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, revoke)) != 1:
                 raise KeyRevoked(f"key {revoke} is revoked")
             [(live,)] = raw.rows("SELECT COUNT(*) FROM api_keys WHERE party_id = ? AND revoked_at IS NULL", (party_id,))
+            if first and live:
+                return False
             if live >= KEYS_PER_PARTY_MAX:
                 raise TooManyKeys(f"a party holds at most {KEYS_PER_PARTY_MAX} live keys")
             raw.run(
                 "INSERT INTO api_keys (id, party_id, secret_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)",
                 (key_id, party_id, self._hash(secret), now),
             )
+            return True
 
         if revoke is None:
-            self.ledger.transaction(lambda txn: work(txn.raw))
+            issued = self.ledger.transaction(lambda txn: work(txn.raw))
         else:
-            self._revoking(revoke, lambda: self.ledger.transaction(lambda txn: work(txn.raw)))
-        return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}")
+            issued = self._revoking(revoke, lambda: self.ledger.transaction(lambda txn: work(txn.raw)))
+        return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}") if issued else None
 
     def revoke(self, key_id: str) -> bool:
         if not storable(key_id):
@@ -215,26 +229,34 @@ OPERATOR_ID = "operator"
 
 
 def bootstrap_operator(keys: ApiKeys, parties) -> IssuedKey | None:  # type: ignore[no-untyped-def]
-    """At first start: make the operator party and its admin key. None once one exists."""
+    """At first start: make the operator party and its admin key. None once the operator
+    has a live key, however many processes start at once."""
     live = keys.db.read_raw(
         lambda raw: raw.rows(
             "SELECT k.id FROM api_keys k JOIN parties p ON p.id = k.party_id WHERE p.role = 'operator' AND k.revoked_at IS NULL LIMIT 1"
         )
     )
     if live:
-        return None
-    return new_operator_key(keys, parties)
+        return None  # the usual start, which writes nothing
+    _operator(keys, parties)
+    return keys.issue_first(OPERATOR_ID)
 
 
 def new_operator_key(keys: ApiKeys, parties, *, revoke_others: bool = False) -> IssuedKey:  # type: ignore[no-untyped-def]
     """A new admin key for the operator (made first if missing), for one that was lost;
     with `revoke_others`, every other live key of the operator is revoked first (leaked)."""
-    if not keys.db.read_raw(lambda raw: trade_rows.parties(raw, [OPERATOR_ID])):
-        try:
-            parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
-        except TradeError as error:  # another process starting at once made it first
-            if error.code != TradeCode.party_exists.value:
-                raise
+    _operator(keys, parties)
     if revoke_others:
         keys.revoke_all(OPERATOR_ID)
     return keys.issue(OPERATOR_ID)
+
+
+def _operator(keys: ApiKeys, parties) -> None:  # type: ignore[no-untyped-def]
+    """The operator party, made if missing."""
+    if keys.db.read_raw(lambda raw: trade_rows.parties(raw, [OPERATOR_ID])):
+        return
+    try:
+        parties.create("operator", "Platform operator", party_id=OPERATOR_ID)
+    except TradeError as error:  # another process starting at once made it first
+        if error.code != TradeCode.party_exists.value:
+            raise
