@@ -8,18 +8,22 @@ raise `InvariantViolation`, which nothing should catch. Python's `assert` vanish
 
 from __future__ import annotations
 
+from enum import Enum
+
 
 class DanbaoError(Exception):
     """An expected, reportable error: bad input or a refused operation."""
 
     code: str = "error"
 
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, code: str | Enum | None = None):
         super().__init__(message)
         self.message = message
         self.field = field
         if code is not None:
-            self.code = code
+            # A code's enum member (Result, TradeCode, ApiCode) is kept as its text, so a
+            # code reads, compares and serialises the same wherever it came from.
+            self.code = code.value if isinstance(code, Enum) else code
 
 
 class InvariantViolation(Exception):

@@ -148,10 +148,24 @@ def test_operations_without_parameters_refuse_a_body_with_members(live: Live, an
     assert admin.post("/v1/parties/ann/keys", json={}).status_code == 201
 
 
-def test_a_trade_body_must_be_sent_as_json(ann: httpx.Client) -> None:
-    body = b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY"}'
-    assert problem_of(ann.post("/v1/trades", content=body, headers={"Content-Type": "text/plain"}))[:2] == (400, "request_invalid")
-    assert ann.post("/v1/trades", content=body, headers={"Content-Type": "application/json; charset=utf-8"}).status_code == 201
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY"}'),  # a body read by hand
+    ("/v1/wallet/top-up", b'{"amount": 500, "currency": "CNY"}'),  # a body FastAPI reads
+])
+def test_a_body_must_say_it_is_json_or_it_is_415(ann: httpx.Client, path: str, body: bytes) -> None:
+    no_type = ann.build_request("POST", path, content=body)  # raw bytes: httpx names no type
+    assert "content-type" not in no_type.headers
+    assert problem_of(ann.send(no_type)) == (415, "media_type_unsupported", "Content-Type")
+    for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        assert problem_of(ann.post(path, content=body, headers={"Content-Type": media})) == (415, "media_type_unsupported", "Content-Type")
+    assert ann.get("/v1/trades").json()["data"] == [] and _wallet(ann) == 0  # nothing happened
+    for media in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        assert ann.post(path, content=body, headers={"Content-Type": media}).status_code == 201
+
+
+def _wallet(client: httpx.Client) -> int:
+    """The CNY wallet's balance; 0 before it exists (its first top-up opens it)."""
+    return sum(a["balance"] for a in client.get("/v1/accounts").json()["data"] if a["kind"] == "wallet" and a["currency"] == "CNY")
 
 
 def test_an_oversized_body_is_refused_before_any_work(ann: httpx.Client) -> None:

@@ -31,19 +31,20 @@ from danbao.api.idempotency import (
     Replayed,
 )
 from danbao.api.models import Problem
-from danbao.api.problems import PROBLEM_JSON, problem
+from danbao.api.problems import PROBLEM_JSON, ApiCode, problem
 from danbao.api.routes import money, operator, parties, trades, webhooks
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
 from danbao.ledger.joined import joining
 from danbao.trade import Party
+from danbao.trade.errors import TradeCode
 
 BODY_BYTES_MAX = 64 * 1024
 METRIC_SERIES_MAX = 10_000
 TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 # Field names whose validation failures carry the domain's own code.
-FIELD_CODES = {"amount": "amount_invalid", "currency": "currency_unknown", "model": "model_unknown", "role": "role_invalid", "items": "items_invalid", "name": "name_invalid",
-               "reason": "claim_reason_invalid", "evidence": "evidence_invalid", "decision": "decision_invalid", "method": "collect_method_invalid", "limit": "limit_invalid", "after": "cursor_invalid"}
+FIELD_CODES = {"amount": TradeCode.amount_invalid, "currency": TradeCode.currency_unknown, "model": TradeCode.model_unknown, "role": TradeCode.role_invalid, "items": TradeCode.items_invalid, "name": TradeCode.name_invalid,
+               "reason": TradeCode.claim_reason_invalid, "evidence": TradeCode.evidence_invalid, "decision": TradeCode.decision_invalid, "method": TradeCode.collect_method_invalid, "limit": TradeCode.limit_invalid, "after": TradeCode.cursor_invalid}
 
 
 def create_app(services: Services) -> FastAPI:
@@ -80,16 +81,16 @@ def create_app(services: Services) -> FastAPI:
         location = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
         field = ".".join(location) or None
         if first.get("type") == "json_invalid":
-            return problem("body_invalid", "the body is not valid JSON")
+            return problem(ApiCode.body_invalid, "the body is not valid JSON")
         # A member the body may not have is the request's fault, not that field's, even
         # where another operation takes a field of that name.
         known = first.get("type") != "extra_forbidden"
-        code = FIELD_CODES.get(location[0] if location and known else "", "request_invalid")
+        code = FIELD_CODES.get(location[0] if location and known else "", ApiCode.request_invalid)
         return problem(code, f"{field or 'request'}: {first.get('msg', 'invalid')}", field=field)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "request_invalid")
+        code = {404: ApiCode.not_found, 405: ApiCode.method_not_allowed}.get(error.status_code, ApiCode.request_invalid)
         headers = dict(error.headers or {})
         if error.status_code == 405:
             # Every route on this path, not only the first one the router tried (RFC 9110).
@@ -111,7 +112,7 @@ def create_app(services: Services) -> FastAPI:
     return app
 
 
-ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "422", "503")
+ERROR_STATUSES = ("400", "401", "403", "404", "409", "413", "415", "422", "503")
 ERROR_HEADERS = {
     "401": {"WWW-Authenticate": {"description": 'the scheme to use: Bearer realm="danbao"', "schema": {"type": "string"}}},
     "503": {"Retry-After": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}},
@@ -232,7 +233,7 @@ class RequestGate:
         headers = dict(scope["headers"])
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > BODY_BYTES_MAX):
-            await _send_problem(send, problem("body_too_large", f"bodies are at most {BODY_BYTES_MAX} bytes"))
+            await _send_problem(send, problem(ApiCode.body_too_large, f"bodies are at most {BODY_BYTES_MAX} bytes"))
             return
         chunks: list[bytes] = []
         size = 0
@@ -243,7 +244,7 @@ class RequestGate:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > BODY_BYTES_MAX:
-                await _send_problem(send, problem("body_too_large", f"bodies are at most {BODY_BYTES_MAX} bytes"))
+                await _send_problem(send, problem(ApiCode.body_too_large, f"bodies are at most {BODY_BYTES_MAX} bytes"))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -277,7 +278,7 @@ class RequestGate:
 
     async def _idempotent(self, scope: Scope, receive: Receive, send: Send, key: str, body: bytes) -> None:
         if not 0 < len(key) <= KEY_CHARS_MAX or not key.isprintable():
-            await _send_problem(send, problem("idempotency_key_invalid", f"Idempotency-Key is 1 to {KEY_CHARS_MAX} printable characters", field="Idempotency-Key"))
+            await _send_problem(send, problem(ApiCode.idempotency_key_invalid, f"Idempotency-Key is 1 to {KEY_CHARS_MAX} printable characters", field="Idempotency-Key"))
             return
         request = Request(scope, receive)
         services: Services = scope["app"].state.services

@@ -5,9 +5,11 @@ from __future__ import annotations
 import anyio
 from fastapi import Request
 
+from danbao.api.problems import ApiCode
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
 from danbao.trade import Party
+from danbao.trade.errors import TradeCode
 
 
 class AuthError(DanbaoError):
@@ -44,10 +46,10 @@ async def current_party(request: Request) -> Party:
 def _required(request: Request, party: Party | None, *, operator: bool = False) -> Party:
     if party is None:
         if not request.headers.get("authorization"):
-            raise AuthError("send Authorization: Bearer <api key>", code="auth_required")
-        raise AuthError("the API key is not valid (unknown, wrong or revoked)", code="auth_invalid")
+            raise AuthError("send Authorization: Bearer <api key>", code=ApiCode.auth_required)
+        raise AuthError("the API key is not valid (unknown, wrong or revoked)", code=ApiCode.auth_invalid)
     if operator and party.role != "operator":
-        raise AuthError("only an operator may do this", code="role_forbidden")
+        raise AuthError("only an operator may do this", code=TradeCode.role_forbidden)
     return party
 
 

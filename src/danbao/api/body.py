@@ -29,7 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
+from danbao.api.problems import ApiCode
 from danbao.api.query import check_query, declared_parameters
+from danbao.errors import DanbaoError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -46,6 +48,20 @@ def _optional(model: type[BaseModel]) -> bool:
 def _is_json(content_type: str) -> bool:
     media = content_type.partition(";")[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def check_media_type(request: Request) -> None:
+    """A body must say it is JSON (FastAPI's strict content type, on every route): one sent
+    as anything else, or as nothing, is refused with 415 before it is read."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or not _is_json(content_type):
+        sent = "no Content-Type" if content_type is None else repr(content_type[:64])
+        raise DanbaoError(f"send the body as application/json, not {sent}", field="Content-Type", code=ApiCode.media_type_unsupported)
+
+
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -102,8 +118,12 @@ class StrictJsonRoute(APIRoute):
         handler = super().get_route_handler()
         declared = declared_parameters(self)
 
+        takes_body = self.body_field is not None
+
         async def strict(request: Request) -> Response:
             check_query(request, declared)
+            if takes_body and _has_body(request):
+                check_media_type(request)
             return await handler(_StrictJsonRequest(request.scope, request.receive))
 
         return strict
@@ -120,8 +140,7 @@ async def json_body(request: Request, model: type[M]) -> M:
         if _optional(model):
             return model()
         raise _invalid("missing", "Field required")
-    if not _is_json(request.headers.get("content-type", "")):
-        raise _invalid("model_attributes_type", "send the body as application/json")
+    check_media_type(request)
     try:
         value = loads(raw)
     except json.JSONDecodeError as error:

@@ -32,6 +32,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from danbao.api.problems import ApiCode
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError
 from danbao.ledger import Ledger
@@ -108,7 +109,7 @@ class Claim(Join):
             rows = txn.raw.rows(_SELECT, (self.party_id, self.key))
             if rows:
                 self.answer(rows[0])
-            self._refuse("idempotency_in_progress", _IN_PROGRESS)
+            self._refuse(ApiCode.idempotency_in_progress, _IN_PROGRESS)
 
     def row(self, state: str, status_code: int | None, body: bytes | None) -> tuple[Any, ...]:
         """This key's record as `_INSERT` writes it."""
@@ -130,12 +131,12 @@ class Claim(Join):
         if expires_at <= self.now_ns:
             return True
         if stored_hash != self.request_hash:
-            self._refuse("idempotency_key_reused", "this Idempotency-Key was used with a different request")
+            self._refuse(ApiCode.idempotency_key_reused, "this Idempotency-Key was used with a different request")
         if state == "done":
             raise Replayed(int(status_code), str(body).encode())
         if created_at + RUNNING_LEASE_SECONDS * NS_PER_SECOND > self.now_ns:
-            self._refuse("idempotency_in_progress", _IN_PROGRESS)
-        self._refuse("idempotency_response_lost", "the request with this Idempotency-Key took effect, but its response was lost; read the resource instead")
+            self._refuse(ApiCode.idempotency_in_progress, _IN_PROGRESS)
+        self._refuse(ApiCode.idempotency_response_lost, "the request with this Idempotency-Key took effect, but its response was lost; read the resource instead")
         return False  # unreachable: _refuse raises
 
     def _refuse(self, code: str, message: str) -> None:
@@ -173,7 +174,7 @@ class IdempotencyStore:
     def claim(self, party_id: str, key: str, request_hash: str) -> Claim:
         """Hold the key for one request of this process (release it with `release`)."""
         if (party_id, key) in self._in_flight:
-            raise IdempotencyError(_IN_PROGRESS, field="Idempotency-Key", code="idempotency_in_progress")
+            raise IdempotencyError(_IN_PROGRESS, field="Idempotency-Key", code=ApiCode.idempotency_in_progress)
         self._in_flight.add((party_id, key))
         return Claim(party_id, key, request_hash, self.clock.now_ns())
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 
+from danbao.api.problems import ApiCode
 from danbao.errors import DanbaoError
 
 # How much of an offending name the problem repeats back.
@@ -37,7 +38,7 @@ def check_query(request: Request, declared: frozenset[str]) -> None:
         shown = name[:NAME_SHOWN_CHARS_MAX]
         if name not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
-            raise DanbaoError(f"unknown query parameter {shown!r} (this route takes: {allowed})", field=shown, code="parameter_unknown")
+            raise DanbaoError(f"unknown query parameter {shown!r} (this route takes: {allowed})", field=shown, code=ApiCode.parameter_unknown)
         if name in seen:
-            raise DanbaoError(f"query parameter {shown!r} is given more than once", field=shown, code="parameter_repeated")
+            raise DanbaoError(f"query parameter {shown!r} is given more than once", field=shown, code=ApiCode.parameter_repeated)
         seen.add(name)  # bounded: only declared names get here

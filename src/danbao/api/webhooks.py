@@ -26,6 +26,7 @@ import httpx
 
 from danbao.api.event_types import EVENT_TYPES, event_type
 from danbao.api.outbound import AddressRefused, Resolve, pin, refusal_at_registration, system_resolve
+from danbao.api.problems import ApiCode
 from danbao.api.signature import SIGNATURE_HEADER, sign
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
@@ -178,19 +179,19 @@ class Webhooks:
     def register(self, party_id: str, url: str, event_types: list[str]) -> Endpoint:
         target = _receiver_url(url)
         if target is None:
-            raise WebhookError("url must be an http(s) URL naming a host (and a valid port, if any)", field="url", code="url_invalid")
+            raise WebhookError("url must be an http(s) URL naming a host (and a valid port, if any)", field="url", code=ApiCode.url_invalid)
         refusal = None if self.settings.private_networks else refusal_at_registration(target)
         if refusal is not None:
-            raise WebhookError(f"webhooks go to public addresses only: {refusal}", field="url", code="url_not_public")
+            raise WebhookError(f"webhooks go to public addresses only: {refusal}", field="url", code=ApiCode.url_not_public)
         unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
         if not event_types or unknown:
-            raise WebhookError(f"unknown event types: {unknown}" if unknown else "name at least one event type", field="event_types", code="event_types_invalid")
+            raise WebhookError(f"unknown event types: {unknown}" if unknown else "name at least one event type", field="event_types", code=ApiCode.event_types_invalid)
         endpoint = Endpoint(f"we_{secrets.token_hex(8)}", party_id, url, f"whsec_{secrets.token_urlsafe(24)}", sorted(set(event_types)), self.clock.now_ns(), None)
 
         def work(raw: Raw) -> None:
             [(count,)] = raw.rows("SELECT COUNT(*) FROM webhook_endpoints WHERE party_id = ? AND disabled_at IS NULL", (party_id,))
             if count >= ENDPOINTS_PER_PARTY_MAX:
-                raise WebhookError(f"at most {ENDPOINTS_PER_PARTY_MAX} endpoints per party", code="endpoints_limit")
+                raise WebhookError(f"at most {ENDPOINTS_PER_PARTY_MAX} endpoints per party", code=ApiCode.endpoints_limit)
             raw.run(
                 "INSERT INTO webhook_endpoints (id, party_id, url, secret, event_types, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (endpoint.id, party_id, url, endpoint.secret, json.dumps(endpoint.event_types), endpoint.created_at),
@@ -213,7 +214,7 @@ class Webhooks:
             return changed
 
         if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
-            raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
+            raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
         found = self.endpoint(party_id, endpoint_id)
         invariant(found is not None, "an endpoint just disabled is still there")
         return found  # type: ignore[return-value]
@@ -234,7 +235,7 @@ class Webhooks:
     def deliveries(self, party_id: str, endpoint_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Delivery]:
         """Deliveries to one of the party's endpoints, oldest first, a page after `after`."""
         if self.endpoint(party_id, endpoint_id) is None:
-            raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code="endpoint_not_found")
+            raise WebhookError(f"no endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
         rows = self.db.read_raw(lambda raw: raw.rows(*created_page(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE endpoint_id = ?", (endpoint_id,), after, limit)))
         return [Delivery(*row) for row in rows]
 

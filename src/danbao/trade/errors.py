@@ -46,5 +46,5 @@ class TradeCode(str, Enum):
 class TradeError(DanbaoError):
     """A refused trade operation, with a `TradeCode` or a ledger `Result` as its code."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None):
-        super().__init__(message, field=field, code=str(getattr(code, "value", code)))
+    def __init__(self, code: str | Enum, message: str, *, field: str | None = None):
+        super().__init__(message, field=field, code=code)

@@ -23,6 +23,7 @@ from danbao.api.models import (
     TransferOut,
     TransferPage,
 )
+from danbao.api.problems import ApiCode
 from danbao.api.routes.paging import PAGE_DEFAULT, Limit
 from danbao.errors import DanbaoError
 from danbao.ledger import Account
@@ -33,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["money"], route_class=StrictJsonRoute)
 
 
 class AccountNotFound(DanbaoError):
-    code = "account_not_found"
+    code = ApiCode.account_not_found.value
 
 
 def account_out(a: Account) -> AccountOut:

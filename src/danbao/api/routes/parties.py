@@ -9,6 +9,7 @@ from danbao.api.body import StrictJsonRoute
 from danbao.api.idempotency import keep_without
 from danbao.api.keys import KeyInfo, KeyRevoked, TooManyKeys
 from danbao.api.models import KeyOut, KeyPage, NoBody, PartyIn, PartyOut
+from danbao.api.problems import ApiCode
 from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created_cursor, cursor
 from danbao.errors import DanbaoError
 from danbao.trade import Party, TradeCode, TradeError
@@ -29,7 +30,7 @@ def _visible_party(svc, caller: Party, party_id: str) -> Party:  # type: ignore[
 def _own_key(svc, caller: Party, key_id: str) -> KeyInfo:  # type: ignore[no-untyped-def]
     info = svc.keys.get(key_id)
     if info is None or (caller.role != "operator" and info.party_id != caller.id):
-        raise AuthError(f"no key {key_id!r}", code="key_not_found", field="key_id")
+        raise AuthError(f"no key {key_id!r}", code=ApiCode.key_not_found, field="key_id")
     return info  # type: ignore[no-any-return]
 
 
@@ -57,7 +58,7 @@ def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> Ke
     try:
         issued = svc.keys.issue(party.id)
     except TooManyKeys as error:
-        raise DanbaoError(str(error), code="keys_limit") from error
+        raise DanbaoError(str(error), code=ApiCode.keys_limit) from error
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
 
 
@@ -90,5 +91,5 @@ def rotate_key(key_id: str, request: Request, body: NoBody | None = None) -> Key
     try:
         issued = svc.keys.issue(info.party_id, revoke=key_id)
     except KeyRevoked as error:  # checked in the transaction, so of two rotations one wins
-        raise AuthError("a revoked key cannot be rotated", code="key_not_found", field="key_id") from error
+        raise AuthError("a revoked key cannot be rotated", code=ApiCode.key_not_found, field="key_id") from error
     return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)

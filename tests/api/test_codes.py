@@ -1,0 +1,88 @@
+"""Every code an answer can carry is named once, in an enum, and docs/api.md gives each of
+the API's own codes, and each domain code with a status of its own, that very status."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from danbao.api.keys import KEYS_PER_PARTY_MAX
+from danbao.api.problems import STATUS_BY_CODE, ApiCode, status_of
+from danbao.api.webhooks import ENDPOINTS_PER_PARTY_MAX
+from danbao.ledger.results import Result
+from danbao.money.amount import InvalidAmount
+from danbao.money.currency import UnknownCurrency
+from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
+from danbao.trade.errors import TradeCode
+
+ROOT = Path(__file__).parents[2]
+DOC = (ROOT / "docs" / "api.md").read_text()
+API_SOURCE = ROOT / "src" / "danbao" / "api"
+STORE_CODES = {e.code for e in (StoreError, TransientStoreError, StoreUnavailable, IntegrityViolation)}
+ORIGINS = {
+    "ledger": {r.value for r in Result},
+    "trade engine": {c.value for c in TradeCode},
+    "store": STORE_CODES,
+}
+KNOWN = {c.value for c in ApiCode} | {InvalidAmount.code, UnknownCurrency.code} | set().union(*ORIGINS.values())
+
+
+def _table(heading: str) -> list[tuple[str, int, str]]:
+    section = DOC.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    return [(code, int(status), rest) for code, status, rest in re.findall(r"^\| `(\w+)` \| (\d+) \| (.*) \|$", section, flags=re.MULTILINE)]
+
+
+def test_every_code_the_api_adds_is_documented_with_its_status() -> None:
+    rows = _table("Codes the API adds")
+    assert [code for code, _, _ in rows] == [c.value for c in ApiCode], "in the enum's order"
+    assert [(code, status) for code, status, _ in rows] == [(c.value, status_of(c.value)) for c in ApiCode]
+
+
+def test_every_domain_code_with_a_status_of_its_own_is_documented_with_it() -> None:
+    rows = _table("Domain codes with a status of their own")
+    api_codes = {c.value for c in ApiCode}
+    assert {code: status for code, status, _ in rows} == {code: status for code, status in STATUS_BY_CODE.items() if code not in api_codes}
+    for code, _, origin in rows:
+        source = origin.split(":")[0].split(",")[0].strip()
+        assert code in ORIGINS[source], f"{code} is not the {source}'s"
+
+
+def test_the_status_table_names_only_codes_that_exist() -> None:
+    # A misspelt code here would leave the real one a 400 without anything failing.
+    assert set(STATUS_BY_CODE) <= KNOWN, sorted(set(STATUS_BY_CODE) - KNOWN)
+
+
+def test_the_documented_limits_are_the_codes_limits() -> None:
+    assert f"already holds {KEYS_PER_PARTY_MAX} live API keys" in DOC
+    assert f"already has {ENDPOINTS_PER_PARTY_MAX} webhook endpoints" in DOC
+
+
+def _literal_codes(path: Path) -> list[tuple[int, str]]:
+    """String constants given as a code: `code=...`, `code = ...`, or the first argument
+    of problem() and an idempotency refusal."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            values = [kw.value for kw in node.keywords if kw.arg == "code"]
+            if name in ("problem", "problem_body", "_refuse") and node.args:
+                values.append(node.args[0])
+        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "code" for t in node.targets):
+            values = [node.value]
+        else:
+            continue
+        found += [(v.lineno, v.value) for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
+    return found
+
+
+def test_the_api_names_codes_by_their_enums_not_by_strings() -> None:
+    literal = {f"{path.relative_to(ROOT)}:{line}": code for path in sorted(API_SOURCE.rglob("*.py")) for line, code in _literal_codes(path)}
+    assert not literal, literal
+
+
+def test_the_literal_check_sees_a_literal(tmp_path: Path) -> None:
+    """The check itself can fail."""
+    source = tmp_path / "route.py"
+    source.write_text('def f():\n    raise DanbaoError("no", code="made_up")\n\ndef g():\n    return problem("also_made_up", "x")\n')
+    assert [code for _, code in _literal_codes(source)] == ["made_up", "also_made_up"]
