@@ -169,6 +169,12 @@ class Danbao:
     def register_webhook(self, url: str, event_types: list[str]) -> WebhookEndpointOut:
         return self._post(WebhookEndpointOut, "/v1/webhook-endpoints", {"url": url, "event_types": event_types})
 
+    def rotate_webhook_secret(self, endpoint_id: str, overlap_seconds: int | None = None) -> WebhookEndpointOut:
+        """A new signing secret (in `.secret`, shown once); the replaced one signs too until
+        `.previous_secret_until` (a day unless `overlap_seconds` says otherwise)."""
+        body = {} if overlap_seconds is None else {"overlap_seconds": overlap_seconds}
+        return self._post(WebhookEndpointOut, f"/v1/webhook-endpoints/{endpoint_id}/rotate-secret", body)
+
     def disable_webhook(self, endpoint_id: str) -> WebhookEndpointOut:
         return self._post(WebhookEndpointOut, f"/v1/webhook-endpoints/{endpoint_id}/disable")
 

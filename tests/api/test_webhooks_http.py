@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from danbao.api.models import DeliveryOut
+from danbao.api.signature import SECRET_OVERLAP_SECONDS_DEFAULT, SECRET_OVERLAP_SECONDS_MAX
 from danbao.api.webhooks import (
     ATTEMPTS_MAX,
     CLAIM_SECONDS,
@@ -561,3 +562,97 @@ def test_an_attempt_that_fails_unexpectedly_is_recorded_and_the_others_in_its_pa
     assert failed.last_error == "ValueError: not a lookup failure"
     [answered] = ann.deliveries(working.id)[0]
     assert (answered.attempts, answered.last_status_code) == (1, 501)
+
+
+class Rotation:
+    """ann's endpoint for trade.created on a receiver that accepts all, and a way to have
+    a delivery sent now and read back: its header and body."""
+
+    def __init__(self, live: Live, receiver: Receiver):
+        self.live, self.receiver = live, receiver
+        self.ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        self.hook = self.ann.register_webhook(receiver.url, ["trade.created"])
+
+    def delivered(self) -> tuple[str, bytes]:
+        self.ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert self.live.services.webhooks.run_once() == (1, 1)
+        headers, body = self.receiver.received[-1]
+        return headers[SIGNATURE_HEADER], body
+
+    def signed_by(self, header: str, body: bytes, secret: str | None) -> bool:
+        now = self.live.clock.now_ns() // NS_PER_SECOND
+        return secret is not None and verify_signature(secret, header, body, now_seconds=now)
+
+
+@pytest.fixture
+def rotation(live: Live) -> Iterator[Rotation]:
+    receiver = Receiver([])
+    yield Rotation(live, receiver)
+    receiver.close()
+
+
+def test_a_rotated_secret_signs_beside_the_replaced_one_for_a_day_then_alone(rotation: Rotation) -> None:
+    old = rotation.hook.secret
+    rotated = rotation.ann.rotate_webhook_secret(rotation.hook.id)
+    assert rotated.secret is not None and rotated.secret.startswith("whsec_") and rotated.secret != old
+    assert rotated.previous_secret_until == rotation.live.clock.now_ns() + SECRET_OVERLAP_SECONDS_DEFAULT * NS_PER_SECOND
+    header, body = rotation.delivered()
+    assert rotation.signed_by(header, body, rotated.secret) and rotation.signed_by(header, body, old)
+    rotation.live.clock.advance(SECRET_OVERLAP_SECONDS_DEFAULT)
+    header, body = rotation.delivered()
+    assert rotation.signed_by(header, body, rotated.secret) and not rotation.signed_by(header, body, old)
+    [listed], _ = rotation.ann.webhooks()
+    assert listed.secret is None and listed.previous_secret_until == rotated.previous_secret_until  # never shown again
+
+
+def test_a_rotation_without_overlap_retires_the_replaced_secret_at_once(rotation: Rotation) -> None:
+    old = rotation.hook.secret
+    rotated = rotation.ann.rotate_webhook_secret(rotation.hook.id, overlap_seconds=0)
+    assert rotated.previous_secret_until is None
+    header, body = rotation.delivered()
+    assert rotation.signed_by(header, body, rotated.secret) and not rotation.signed_by(header, body, old)
+
+
+def test_rotating_again_keeps_only_the_secret_just_replaced(rotation: Rotation) -> None:
+    first = rotation.hook.secret
+    second = rotation.ann.rotate_webhook_secret(rotation.hook.id).secret
+    third = rotation.ann.rotate_webhook_secret(rotation.hook.id, overlap_seconds=60).secret
+    header, body = rotation.delivered()
+    assert [rotation.signed_by(header, body, s) for s in (first, second, third)] == [False, True, True]
+
+
+def test_a_rotation_replayed_with_its_key_rotates_once_and_answers_the_same_secret(rotation: Rotation, live: Live) -> None:
+    http = httpx.Client(base_url=live.url, headers=rotation.ann._http.headers)
+    path = f"/v1/webhook-endpoints/{rotation.hook.id}/rotate-secret"
+    first = http.post(path, json={"overlap_seconds": 60}, headers={"Idempotency-Key": "rot-1"})
+    again = http.post(path, json={"overlap_seconds": 60}, headers={"Idempotency-Key": "rot-1"})
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    header, body = rotation.delivered()
+    # Rotated once: the registration's secret still signs beside the new one.
+    assert rotation.signed_by(header, body, first.json()["secret"]) and rotation.signed_by(header, body, rotation.hook.secret)
+
+
+@pytest.mark.parametrize("overlap", [-1, SECRET_OVERLAP_SECONDS_MAX + 1, "60", 1.5, None])
+def test_a_rotation_with_a_bad_overlap_is_refused_and_changes_nothing(rotation: Rotation, overlap: object) -> None:
+    with pytest.raises(ApiError) as refused:
+        rotation.ann.request("POST", f"/v1/webhook-endpoints/{rotation.hook.id}/rotate-secret", json={"overlap_seconds": overlap})
+    assert (refused.value.status, refused.value.code, refused.value.field) == (400, "request_invalid", "overlap_seconds")
+    header, body = rotation.delivered()
+    assert rotation.signed_by(header, body, rotation.hook.secret) and "," not in header.split("v1=", 1)[1]
+
+
+def test_only_the_owner_rotates_an_active_endpoint(rotation: Rotation, live: Live) -> None:
+    bob = live.party("buyer", "bob")
+    for caller in (bob, rotation.ann):
+        if caller is rotation.ann:
+            rotation.ann.disable_webhook(rotation.hook.id)
+        with pytest.raises(ApiError) as refused:
+            caller.rotate_webhook_secret(rotation.hook.id)
+        assert (refused.value.status, refused.value.code) == (404, "endpoint_not_found")
+    with pytest.raises(ApiError) as refused:
+        rotation.ann.rotate_webhook_secret("we_nonesuch")
+    assert refused.value.status == 404
+    [listed], _ = rotation.ann.webhooks()
+    assert listed.previous_secret_until is None  # nothing was rotated

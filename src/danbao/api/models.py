@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 
 from danbao.api.event_types import EVENT_TYPES
+from danbao.api.signature import SECRET_OVERLAP_SECONDS_DEFAULT, SECRET_OVERLAP_SECONDS_MAX
 from danbao.money import AMOUNT_MAX_MINOR, CURRENCIES
 from danbao.trade.model import EVIDENCE_CHARS_MAX, NAME_CHARS_MAX
 
@@ -215,13 +216,21 @@ class WebhookEndpointIn(Strict):
     event_types: list[EventType] = Field(min_length=1, max_length=32)  # type: ignore[valid-type]
 
 
+class SecretRotationIn(Strict):
+    overlap_seconds: StrictInt = Field(
+        default=SECRET_OVERLAP_SECONDS_DEFAULT, ge=0, le=SECRET_OVERLAP_SECONDS_MAX,
+        description="how long deliveries are signed under the replaced secret too (0: not at all)",
+    )
+
+
 class WebhookEndpointOut(BaseModel):
     id: str
     url: str
     event_types: list[str]
-    secret: str | None = Field(default=None, description="the signing secret, shown only at registration")
+    secret: str | None = Field(default=None, description="the signing secret, shown only at registration and rotation")
     created_at: int
     disabled_at: int | None = None
+    previous_secret_until: int | None = Field(default=None, description="deliveries are signed under the replaced secret too until then (ns)")
 
 
 class WebhookEndpointPage(BaseModel):

@@ -18,10 +18,17 @@ TOLERANCE_SECONDS = 300
 # would only cost the receiver.
 HEADER_CHARS_MAX = 1024
 SIGNATURES_PER_HEADER_MAX = 8
+# After a rotation the replaced secret signs too, for a day unless the party says otherwise
+# (at most a week: a secret replaced because it leaked should not sign for long).
+SECRET_OVERLAP_SECONDS_DEFAULT = 24 * 3600
+SECRET_OVERLAP_SECONDS_MAX = 7 * 24 * 3600
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={_digest(secret, timestamp, body)}"
+def sign(secret: str, timestamp: int, body: bytes, *also: str) -> str:
+    """The header for `body` sent at `timestamp`: signed under `secret`, and under each of
+    `also` (a secret being replaced) for receivers that still hold it."""
+    signatures = ",".join(f"v1={_digest(key, timestamp, body)}" for key in (secret, *also))
+    return f"t={timestamp},{signatures}"
 
 
 def verify_signature(

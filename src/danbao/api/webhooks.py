@@ -27,7 +27,12 @@ import httpx
 from danbao.api.event_types import EVENT_TYPES, event_type
 from danbao.api.outbound import AddressRefused, Resolve, pin, refusal_at_registration, system_resolve
 from danbao.api.problems import ApiCode
-from danbao.api.signature import SIGNATURE_HEADER, sign
+from danbao.api.signature import (
+    SECRET_OVERLAP_SECONDS_DEFAULT,
+    SECRET_OVERLAP_SECONDS_MAX,
+    SIGNATURE_HEADER,
+    sign,
+)
 from danbao.clock import NS_PER_SECOND, Clock
 from danbao.errors import DanbaoError, invariant
 from danbao.store import Database
@@ -101,6 +106,7 @@ class Endpoint:
     event_types: list[str]
     created_at: int
     disabled_at: int | None
+    previous_secret_until: int | None = None  # deliveries also signed under the replaced secret until then
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +131,7 @@ _DELIVERY_ROWS = RowsOf(
     ("text", "text", "text", "text", "text", "text", "text", "integer", "integer", "text", "bigint", "bigint", "bigint"),
 )
 _DELIVERY_COLUMNS = "id, endpoint_id, event_id, event_type, state, attempts, last_status_code, last_error, next_attempt_at, created_at, updated_at"
-_ENDPOINT_COLUMNS = "id, party_id, url, secret, event_types, created_at, disabled_at"
+_ENDPOINT_COLUMNS = "id, party_id, url, secret, event_types, created_at, disabled_at, previous_secret_until"
 
 
 def _receiver_url(url: object) -> httpx.URL | None:
@@ -142,7 +148,7 @@ def _receiver_url(url: object) -> httpx.URL | None:
 
 
 def _endpoint(row: tuple[Any, ...]) -> Endpoint:
-    return Endpoint(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6])
+    return Endpoint(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
 
 
 class _Due(NamedTuple):
@@ -150,20 +156,30 @@ class _Due(NamedTuple):
     payload: str
     url: str
     secret: str
+    previous_secret: str | None  # still signing, after a rotation
     attempts: int
     next_attempt_at: int
 
 
 # Due deliveries, earliest first, at most a few per endpoint (see the limits above).
 _DUE = (
-    "SELECT id, payload, url, secret, attempts, next_attempt_at FROM ("
-    "SELECT d.id, d.payload, e.url, e.secret, d.attempts, d.next_attempt_at, "
+    "SELECT id, payload, url, secret, previous_secret, attempts, next_attempt_at FROM ("
+    "SELECT d.id, d.payload, e.url, e.secret, CASE WHEN e.previous_secret_until > ? THEN e.previous_secret END AS previous_secret, "
+    "d.attempts, d.next_attempt_at, "
     "ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.id) AS nth "
     "FROM (SELECT id, endpoint_id, payload, attempts, next_attempt_at FROM webhook_deliveries "
     f"WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT {DUE_SCANNED_MAX}) d "
     "JOIN webhook_endpoints e ON e.id = d.endpoint_id WHERE e.disabled_at IS NULL"
     f") due WHERE nth <= {DELIVERIES_PER_ENDPOINT_PER_PASS_MAX} ORDER BY next_attempt_at, id LIMIT {DELIVERIES_PER_PASS_MAX}"
 )
+
+
+def _also(previous_secret: str | None) -> tuple[str, ...]:
+    return () if previous_secret is None else (previous_secret,)
+
+
+def new_secret() -> str:
+    return f"whsec_{secrets.token_urlsafe(24)}"
 
 
 class Webhooks:
@@ -186,7 +202,7 @@ class Webhooks:
         unknown = sorted(set(event_types) - set(EVENT_TYPES) - {"*"})
         if not event_types or unknown:
             raise WebhookError(f"unknown event types: {unknown}" if unknown else "name at least one event type", field="event_types", code=ApiCode.event_types_invalid)
-        endpoint = Endpoint(f"we_{secrets.token_hex(8)}", party_id, url, f"whsec_{secrets.token_urlsafe(24)}", sorted(set(event_types)), self.clock.now_ns(), None)
+        endpoint = Endpoint(f"we_{secrets.token_hex(8)}", party_id, url, new_secret(), sorted(set(event_types)), self.clock.now_ns(), None)
 
         def work(raw: Raw) -> None:
             [(count,)] = raw.rows("SELECT COUNT(*) FROM webhook_endpoints WHERE party_id = ? AND disabled_at IS NULL", (party_id,))
@@ -217,6 +233,32 @@ class Webhooks:
             raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
         found = self.endpoint(party_id, endpoint_id)
         invariant(found is not None, "an endpoint just disabled is still there")
+        return found  # type: ignore[return-value]
+
+    def rotate_secret(self, party_id: str, endpoint_id: str, *, overlap_seconds: int = SECRET_OVERLAP_SECONDS_DEFAULT) -> Endpoint:
+        """A new signing secret for an active endpoint, returned once. For `overlap_seconds`
+        deliveries are signed under the replaced secret too, so the receiver can take the
+        new one without refusing a delivery meanwhile. Only the secret just replaced is
+        kept: rotating again within the overlap retires the one before it at once."""
+        invariant(0 <= overlap_seconds <= SECRET_OVERLAP_SECONDS_MAX, f"overlap of {overlap_seconds} s")
+        now = self.clock.now_ns()
+        secret = new_secret()
+        until = now + overlap_seconds * NS_PER_SECOND if overlap_seconds else None
+
+        # Every right-hand side reads the row as it was: the old secret moves aside.
+        kept = "secret" if until is not None else "NULL"
+
+        def work(raw: Raw) -> int:
+            return raw.run(
+                f"UPDATE webhook_endpoints SET previous_secret = {kept}, previous_secret_until = ?, secret = ? "
+                "WHERE id = ? AND party_id = ? AND disabled_at IS NULL",
+                (until, secret, endpoint_id, party_id),
+            )
+
+        if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
+            raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
+        found = self.endpoint(party_id, endpoint_id)
+        invariant(found is not None and found.secret == secret, "an endpoint just rotated is there with its new secret")
         return found  # type: ignore[return-value]
 
     def endpoint(self, party_id: str, endpoint_id: str) -> Endpoint | None:
@@ -280,7 +322,7 @@ class Webhooks:
         """Claim the due deliveries (bounded per pass and per endpoint) and attempt them
         concurrently; returns how many were attempted, once all have ended."""
         now = self.clock.now_ns()
-        due = self.db.read_raw(lambda raw: [_Due(*row) for row in raw.rows(_DUE, (now,))])
+        due = self.db.read_raw(lambda raw: [_Due(*row) for row in raw.rows(_DUE, (now, now))])
         if not due:
             return 0
         claimed_until = now + CLAIM_SECONDS * NS_PER_SECOND
@@ -327,7 +369,7 @@ class Webhooks:
         """POST one delivery, through the pass's client for its receiver's name; the
         receiver's status code, or why there is none."""
         body = due.payload.encode()
-        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(due.secret, now // NS_PER_SECOND, body), "User-Agent": "danbao-webhooks"}
+        headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(due.secret, now // NS_PER_SECOND, body, *_also(due.previous_secret)), "User-Agent": "danbao-webhooks"}
         deadline = self.settings.deadline_seconds
         try:
             async with asyncio.timeout(deadline):

@@ -288,6 +288,9 @@ webhook_endpoints = Table(
     Column("event_types", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("disabled_at", BigInteger, nullable=True),
+    # After a rotation, deliveries are signed under the replaced secret too until then.
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
 )
 Index("ix_webhook_endpoints_party", webhook_endpoints.c.party_id)
 

@@ -10,6 +10,7 @@ from danbao.api.models import (
     DeliveryOut,
     DeliveryPage,
     NoBody,
+    SecretRotationIn,
     WebhookEndpointIn,
     WebhookEndpointOut,
     WebhookEndpointPage,
@@ -18,8 +19,10 @@ from danbao.api.routes.paging import PAGE_DEFAULT, CreatedCursor, Limit, created
 from danbao.api.webhooks import Endpoint
 
 
-def _endpoint_out(e: Endpoint) -> WebhookEndpointOut:
-    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, created_at=e.created_at, disabled_at=e.disabled_at)
+def _endpoint_out(e: Endpoint, *, secret: str | None = None) -> WebhookEndpointOut:
+    return WebhookEndpointOut(
+        id=e.id, url=e.url, event_types=e.event_types, secret=secret, created_at=e.created_at, disabled_at=e.disabled_at, previous_secret_until=e.previous_secret_until
+    )
 
 
 router = APIRouter(prefix="/v1", tags=["webhooks"], route_class=StrictJsonRoute)
@@ -30,7 +33,7 @@ def register(body: WebhookEndpointIn, request: Request) -> WebhookEndpointOut:
     """Subscribe a URL to event types ("*" for all); the signing secret is shown once."""
     svc, caller = who(request)
     e = svc.webhooks.register(caller.id, body.url, [t.value for t in body.event_types])
-    return WebhookEndpointOut(id=e.id, url=e.url, event_types=e.event_types, secret=e.secret, created_at=e.created_at)
+    return _endpoint_out(e, secret=e.secret)
 
 
 @router.get("/webhook-endpoints", response_model=WebhookEndpointPage)
@@ -46,6 +49,16 @@ def disable(endpoint_id: str, request: Request, body: NoBody | None = None) -> W
     """Stop deliveries to the endpoint (pending ones are cancelled); its record stays listable."""
     svc, caller = who(request)
     return _endpoint_out(svc.webhooks.disable(caller.id, endpoint_id))
+
+
+@router.post("/webhook-endpoints/{endpoint_id}/rotate-secret", response_model=WebhookEndpointOut)
+def rotate_secret(endpoint_id: str, request: Request, body: SecretRotationIn | None = None) -> WebhookEndpointOut:
+    """A new signing secret, shown once. Deliveries are signed under the replaced secret too
+    for `overlap_seconds` (a day by default), so the receiver can switch without refusing any."""
+    svc, caller = who(request)
+    options = body or SecretRotationIn()
+    e = svc.webhooks.rotate_secret(caller.id, endpoint_id, overlap_seconds=options.overlap_seconds)
+    return _endpoint_out(e, secret=e.secret)
 
 
 @router.get("/webhook-endpoints/{endpoint_id}/deliveries", response_model=DeliveryPage)
