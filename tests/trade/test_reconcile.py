@@ -1,0 +1,50 @@
+"""The reconciliation of trades with escrow catches books that disagree, each way they can:
+a trade whose escrow movements are not what it says it holds, escrow moved for something
+that is no open trade, and many mismatches reported with their exact count."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from danbao.ledger import NewTransfer, Result
+from danbao.trade import accounts as acc
+from danbao.trade.reconcile import MISMATCHES_REPORTED_MAX, reconcile
+from tests.trade.helpers import CUR, PRICE, open_market
+
+
+def test_paid_trades_reconcile_and_direct_ones_are_not_escrows(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.parties.deposit(m.seller, m.trades.config.deposit_minimum, CUR)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    m.trades.pay(m.new_trade("direct").id, m.buyer)
+    report = reconcile(ledger.db)
+    assert report.ok and report.trades_checked == 1 and report.escrow_by_currency == {CUR: PRICE}
+
+
+def test_escrow_moved_for_no_open_trade_is_a_violation(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)  # opens the escrow account
+    # A movement the ledger rightly accepts, which no trade accounts for.
+    moved = NewTransfer("ghost-1", acc.owned(m.buyer, "wallet", CUR), acc.platform("escrow", CUR), 500, CUR, code="trade.pay", ref="t_ghost")
+    [result] = ledger.create_transfers([moved])
+    assert result.result is Result.ok
+    report = reconcile(ledger.db)
+    assert report.violations == [
+        "escrow moved 500 for 't_ghost', which is no open trade",
+        f"{CUR}: escrow holds {PRICE + 500}, open trades hold {PRICE}",
+    ]
+
+
+def test_mismatches_past_the_bound_are_counted_not_each_named(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    extra = 3
+    for _ in range(MISMATCHES_REPORTED_MAX + extra):
+        m.trades.pay(m.new_trade(amount=100).id, m.buyer)
+    with ledger.db.engine.begin() as conn:  # behind the trade engine's back
+        conn.execute(text("UPDATE trades SET paid = paid + 1"))
+    report = reconcile(ledger.db)
+    named = [v for v in report.violations if v.startswith("trade ")]
+    assert len(named) == MISMATCHES_REPORTED_MAX
+    assert all(v.endswith("escrow moved 100, the trade says it holds 101") for v in named)
+    assert report.violations[-1] == f"... {extra} more mismatched trades"
+    assert f"{CUR}: escrow holds {100 * (MISMATCHES_REPORTED_MAX + extra)}, open trades hold {101 * (MISMATCHES_REPORTED_MAX + extra)}" in report.violations
