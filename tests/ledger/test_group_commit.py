@@ -270,6 +270,37 @@ def test_close_commits_every_request_already_queued_before_it_stops() -> None:
     assert results == {1: 10, 2: 20, 3: 30}
 
 
+def test_close_while_a_group_forms_commits_what_came_before_it_in_groups_within_the_bound() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=10, size=lambda p: 4)
+    results: dict[int, object] = {}
+
+    def call(payload: int) -> None:
+        results[payload] = c.submit(payload)
+
+    first = threading.Thread(target=call, args=(0,), daemon=True)
+    first.start()
+    assert recorder.in_writer.wait(timeout=30)  # 0 is being committed; the rest queue
+    callers = [threading.Thread(target=call, args=(p,), daemon=True) for p in (1, 2, 3)]
+    for caller in callers:
+        caller.start()
+    with c._queue.not_empty:  # notified at every put
+        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 3, timeout=30)
+    closer = threading.Thread(target=c.close, daemon=True)
+    closer.start()
+    with c._queue.not_empty:  # the stop is queued behind them
+        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 4, timeout=30)
+    recorder.release_writer.set()
+    for thread in [closer, first, *callers]:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert results == {0: 0, 1: 10, 2: 20, 3: 30}
+    groups = [payloads for payloads, _ in recorder.writer_groups]
+    assert groups[0] == [0] and sorted(p for g in groups[1:] for p in g) == [1, 2, 3]
+    assert all(len(g) <= 2 for g in groups), "two of size 4 fit in 10, three do not"
+
+
 class Finishes:
     """An inline commit that does its group's work at once and leaves a finish (the
     COMMIT) that waits for the test's word, recording the thread each part ran on."""

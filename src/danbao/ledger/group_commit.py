@@ -321,10 +321,7 @@ class GroupCommitter(Generic[P, R]):
             recent = [recent[1], {r.caller for r in group}]
             with self._writing:
                 self._commit_group(group)
-            if stop:
-                if carried is not None:
-                    with self._writing:
-                        self._commit_group([carried])
+            if stop:  # the stop is queued behind every admitted request: none is carried
                 return
 
     def _commit_group(self, group: list[_Request[P, R]]) -> None:
