@@ -15,6 +15,7 @@ from danbao.errors import DanbaoError, InvariantViolation
 from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
 from danbao.ledger.group_commit import Failed
 from danbao.store import Database, upgrade
+from danbao.store.errors import TransientStoreError
 from danbao.store.raw import RowsOf
 from tests.ledger.helpers import fund, open_accounts
 
@@ -305,3 +306,27 @@ def test_a_write_that_breaks_its_check_never_commits_and_what_reports_success_la
         assert isinstance(outcomes[1], Failed) and isinstance(outcomes[1].error, InvariantViolation)
     assert ledger.account("nobody") is None
     assert audit(ledger.db).ok
+
+
+@pytest.mark.parametrize("conflict_on_run", [1, 2], ids=["in the group's pass", "in the pass one work at a time"])
+def test_a_conflict_in_one_work_retries_its_whole_group_and_each_work_lands_once(ledger: Ledger, conflict_on_run: int) -> None:
+    """A transient conflict is the database's, not the work's: the group runs again from
+    the start (a refusal, by contrast, rolls back its own work only)."""
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 1_000)
+    runs = {"second": 0}
+
+    def second(txn):  # type: ignore[no-untyped-def]
+        runs["second"] += 1
+        if runs["second"] == conflict_on_run:
+            raise TransientStoreError("a serialization failure, as the database reports one")
+        return moves("t2", 20)(txn)
+
+    outcomes = run_as_one_group(ledger, moves("t1", 10), second, moves_then_refuses("t3", 30))
+    assert outcomes[:2] == [Result.ok, Result.ok]
+    assert isinstance(outcomes[2], Failed) and isinstance(outcomes[2].error, Refused)
+    assert runs["second"] > conflict_on_run, "the group ran again after the conflict"
+    assert ledger.account("b").balance == 30  # type: ignore[union-attr]
+    assert ledger.transfer("t1") is not None and ledger.transfer("t2") is not None and ledger.transfer("t3") is None
+    report = audit(ledger.db)
+    assert report.ok, report.violations
