@@ -2,8 +2,10 @@
 
 Header `Danbao-Signature: t=<unix seconds>,v1=<hex>`, where v1 is HMAC-SHA256 of
 `"<t>.<body>"` under the endpoint's secret. The timestamp is signed with the body, so a
-receiver that refuses a stale `t` refuses a replayed delivery. Standard library only: a
-receiver imports this (through `danbao.client`) without the server behind it.
+receiver that refuses a stale `t` refuses a replayed delivery. After the endpoint's secret
+is rotated, deliveries carry a second `v1`, under the replaced secret, for a while.
+Standard library only: a receiver imports this (through `danbao.client`) without the
+server behind it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def verify_signature(
     now_seconds: int | None = None,
     tolerance_seconds: int = TOLERANCE_SECONDS,
 ) -> bool:
-    """Whether `body` was signed under `secret` less than `tolerance_seconds` from now.
+    """Whether `body` was signed under `secret` within `tolerance_seconds` of now (either
+    way). Never raises: any header that is not a valid signature is False.
 
     `body` must be the bytes as received, before any JSON parsing. Any `v1` in the header
     may match (a sender may sign under more than one secret while it rotates them); fields
@@ -64,7 +67,8 @@ def verify_signature(
         return False
     expected = _digest(secret, timestamp, body)
     # Every candidate is compared, so the time taken says nothing about which one matched.
-    matched = [hmac.compare_digest(expected, candidate) for candidate in signatures]
+    # compare_digest refuses text that is not ASCII (a TypeError); no hex digest is.
+    matched = [candidate.isascii() and hmac.compare_digest(expected, candidate) for candidate in signatures]
     return any(matched)
 
 
