@@ -3,7 +3,8 @@
 Every POST carries an Idempotency-Key (made here unless given), and a request that fails
 on the network, gets 503 while the server's database is unavailable, or finds an earlier
 attempt with its key still running (409 idempotency_in_progress) is retried (a bounded
-number of times, backing off) with the same key, so a retry never does anything twice.
+number of times, backing off, or after the 503's Retry-After) with the same key, so a
+retry never does anything twice.
 Refusals raise `ApiError` with the server's stable `code`, `status`, `detail` and `field`.
 
     from danbao.client import Danbao
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +42,9 @@ from danbao.api.signature import SIGNATURE_HEADER, verify_signature
 
 RETRIES_MAX = 3
 RETRY_BACKOFF_SECONDS = 0.05
+# A 503's Retry-After is waited for (its database is restarting or failing over, which
+# takes seconds, not the backoff's milliseconds), up to this long a retry.
+RETRY_AFTER_SECONDS_MAX = 10.0
 __all__ = ["SIGNATURE_HEADER", "ApiError", "Danbao", "verify_signature"]
 
 M = TypeVar("M", bound=BaseModel)
@@ -52,10 +57,20 @@ class ApiError(Exception):
 
 
 class Danbao:
-    def __init__(self, base_url: str, key: str | None = None, *, timeout: float = 10.0, retries: int = RETRIES_MAX, transport: httpx.BaseTransport | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        key: str | None = None,
+        *,
+        timeout: float = 10.0,
+        retries: int = RETRIES_MAX,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout, transport=transport)
         self._retries = min(max(retries, 0), 10)
+        self._sleep = sleep  # how the client waits before a retry
 
     def close(self) -> None:
         self._http.close()
@@ -73,6 +88,7 @@ class Danbao:
         if method == "POST":
             headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
         for attempt in range(self._retries + 1):
+            wait = RETRY_BACKOFF_SECONDS * 2**attempt
             try:
                 response = self._http.request(method, path, json=json, params=params, headers=headers)
             except httpx.TransportError:
@@ -81,7 +97,8 @@ class Danbao:
             else:
                 if not _worth_retrying(response) or attempt == self._retries:
                     break
-            time.sleep(RETRY_BACKOFF_SECONDS * 2**attempt)  # backoff before a retry
+                wait = _retry_after(response, wait)
+            self._sleep(wait)
         if response.status_code >= 400:
             body = response.json() if response.headers.get("content-type", "").endswith("json") else {}
             raise ApiError(response.status_code, body.get("code", "error"), body.get("detail", response.text), body.get("field"))
@@ -188,6 +205,15 @@ class Danbao:
 
     def audit(self) -> AuditOut:
         return self._get(AuditOut, "/v1/audit")
+
+
+def _retry_after(response: httpx.Response, backoff: float) -> float:
+    """The wait a 503 asks for in whole seconds (RFC 9110 10.2.3), within a bound; the
+    backoff when it asks for none, or in a form this client does not read (a date)."""
+    asked = response.headers.get("retry-after", "")
+    if response.status_code != 503 or not asked.isascii() or not asked.isdigit():
+        return backoff
+    return min(max(float(asked), backoff), RETRY_AFTER_SECONDS_MAX)
 
 
 def _worth_retrying(response: httpx.Response) -> bool:

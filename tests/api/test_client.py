@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from danbao.api.background import run_pass
-from danbao.client import ApiError, Danbao
+from danbao.client import RETRY_AFTER_SECONDS_MAX, RETRY_BACKOFF_SECONDS, ApiError, Danbao
 from tests.api.conftest import Live
 
 
@@ -92,3 +92,54 @@ def test_the_servers_background_pass_runs_timeouts_and_webhooks(live: Live) -> N
     [delivery] = ann.deliveries(hook.id)[0]
     assert (delivery.event_type, delivery.state, delivery.attempts) == ("trade.closed", "pending", 1)
     assert delivery.last_error and delivery.last_status_code is None
+
+
+class Answers(httpx.MockTransport):
+    """A server that answers from a script, recording the Idempotency-Key of each request
+    (the client's decisions between answers are what is under test here)."""
+
+    def __init__(self, *answers: httpx.Response):
+        self.keys: list[str | None] = []
+        script = list(answers)
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            self.keys.append(request.headers.get("idempotency-key"))
+            return script.pop(0)
+
+        super().__init__(answer)
+
+
+def unavailable(retry_after: str | None) -> httpx.Response:
+    headers = {"Content-Type": "application/problem+json", **({"Retry-After": retry_after} if retry_after is not None else {})}
+    return httpx.Response(503, headers=headers, json={"code": "store_unavailable", "detail": "the database is unavailable"})
+
+
+CREATED = httpx.Response(201, json={"transfer_id": "m_1", "amount": 700, "currency": "CNY"})
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waits"),
+    [
+        ("2", [2.0, 2.0]),  # what the server asks
+        ("3600", [RETRY_AFTER_SECONDS_MAX] * 2),  # within a bound
+        (None, [RETRY_BACKOFF_SECONDS, 2 * RETRY_BACKOFF_SECONDS]),  # nothing asked: the backoff
+        ("Wed, 21 Oct 2026 07:28:00 GMT", [RETRY_BACKOFF_SECONDS, 2 * RETRY_BACKOFF_SECONDS]),  # a date: not read
+        ("0", [RETRY_BACKOFF_SECONDS, 2 * RETRY_BACKOFF_SECONDS]),  # never less than the backoff
+    ],
+)
+def test_a_503_is_retried_after_the_wait_it_asks_for_with_the_same_key(retry_after: str | None, waits: list[float]) -> None:
+    slept: list[float] = []
+    transport = Answers(unavailable(retry_after), unavailable(retry_after), CREATED)
+    with Danbao("http://danbao.test", "dbk_x", transport=transport, sleep=slept.append) as client:
+        answer = client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})
+    assert answer["amount"] == 700 and slept == waits
+    assert len(transport.keys) == 3 and len(set(transport.keys)) == 1
+
+
+def test_a_503_that_lasts_past_the_retries_is_raised_and_no_more_is_waited() -> None:
+    slept: list[float] = []
+    transport = Answers(*[unavailable("1")] * 3)
+    with Danbao("http://danbao.test", "dbk_x", retries=2, transport=transport, sleep=slept.append) as client, pytest.raises(ApiError) as raised:
+        client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})
+    assert (raised.value.status, raised.value.code) == (503, "store_unavailable")
+    assert slept == [1.0, 1.0] and len(transport.keys) == 3
