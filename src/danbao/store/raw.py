@@ -303,6 +303,8 @@ def created_page(select: str, params: tuple[Any, ...], after: tuple[int, str] | 
     the row `after` names: a keyset page, which stays correct while rows are added."""
     invariant(" WHERE " in select and type(limit) is int and 0 < limit <= PAGE_ROWS_MAX, "a bounded page of a filtered select")
     if after is not None:
-        select += " AND (created_at > ? OR (created_at = ? AND id > ?))"
+        # (created_at, id) > after, written so that an index on (..., created_at) can start
+        # its range at the cursor instead of reading from the party's first row.
+        select += " AND created_at >= ? AND (created_at > ? OR id > ?)"
         params += (after[0], after[0], after[1])
     return f"{select} ORDER BY created_at, id LIMIT {limit}", params

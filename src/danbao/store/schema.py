@@ -216,10 +216,11 @@ trades = Table(
 # Partial indexes where a query only ever asks for some rows: a trade step that changes
 # status or deadline then rewrites fewer index pages (fewer pages in every commit).
 Index("ix_trades_due", trades.c.due_at, **_where(trades.c.due_at.isnot(None)))
-Index("ix_trades_buyer", trades.c.buyer_id, trades.c.created_at)
-Index("ix_trades_seller", trades.c.seller_id, trades.c.created_at)
+Index("ix_trades_buyer", trades.c.buyer_id, trades.c.created_at, trades.c.id)
+Index("ix_trades_seller", trades.c.seller_id, trades.c.created_at, trades.c.id)
 Index("ix_trades_seller_direct", trades.c.seller_id, trades.c.status, **_where(trades.c.model == "direct"))
 Index("ix_trades_courier", trades.c.courier_id, trades.c.status, **_where(trades.c.courier_id.isnot(None)))
+Index("ix_trades_courier_created", trades.c.courier_id, trades.c.created_at, trades.c.id, **_where(trades.c.courier_id.isnot(None)))
 
 # Every transition, in order per trade: who did what, when, from which state to which.
 trade_events = Table(
