@@ -67,3 +67,94 @@ def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(mar
     # One query with the roles OR-ed read and sorted all 400 trades for every page: 20
     # times the work. Read along each role's index from the cursor, a page is a page.
     assert many < 2 * few, (few, many)
+
+
+def _all_events(m: Market, party: str, limit: int) -> list[tuple[str, int]]:
+    seen: list[tuple[str, int]] = []
+    after = None
+    for _ in range(1_000):  # a bound on the pages, far past what the events need
+        page = m.trades.events_of_party(party, after=after, limit=limit)
+        seen += [(e.trade_id, e.seq) for e in page]
+        if len(page) < limit:
+            return seen
+        after = (page[-1].at, page[-1].trade_id, page[-1].seq)
+    raise AssertionError("the pages never ended")
+
+
+def _events_of(m: Market, trade_ids: list[str]) -> list[tuple[str, int]]:
+    events = [e for t in trade_ids for e in m.trades.events(t, m.operator)]
+    return [(e.trade_id, e.seq) for e in sorted(events, key=lambda e: (e.at, e.trade_id, e.seq))]
+
+
+def _a_few_trades_with_history(m: Market) -> dict[str, list[str]]:
+    """Trades of every model with events over time; a courier assigned after creation."""
+    cod = m.new_trade("cod", amount=100).id
+    m.days(1)
+    escrow = m.new_trade(amount=100).id
+    m.trades.pay(escrow, m.buyer)
+    m.days(1)
+    m.trades.ship(cod, m.seller, courier_id=m.courier)
+    m.trades.ship(escrow, m.seller)
+    other = m.new_trade(amount=100, buyer=m.stranger).id
+    m.days(1)
+    m.trades.confirm(escrow, m.buyer)
+    m.trades.collect(cod, m.courier, method="cash")
+    return {m.buyer: [cod, escrow], m.seller: [cod, escrow, other], m.courier: [cod], m.stranger: [other], m.arbiter: []}
+
+
+def test_every_party_pages_through_the_events_on_its_trades_in_time_order(market: Market) -> None:
+    parties = _a_few_trades_with_history(market)
+    for party, trades in parties.items():
+        expected = _events_of(market, trades)
+        for limit in (1, 2, 3, 100):
+            assert _all_events(market, party, limit) == expected, (party, limit)
+    # The courier joined at shipping and sees the trade's whole history, creation included.
+    [cod] = parties[market.courier]
+    assert _all_events(market, market.courier, 100)[:2] == [(cod, 1), (cod, 2)]
+
+
+def test_the_feed_is_rebuilt_from_the_events_when_the_schema_is_upgraded(market: Market) -> None:
+    from alembic import command
+
+    from danbao.store import upgrade
+    from danbao.store.migrate import _config
+
+    trades = _a_few_trades_with_history(market)
+    before = {party: _all_events(market, party, 100) for party in trades}
+    config = _config()
+    with market.ledger.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")  # no feed
+    upgrade(market.ledger.db)
+    assert {party: _all_events(market, party, 100) for party in trades} == before
+
+
+def _event_steps(m: Market, party: str, *, pages: int, limit: int) -> int:
+    counted = [0]
+
+    def read(raw):  # type: ignore[no-untyped-def]
+        connection = raw._connection.driver_connection
+        connection.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 100)
+        try:
+            after = None
+            for _ in range(pages):
+                page = repository.events_of_party(raw, party, after=after, limit=limit)
+                after = (page[-1].at, page[-1].trade_id, page[-1].seq)
+        finally:
+            connection.set_progress_handler(None, 0)
+
+    m.ledger.db.read_raw(read)
+    return counted[0]
+
+
+def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(market: Market) -> None:
+    if not market.ledger.db.in_process:
+        pytest.skip("counts SQLite's virtual-machine steps, which PostgreSQL has no counter for")
+    for _ in range(20):
+        market.new_trade(amount=100, buyer=market.stranger)
+    for _ in range(300):
+        market.trades.pay(market.new_trade(amount=100).id, market.buyer)
+    few, many = _event_steps(market, market.stranger, pages=2, limit=10), _event_steps(market, market.buyer, pages=2, limit=10)
+    # Joined to the trades and sorted, every page read all 600 of the buyer's events (13
+    # and 238 steps); along the feed, a page reads a page.
+    assert many < 2 * few, (few, many)

@@ -242,6 +242,18 @@ trade_events = Table(
 # through the buyer's trades, so events need no index by action.)
 Index("ix_trade_events_undispatched", trade_events.c.at, trade_events.c.trade_id, trade_events.c.seq, **_where(trade_events.c.dispatched == 0))
 
+# Each party's feed of the events on its trades, in time order: one row per event and per
+# party to the trade (buyer, seller, and the courier once assigned). It is how a party's
+# events are paged without reading all of its trades' events for every page.
+party_events = Table(
+    "party_events",
+    metadata,
+    Column("party_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("at", BigInteger, primary_key=True),
+    Column("trade_id", String(ID_LENGTH_MAX), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+)
+
 # -- the HTTP API -------------------------------------------------------------------------
 
 # API keys: only a keyed hash of the secret is kept; the secret is shown once.

@@ -79,8 +79,21 @@ _EVENT_ROWS = RowsOf(
 _event_row = attrgetter(*_EVENT_FIELDS)
 
 
-def insert_event(txn: LedgerTransaction, event: TradeEvent) -> None:
+_PARTY_EVENT_ROWS = RowsOf("party_events", ("party_id", "at", "trade_id", "seq"), ("text", "bigint", "text", "integer"))
+
+
+def insert_event(txn: LedgerTransaction, event: TradeEvent, parties: tuple[str | None, ...]) -> None:
+    """Append `event`, and put it in the feed of each of the trade's `parties` (None: a
+    courier not yet assigned)."""
     txn.append(_EVENT_ROWS, (*_event_row(event), 0))  # not yet dispatched
+    for party_id in parties:
+        if party_id is not None:
+            txn.append(_PARTY_EVENT_ROWS, (party_id, event.at, event.trade_id, event.seq))
+
+
+def feed_past_events(raw: Raw, trade_id: str, party_id: str) -> None:
+    """Put the trade's events so far in the feed of a party that joins it (a courier)."""
+    raw.write("INSERT INTO party_events (party_id, at, trade_id, seq) SELECT ?, at, trade_id, seq FROM trade_events WHERE trade_id = ?", (party_id, trade_id))
 
 
 def undispatched_events(raw: Raw, *, limit: int) -> list[tuple[TradeEvent, Trade]]:
@@ -105,17 +118,18 @@ def mark_dispatched(raw: Raw, events: Sequence[TradeEvent]) -> None:
 
 
 def events_of_party(raw: Raw, party_id: str, *, after: tuple[int, str, int] | None, limit: int) -> list[TradeEvent]:
-    """Events on the party's trades, in time order, after a cursor (at, trade_id, seq)."""
+    """Events on the party's trades, in time order, after a cursor (at, trade_id, seq):
+    read along the party's feed from the cursor, a page of rows a page."""
     if not storable(party_id):
         return []
     at, trade_id, seq = after if after is not None else (-1, "", 0)
     columns = ", ".join(f"e.{f}" for f in _EVENT_FIELDS)
     rows = raw.rows(
-        f"SELECT {columns} FROM trade_events e JOIN trades t ON t.id = e.trade_id "
-        "WHERE (t.buyer_id = ? OR t.seller_id = ? OR t.courier_id = ?) "
-        "AND (e.at > ? OR (e.at = ? AND (e.trade_id > ? OR (e.trade_id = ? AND e.seq > ?)))) "
-        f"ORDER BY e.at, e.trade_id, e.seq LIMIT {int(limit)}",
-        (party_id, party_id, party_id, at, at, trade_id, trade_id, seq),
+        f"SELECT {columns} FROM party_events p JOIN trade_events e ON e.trade_id = p.trade_id AND e.seq = p.seq "
+        # (at, trade_id, seq) > the cursor, written so the feed's key can start there.
+        "WHERE p.party_id = ? AND p.at >= ? AND (p.at > ? OR p.trade_id > ? OR (p.trade_id = ? AND p.seq > ?)) "
+        f"ORDER BY p.at, p.trade_id, p.seq LIMIT {int(limit)}",
+        (party_id, at, at, trade_id, trade_id, seq),
     )
     return [TradeEvent(*row) for row in rows]
 

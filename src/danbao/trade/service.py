@@ -94,9 +94,8 @@ class Trades:
                 version=1, created_at=now, updated_at=now,
             )
             repository.insert_trade(txn.raw, trade)
-            repository.insert_event(
-                txn, TradeEvent(trade_id, 1, now, buyer_id, Action.create.value, "none", Status.created.value, amount, None)
-            )
+            created = TradeEvent(trade_id, 1, now, buyer_id, Action.create.value, "none", Status.created.value, amount, None)
+            repository.insert_event(txn, created, (buyer_id, seller_id))
             return trade
 
         return self._run(work)

@@ -119,6 +119,9 @@ class Step:
         self._confirm_clock(Status(trade.status), to)
         self._next_due(to)
         repository.update_trade(self.txn.raw, trade, self.changes, self.now)
+        courier = self.changes.get("courier_id", trade.courier_id)
+        if courier is not None and trade.courier_id is None:  # assigned now: sees what came before too
+            repository.feed_past_events(self.txn.raw, trade.id, courier)
         repository.insert_event(
             self.txn,
             TradeEvent(
@@ -132,6 +135,7 @@ class Step:
                 amount=self.amount,
                 detail=json.dumps(self.detail, sort_keys=True, separators=(",", ":")) if self.detail else None,
             ),
+            (trade.buyer_id, trade.seller_id, courier),
         )
         after = dataclasses.replace(trade, **self.changes, version=trade.version + 1, updated_at=self.now)
         invariant(after.refunded + after.released <= after.paid, "a trade never pays out more than was paid")
