@@ -252,6 +252,8 @@ party_events = Table(
     Column("at", BigInteger, primary_key=True),
     Column("trade_id", String(ID_LENGTH_MAX), primary_key=True),
     Column("seq", Integer, primary_key=True),
+    # SQLite: the key is the table (one B-tree per row written, not a table and an index).
+    sqlite_with_rowid=False,
 )
 
 # -- the HTTP API -------------------------------------------------------------------------

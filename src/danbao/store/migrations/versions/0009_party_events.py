@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("at", sa.BigInteger(), primary_key=True),
         sa.Column("trade_id", sa.String(64), primary_key=True),
         sa.Column("seq", sa.Integer(), primary_key=True),
+        sqlite_with_rowid=False,  # the key is the table: one B-tree per row written
     )
     for column in ("buyer_id", "seller_id", "courier_id"):
         op.execute(
