@@ -37,8 +37,9 @@ def test_every_role_pages_through_its_trades_once_oldest_first(market: Market) -
             assert _all_pages(market, party, limit) == expected, (party, limit)
 
 
-def _steps(m: Market, party: str, *, pages: int, limit: int) -> int:
-    """SQLite's virtual-machine steps to read `pages` pages: the work, without a clock."""
+def _steps(m: Market, party: str, *, pages: int, limit: int, read_page, cursor) -> int:  # type: ignore[no-untyped-def]
+    """SQLite's virtual-machine steps to read `pages` pages with `read_page(raw, party,
+    after=, limit=)`, each next page after `cursor(last row)`: the work, without a clock."""
     counted = [0]
 
     def read(raw):  # type: ignore[no-untyped-def]
@@ -47,13 +48,17 @@ def _steps(m: Market, party: str, *, pages: int, limit: int) -> int:
         try:
             after = None
             for _ in range(pages):
-                page = repository.trades_of(raw, party, after=after, limit=limit)
-                after = (page[-1].created_at, page[-1].id)
+                page = read_page(raw, party, after=after, limit=limit)
+                after = cursor(page[-1])
         finally:
             connection.set_progress_handler(None, 0)
 
     m.ledger.db.read_raw(read)
     return counted[0]
+
+
+def _trade_steps(m: Market, party: str) -> int:
+    return _steps(m, party, pages=2, limit=10, read_page=repository.trades_of, cursor=lambda t: (t.created_at, t.id))
 
 
 def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(market: Market) -> None:
@@ -63,7 +68,7 @@ def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(mar
         market.new_trade(amount=100, buyer=market.stranger)
     for _ in range(400):
         market.new_trade(amount=100)
-    few, many = _steps(market, market.stranger, pages=2, limit=10), _steps(market, market.buyer, pages=2, limit=10)
+    few, many = _trade_steps(market, market.stranger), _trade_steps(market, market.buyer)
     # One query with the roles OR-ed read and sorted all 400 trades for every page: 20
     # times the work. Read along each role's index from the cursor, a page is a page.
     assert many < 2 * few, (few, many)
@@ -129,22 +134,8 @@ def test_the_feed_is_rebuilt_from_the_events_when_the_schema_is_upgraded(market:
     assert {party: _all_events(market, party, 100) for party in trades} == before
 
 
-def _event_steps(m: Market, party: str, *, pages: int, limit: int) -> int:
-    counted = [0]
-
-    def read(raw):  # type: ignore[no-untyped-def]
-        connection = raw._connection.driver_connection
-        connection.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 100)
-        try:
-            after = None
-            for _ in range(pages):
-                page = repository.events_of_party(raw, party, after=after, limit=limit)
-                after = (page[-1].at, page[-1].trade_id, page[-1].seq)
-        finally:
-            connection.set_progress_handler(None, 0)
-
-    m.ledger.db.read_raw(read)
-    return counted[0]
+def _event_steps(m: Market, party: str) -> int:
+    return _steps(m, party, pages=2, limit=10, read_page=repository.events_of_party, cursor=lambda e: (e.at, e.trade_id, e.seq))
 
 
 def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(market: Market) -> None:
@@ -154,7 +145,7 @@ def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(
         market.new_trade(amount=100, buyer=market.stranger)
     for _ in range(300):
         market.trades.pay(market.new_trade(amount=100).id, market.buyer)
-    few, many = _event_steps(market, market.stranger, pages=2, limit=10), _event_steps(market, market.buyer, pages=2, limit=10)
+    few, many = _event_steps(market, market.stranger), _event_steps(market, market.buyer)
     # Joined to the trades and sorted, every page read all 600 of the buyer's events (13
     # and 238 steps); along the feed, a page reads a page.
     assert many < 2 * few, (few, many)
