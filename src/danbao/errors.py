@@ -21,9 +21,14 @@ class DanbaoError(Exception):
         self.message = message
         self.field = field
         if code is not None:
-            # A code's enum member (Result, TradeCode, ApiCode) is kept as its text, so a
-            # code reads, compares and serialises the same wherever it came from.
-            self.code = code.value if isinstance(code, Enum) else code
+            self.code = code_text(code)
+
+
+def code_text(code: str | Enum) -> str:
+    """A code as its text. A code's enum member (Result, TradeCode, ApiCode) and its text
+    name the same code: kept as text, a code reads, compares and serialises the same
+    wherever it came from."""
+    return code.value if isinstance(code, Enum) else code
 
 
 class InvariantViolation(Exception):

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from danbao.errors import code_text
 from danbao.ledger.results import Result
 from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
 from danbao.trade.errors import TradeCode
@@ -87,7 +88,7 @@ _STATUSES: dict[Enum | str, int] = {
     IntegrityViolation.code: 500,
 }
 # Keyed by plain text: an error carries its code as text, whichever enum named it.
-STATUS_BY_CODE: dict[str, int] = {code.value if isinstance(code, Enum) else code: status for code, status in _STATUSES.items()}
+STATUS_BY_CODE: dict[str, int] = {code_text(code): status for code, status in _STATUSES.items()}
 
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 405: "Method not allowed", 409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Unprocessable", 500: "Internal error", 503: "Service unavailable"}
 
@@ -97,7 +98,7 @@ def status_of(code: str) -> int:
 
 
 def problem_body(code: str | Enum, detail: str, *, field: str | None = None, status: int | None = None) -> tuple[int, dict[str, Any]]:
-    code = code.value if isinstance(code, Enum) else code
+    code = code_text(code)
     status = status if status is not None else status_of(code)
     body: dict[str, Any] = {"type": f"https://danbao.dev/problems/{code}", "title": TITLES.get(status, "Error"), "status": status, "code": code, "detail": detail}
     if field is not None:

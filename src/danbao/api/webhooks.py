@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -229,11 +230,7 @@ class Webhooks:
                 raw.run("UPDATE webhook_deliveries SET state = 'cancelled', next_attempt_at = NULL, updated_at = ? WHERE endpoint_id = ? AND state = 'pending'", (now, endpoint_id))
             return changed
 
-        if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
-            raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
-        found = self.endpoint(party_id, endpoint_id)
-        invariant(found is not None, "an endpoint just disabled is still there")
-        return found  # type: ignore[return-value]
+        return self._change_active(party_id, endpoint_id, work)
 
     def rotate_secret(self, party_id: str, endpoint_id: str, *, overlap_seconds: int = SECRET_OVERLAP_SECONDS_DEFAULT) -> Endpoint:
         """A new signing secret for an active endpoint, returned once. For `overlap_seconds`
@@ -255,10 +252,18 @@ class Webhooks:
                 (until, secret, endpoint_id, party_id),
             )
 
+        rotated = self._change_active(party_id, endpoint_id, work)
+        invariant(rotated.secret == secret, "an endpoint just rotated has its new secret")
+        return rotated
+
+    def _change_active(self, party_id: str, endpoint_id: str, work: Callable[[Raw], int]) -> Endpoint:
+        """Run `work` (which changes the party's active endpoint and says how many rows it
+        changed) in a ledger transaction, and return the endpoint as it left it; anyone
+        else's, a disabled or an unknown endpoint is `endpoint_not_found`."""
         if not storable(endpoint_id) or self.trades.ledger.transaction(lambda txn: work(txn.raw)) != 1:
             raise WebhookError(f"no active endpoint {endpoint_id!r}", field="endpoint_id", code=ApiCode.endpoint_not_found)
         found = self.endpoint(party_id, endpoint_id)
-        invariant(found is not None and found.secret == secret, "an endpoint just rotated is there with its new secret")
+        invariant(found is not None, "an endpoint just changed is still there")
         return found  # type: ignore[return-value]
 
     def endpoint(self, party_id: str, endpoint_id: str) -> Endpoint | None:
