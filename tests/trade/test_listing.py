@@ -61,14 +61,23 @@ def _trade_steps(m: Market, party: str) -> int:
     return _steps(m, party, pages=2, limit=10, read_page=repository.trades_of, cursor=lambda t: (t.created_at, t.id))
 
 
-def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(market: Market) -> None:
-    if not market.ledger.db.in_process:
+def _few_against_many(m: Market, steps, add_to_the_buyer) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """`steps` for a party with 20 trades (the stranger) and for the buyer after
+    `add_to_the_buyer()`: SQLite only, whose steps are what is counted."""
+    if not m.ledger.db.in_process:
         pytest.skip("counts SQLite's virtual-machine steps, which PostgreSQL has no counter for")
     for _ in range(20):
-        market.new_trade(amount=100, buyer=market.stranger)
-    for _ in range(400):
-        market.new_trade(amount=100)
-    few, many = _trade_steps(market, market.stranger), _trade_steps(market, market.buyer)
+        m.new_trade(amount=100, buyer=m.stranger)
+    add_to_the_buyer()
+    return steps(m, m.stranger), steps(m, m.buyer)
+
+
+def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(market: Market) -> None:
+    def four_hundred_trades() -> None:
+        for _ in range(400):
+            market.new_trade(amount=100)
+
+    few, many = _few_against_many(market, _trade_steps, four_hundred_trades)
     # One query with the roles OR-ed read and sorted all 400 trades for every page: 20
     # times the work. Read along each role's index from the cursor, a page is a page.
     assert many < 2 * few, (few, many)
@@ -139,13 +148,11 @@ def _event_steps(m: Market, party: str) -> int:
 
 
 def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(market: Market) -> None:
-    if not market.ledger.db.in_process:
-        pytest.skip("counts SQLite's virtual-machine steps, which PostgreSQL has no counter for")
-    for _ in range(20):
-        market.new_trade(amount=100, buyer=market.stranger)
-    for _ in range(300):
-        market.trades.pay(market.new_trade(amount=100).id, market.buyer)
-    few, many = _event_steps(market, market.stranger), _event_steps(market, market.buyer)
+    def three_hundred_paid_trades() -> None:
+        for _ in range(300):
+            market.trades.pay(market.new_trade(amount=100).id, market.buyer)
+
+    few, many = _few_against_many(market, _event_steps, three_hundred_paid_trades)
     # Joined to the trades and sorted, every page read all 600 of the buyer's events (13
     # and 238 steps); along the feed, a page reads a page.
     assert many < 2 * few, (few, many)
