@@ -46,6 +46,28 @@ def empty_database_url(request, tmp_path):
     return request.getfixturevalue("postgres").create_database(f"empty_{next(_fresh)}")
 
 
+
+def test_the_head_revision_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    from danbao.store.migrate import _config
+
+    assert head_revision() == ScriptDirectory.from_config(_config()).get_current_head()
+
+
+def test_the_revision_read_without_alembic_is_the_one_alembic_reads(empty_database_url):
+    from alembic.runtime.migration import MigrationContext
+
+    db = Database(empty_database_url)
+    try:
+        assert current_revision(db) is None  # never set up: no revision table at all
+        for revision in ("0001", "0005", head_revision()):
+            upgrade(db, revision)
+            with db.engine.connect() as conn:
+                assert current_revision(db) == MigrationContext.configure(conn).get_current_revision() == revision
+    finally:
+        db.dispose()
+
 # Imports, then waits for the word to go, then upgrades: so the upgrades start together.
 _STARTER = """
 import sys

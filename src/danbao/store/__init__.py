@@ -1,19 +1,21 @@
-"""Persistence behind one interface: SQLite (embedded default) or PostgreSQL."""
+"""Persistence behind one interface: SQLite (embedded default) or PostgreSQL.
 
-from danbao.store.database import DEFAULT_URL, Database, database_url, sqlite_file
-from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
-from danbao.store.migrate import current_revision, head_revision, upgrade
+Its names load on first use (`danbao.lazy`): the ledger's modules need the row helpers
+and the schema, not Alembic, which only `upgrade` does.
+"""
 
-__all__ = [
-    "DEFAULT_URL",
-    "Database",
-    "IntegrityViolation",
-    "StoreError",
-    "StoreUnavailable",
-    "TransientStoreError",
-    "current_revision",
-    "database_url",
-    "head_revision",
-    "sqlite_file",
-    "upgrade",
-]
+from danbao.lazy import exports
+
+__all__, __getattr__, __dir__ = exports(__name__, {
+    "DEFAULT_URL": "danbao.store.database",
+    "Database": "danbao.store.database",
+    "database_url": "danbao.store.database",
+    "sqlite_file": "danbao.store.database",
+    "IntegrityViolation": "danbao.store.errors",
+    "StoreError": "danbao.store.errors",
+    "StoreUnavailable": "danbao.store.errors",
+    "TransientStoreError": "danbao.store.errors",
+    "current_revision": "danbao.store.revision",
+    "head_revision": "danbao.store.revision",
+    "upgrade": "danbao.store.migrate",
+})

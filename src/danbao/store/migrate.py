@@ -7,8 +7,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from danbao.store.database import Database
 from danbao.store.errors import StoreError, StoreUnavailable, neutral_errors
@@ -50,11 +48,3 @@ def upgrade(db: Database, revision: str = "head") -> None:
                 if attempt == UPGRADE_ATTEMPTS_MAX:
                     raise
 
-
-def current_revision(db: Database) -> str | None:
-    with neutral_errors(), db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(_config()).get_current_head()
