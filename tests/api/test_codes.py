@@ -3,7 +3,6 @@ the API's own codes, and each domain code with a status of its own, that very st
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from danbao.money.amount import InvalidAmount
 from danbao.money.currency import UnknownCurrency
 from danbao.store.errors import IntegrityViolation, StoreError, StoreUnavailable, TransientStoreError
 from danbao.trade.errors import TradeCode
+from tests.codes import literal_codes
 
 ROOT = Path(__file__).parents[2]
 DOC = (ROOT / "docs" / "api.md").read_text()
@@ -58,26 +58,8 @@ def test_the_documented_limits_are_the_codes_limits() -> None:
     assert f"already has {ENDPOINTS_PER_PARTY_MAX} webhook endpoints" in DOC
 
 
-def _literal_codes(path: Path) -> list[tuple[int, str]]:
-    """String constants given as a code: `code=...`, `code = ...`, or the first argument
-    of problem() and an idempotency refusal."""
-    found = []
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Call):
-            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-            values = [kw.value for kw in node.keywords if kw.arg == "code"]
-            if name in ("problem", "problem_body", "_refuse") and node.args:
-                values.append(node.args[0])
-        elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "code" for t in node.targets):
-            values = [node.value]
-        else:
-            continue
-        found += [(v.lineno, v.value) for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)]
-    return found
-
-
 def test_the_api_names_codes_by_their_enums_not_by_strings() -> None:
-    literal = {f"{path.relative_to(ROOT)}:{line}": code for path in sorted(API_SOURCE.rglob("*.py")) for line, code in _literal_codes(path)}
+    literal = {f"{path.relative_to(ROOT)}:{line}": code for path in sorted(API_SOURCE.rglob("*.py")) for line, code in literal_codes(path)}
     assert not literal, literal
 
 
@@ -85,4 +67,4 @@ def test_the_literal_check_sees_a_literal(tmp_path: Path) -> None:
     """The check itself can fail."""
     source = tmp_path / "route.py"
     source.write_text('def f():\n    raise DanbaoError("no", code="made_up")\n\ndef g():\n    return problem("also_made_up", "x")\n')
-    assert [code for _, code in _literal_codes(source)] == ["made_up", "also_made_up"]
+    assert [code for _, code in literal_codes(source)] == ["made_up", "also_made_up"]

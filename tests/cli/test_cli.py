@@ -131,6 +131,35 @@ def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
     assert "VIOLATION" in result.output and "hash chain" in result.output
 
 
+
+def _no_crash(result) -> bool:
+    return result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_text_in_brackets_is_printed_as_it_is_never_read_as_styles(url):
+    # Rich reads "[b]x[/b]" as bold x and fails on a stray "[/t]": an id or a message
+    # quoting input must come out as typed, and never as a traceback.
+    assert run(url, "account", "create", "bank", "--kind", "bank_clearing").exit_code == 0
+    created = run(url, "account", "create", "[b]x[/b]")
+    assert _no_crash(created) and created.exit_code == 1 and "[b]x[/b]: id_invalid" in created.output
+    moved = run(url, "transfer", "[/t]", "bank", "nobody", "1.00")
+    assert _no_crash(moved) and moved.exit_code == 1 and "[/t]: id_invalid" in moved.output
+    shown = run(url, "account", "show", "[/x]")
+    assert _no_crash(shown) and shown.exit_code == 2 and "error account_not_found: no account '[/x]'" in shown.output
+
+
+def test_the_audit_reports_a_tampered_id_in_brackets_as_it_is(url):
+    run(url, "account", "create", "bank", "--kind", "bank_clearing")
+    run(url, "account", "create", "a")
+    run(url, "transfer", "t1", "bank", "a", "5.00")
+    db = Database(url)
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE transfers SET id = '[/t1]' WHERE id = 't1'"))
+    db.dispose()
+    result = run(url, "audit")
+    assert _no_crash(result) and result.exit_code == 1
+    assert "VIOLATION" in result.output and "[/t1]" in result.output
+
 def test_every_command_help_has_an_example():
     for command in ["init", "audit", "transfer", "post", "void", "demo", "worker"]:
         assert "Example:" in runner.invoke(app, [command, "--help"]).output

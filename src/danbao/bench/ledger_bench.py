@@ -25,7 +25,6 @@ from danbao.ledger import Ledger, NewAccount, NewTransfer, Result, TransferResul
 from danbao.ledger.model import TRANSFERS_PER_BATCH_MAX
 from danbao.store import Database, upgrade
 
-SECONDS_DEFAULT = 3.0
 SPREAD_ACCOUNTS = 10_000
 CLIENTS_MAX = 64
 

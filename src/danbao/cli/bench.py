@@ -7,17 +7,22 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from danbao.bench.ledger_bench import SECONDS_DEFAULT, Figure, FigureKey, scenarios, sqlite_targets
+from danbao.bench import SECONDS_DEFAULT
+from danbao.cli.codes import CliCode
+
+if TYPE_CHECKING:
+    from danbao.bench.ledger_bench import Figure, FigureKey
 
 app = typer.Typer(help="Measure throughput.", no_args_is_help=True)
-console = Console()
+console = Console(markup=False)  # as danbao.cli.main's: styles from Text only
 
 
 @contextmanager
@@ -35,7 +40,8 @@ def _postgres(postgres_url: str | None, wanted: bool, *databases: str) -> Iterat
     try:
         pg = ThrowawayPostgres().start()
     except PostgresMissing as error:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error[/red] postgres_missing: {error}; or run with --backend sqlite, or --postgres-url")
+        message = f" {CliCode.postgres_missing.value}: {error}; or run with --backend sqlite, or --postgres-url"
+        Console(stderr=True, soft_wrap=True, markup=False).print(Text.assemble(("error", "red"), message))
         raise typer.Exit(2) from error
     try:
         yield {name: pg.create_database(name) for name in databases}
@@ -63,6 +69,8 @@ def bench_ledger(
 
     Example: danbao bench ledger --seconds 5 --backend sqlite
     """
+    from danbao.bench.ledger_bench import Figure, scenarios, sqlite_targets
+
     slices: dict[FigureKey, list[Figure]] = {}
     with tempfile.TemporaryDirectory(prefix="danbao-bench-") as tmp, _postgres(postgres_url, "postgresql" in backend, "bench_ledger", "bench_bare") as pg:
         plans = []
@@ -91,6 +99,7 @@ def bench_ledger(
 
 def _ratios(backend: str, slices: dict[FigureKey, list[Figure]]) -> None:
     """Each ratio of pooled figures, with the range of the ratios round by round."""
+    from danbao.bench.ledger_bench import Figure
 
     def find(scenario_prefix: str, clients: int, batch: int) -> Optional[list[Figure]]:
         return next((each for (_, scenario, c, b), each in slices.items() if scenario.startswith(scenario_prefix) and (c, b) == (clients, batch)), None)

@@ -1,18 +1,26 @@
-"""`danbao demo`: a simulated marketplace on the embedded default, ending in a readable report."""
+"""`danbao demo`: a simulated marketplace on the embedded default, ending in a readable report.
+
+The simulation (and Alembic, which it sets the schema up with) loads when the command
+runs, not with the CLI: `danbao --help` and the other commands do not pay for it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from danbao.money import format_amount
-from danbao.sim.market import CURRENCY, MarketNotEmpty, MarketPlan, MarketReport, simulate
 
-console = Console()
+if TYPE_CHECKING:
+    from danbao.sim.market import MarketReport
+
+console = Console(markup=False)  # as danbao.cli.main's: styles from Text only
 DEMO_DATABASE = "danbao-demo.db"
 
 
@@ -29,6 +37,8 @@ def demo(
 
     Example: danbao demo --days 60 --buyers 100 --seed 3
     """
+    from danbao.sim.market import MarketNotEmpty, MarketPlan, simulate
+
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     plan = MarketPlan(buyers=buyers, sellers=sellers, couriers=couriers, days=days, trades_per_day=trades_per_day, seed=seed)
@@ -38,7 +48,7 @@ def demo(
         try:
             report = simulate(f"sqlite:///{database}", plan, lambda done, total: progress.update(task, completed=done))
         except MarketNotEmpty as error:  # pragma: no cover - the file was just removed
-            console.print(f"[red]error[/red] {error}")
+            console.print(Text.assemble(("error", "red"), f" {error}"))
             raise typer.Exit(2) from error
     render(report)
     if not report.audit_ok:
@@ -46,14 +56,18 @@ def demo(
 
 
 def _money(minor: int) -> str:
+    from danbao.sim.market import CURRENCY
+
     return f"{format_amount(minor, CURRENCY)} {CURRENCY}"
 
 
 def render(report: MarketReport) -> None:
     plan = report.plan
     console.print(
-        f"\n[bold]{plan.days} days[/bold] of a market with {plan.buyers} buyers, {plan.sellers} sellers "
-        f"({round(plan.dishonest_share * 100)}% dishonest), {plan.couriers} couriers; seed {plan.seed}"
+        Text.assemble(
+            "\n", (f"{plan.days} days", "bold"), f" of a market with {plan.buyers} buyers, {plan.sellers} sellers "
+            f"({round(plan.dishonest_share * 100)}% dishonest), {plan.couriers} couriers; seed {plan.seed}"
+        )
     )
     outcomes = Table(title="Trades by outcome and model")
     models = ("escrow", "direct", "cod")
@@ -64,7 +78,7 @@ def render(report: MarketReport) -> None:
         counts = [report.outcomes.get((model, status), 0) for model in models]
         outcomes.add_row(status, *(str(c) if c else "" for c in counts), str(sum(counts)))
     totals = [sum(n for (m, _), n in report.outcomes.items() if m == model) for model in models]
-    outcomes.add_row("[bold]all[/bold]", *(str(t) for t in totals), str(sum(totals)))
+    outcomes.add_row(Text("all", style="bold"), *(str(t) for t in totals), str(sum(totals)))
     console.print(outcomes)
 
     money = Table(title="Money")
@@ -87,8 +101,8 @@ def render(report: MarketReport) -> None:
     if report.refusals:
         console.print("refused along the way (as a marketplace expects): " + ", ".join(f"{code} {n}" for code, n in report.refusals.most_common()))
     if report.audit_ok:
-        console.print(f"audit: [green]OK[/green]: {report.transfers} transfers, the books balance and escrow matches open trades")
+        console.print(Text.assemble("audit: ", ("OK", "green"), f": {report.transfers} transfers, the books balance and escrow matches open trades"))
     else:
-        console.print("audit: [red]FAILED[/red]")
+        console.print(Text.assemble("audit: ", ("FAILED", "red")))
         for violation in report.audit_violations:
-            console.print(f"  [red]{violation}[/red]")
+            console.print(f"  {violation}", style="red")

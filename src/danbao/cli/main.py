@@ -11,14 +11,15 @@ from typing import Iterator, NoReturn, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from danbao.cli.codes import CliCode
 from danbao.clock import NS_PER_SECOND
 from danbao.errors import DanbaoError
-from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, TransferFlags, audit
+from danbao.ledger import Account, AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
 from danbao.money import format_amount, parse_amount
-from danbao.store import Database, current_revision, head_revision, sqlite_file, upgrade
+from danbao.store import Database, current_revision, head_revision, sqlite_file
 from danbao.trade import Trades, WorkerRun, run_until_idle
 from danbao.trade.reconcile import reconcile
 
@@ -26,9 +27,11 @@ app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_he
 account_app = typer.Typer(help="Open and inspect ledger accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
 # soft_wrap: a line longer than the terminal (or than 80 columns, in a log) is never
-# broken, so a key, an id or a URL arrives whole wherever the output goes.
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# broken, so a key, an id or a URL arrives whole wherever the output goes. markup=False:
+# text in brackets (an id, a message quoting input, a tampered row the audit reports) is
+# printed as it is, never read as Rich styles; styles come only from Text.
+console = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 _state: dict[str, Optional[str]] = {"url": None}
 
@@ -45,7 +48,7 @@ def _root(
 
 def _fail(error: DanbaoError) -> NoReturn:
     """A store or input error is one line and exit code 2, not a traceback."""
-    err.print(f"[red]error[/red] {error.code}: {error.message}")
+    err.print(Text.assemble(("error", "red"), f" {error.code}: {error.message}"))
     raise typer.Exit(2)
 
 
@@ -58,12 +61,12 @@ def _store(*, schema: bool = True) -> Iterator[Database]:
         # Connecting would create the file: a command that reads the books must not leave
         # an empty database behind where there was none.
         if schema and (path := sqlite_file(_state["url"])) is not None and not path.exists():
-            raise DanbaoError(f"no database at {path}: run `danbao init`", code="database_not_found")
+            raise DanbaoError(f"no database at {path}: run `danbao init`", code=CliCode.database_not_found)
         db = Database(_state["url"])
         if schema and (revision := current_revision(db)) != (head := head_revision()):
             raise DanbaoError(
                 f"the database at {db.shown_url} is at schema {revision or 'none'}, not {head}: run `danbao init`",
-                code="schema_out_of_date",
+                code=CliCode.schema_out_of_date,
             )
         yield db
     except DanbaoError as error:
@@ -82,6 +85,8 @@ def _ledger() -> Iterator[Ledger]:
 @app.command()
 def init() -> None:
     """Create or upgrade the schema. Example: danbao init"""
+    from danbao.store.migrate import upgrade  # Alembic: only this command needs it
+
     with _store(schema=False) as db:
         upgrade(db)
         console.print(f"schema ready at {db.shown_url}")
@@ -103,11 +108,11 @@ def audit_command() -> None:
     console.print(f"{trades.trades_checked} escrow and cod trades reconciled with the escrow accounts")
     violations = [*report.violations, *trades.violations]
     if not violations:
-        console.print("[green]OK[/green]: the books balance and the journal is intact")
+        console.print(Text.assemble(("OK", "green"), ": the books balance and the journal is intact"))
         return
     for violation in violations:
-        console.print(f"[red]VIOLATION[/red] {violation}")
-    console.print(f"[red]{report.violations_count + len(trades.violations)} violation(s)[/red]")
+        console.print(Text.assemble(("VIOLATION", "red"), f" {violation}"))
+    console.print(f"{report.violations_count + len(trades.violations)} violation(s)", style="red")
     raise typer.Exit(1)
 
 
@@ -147,7 +152,7 @@ def worker(
                     try:
                         run = run_until_idle(trades)
                     except DanbaoError as error:  # the database may be back by the next pass
-                        err.print(f"[red]pass failed[/red] {error.code}: {error.message}")
+                        err.print(Text.assemble(("pass failed", "red"), f" {error.code}: {error.message}"))
                     else:
                         if run.trades_advanced or run.holds_expired:
                             console.print(f"{run.trades_advanced} trade(s) advanced, {run.holds_expired} hold(s) expired")
@@ -159,7 +164,7 @@ def worker(
 
 def _print_failures(run: WorkerRun) -> None:
     for failure in run.failures:
-        err.print(f"[red]job failed[/red] {escape(failure)}")
+        err.print(Text.assemble(("job failed", "red"), f" {failure}"))
 
 
 @account_app.command("create")
@@ -181,8 +186,7 @@ def account_create(
 def _existing_account(ledger: Ledger, id: str) -> Account:
     account = ledger.account(id)
     if account is None:
-        err.print(f"[red]error[/red] account_not_found: no account {id!r}")
-        raise typer.Exit(2)
+        _fail(DanbaoError(f"no account {id!r}", code=CliCode.account_not_found))
     return account
 
 
@@ -217,8 +221,7 @@ def _moment(text: str) -> int:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        err.print(f"[red]error[/red] timestamp_invalid: {text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00")
-        raise typer.Exit(2)
+        _fail(DanbaoError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00", field="at", code=CliCode.timestamp_invalid))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return (parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000
@@ -318,17 +321,17 @@ def _metadata(text: Optional[str]) -> Optional[dict]:  # type: ignore[type-arg]
     try:
         value = json.loads(text)
     except ValueError as error:
-        raise DanbaoError(f"metadata is not JSON: {error}", field="metadata", code="metadata_invalid") from error
+        raise DanbaoError(f"metadata is not JSON: {error}", field="metadata", code=Result.metadata_invalid) from error
     if not isinstance(value, dict):
-        raise DanbaoError("metadata must be a JSON object", field="metadata", code="metadata_invalid")
+        raise DanbaoError("metadata must be a JSON object", field="metadata", code=Result.metadata_invalid)
     return value
 
 
 def _report(id: str, result) -> None:  # type: ignore[no-untyped-def]
     if result.succeeded:
-        console.print(f"{id}: [green]{result.value}[/green]")
+        console.print(Text.assemble(f"{id}: ", (result.value, "green")))
         return
-    err.print(f"{id}: [red]{result.value}[/red]")
+    err.print(Text.assemble(f"{id}: ", (result.value, "red")))
     raise typer.Exit(1)
 
 
@@ -349,8 +352,8 @@ def admin_key(
         try:
             issued = new_operator_key(ApiKeys(ledger, SystemClock()), Trades(ledger).parties, revoke_others=revoke_others)
         except TooManyKeys as error:
-            _fail(DanbaoError(f"{error}: revoke one, or pass --revoke-others", code="too_many_keys"))
-    console.print(f"operator admin key (shown once, keep it safe): [bold]{issued.key}[/bold]")
+            _fail(DanbaoError(f"{error}: revoke one, or pass --revoke-others", code=CliCode.too_many_keys))
+    console.print(Text.assemble("operator admin key (shown once, keep it safe): ", (issued.key, "bold")))
 
 
 @app.command()
@@ -382,7 +385,7 @@ def serve(
         _fail(error)
     admin = bootstrap_operator(services.keys, services.trades.parties)
     if admin is not None:
-        console.print(f"operator admin key (shown once, keep it safe): [bold]{admin.key}[/bold]")
+        console.print(Text.assemble("operator admin key (shown once, keep it safe): ", (admin.key, "bold")))
     background = Background(services).start()
     console.print(f"danbao API on http://{host}:{port} (OpenAPI at /docs), database {services.db.shown_url}")
     app = create_app(services)
