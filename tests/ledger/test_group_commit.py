@@ -143,6 +143,42 @@ async def _turns_until(condition, turns: int = 100) -> None:  # type: ignore[no-
     raise AssertionError("the condition never held")
 
 
+def test_a_lone_thread_caller_commits_on_its_own_thread() -> None:
+    # Nobody to group with: the hand-over to the writer thread and back would only cost.
+    recorder = Recorder()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100)
+    assert [c.submit(p) for p in (1, 2, 3)] == [10, 20, 30]
+    c.close()
+    assert recorder.writer_groups == [([1], threading.get_ident()), ([2], threading.get_ident()), ([3], threading.get_ident())]
+
+
+def test_a_second_caller_sends_requests_to_the_writer_until_one_caller_is_alone_again() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100)
+    results: dict[int, object] = {}
+
+    def call(payload: int) -> None:
+        results[payload] = c.submit(payload)
+
+    first = threading.Thread(target=call, args=(1,))
+    first.start()
+    assert recorder.in_writer.wait(timeout=30)  # 1 commits on its caller's thread
+    second = threading.Thread(target=call, args=(2,))
+    second.start()
+    _until_queued(c, 1)  # 2 has company in the last groups: it goes to the writer
+    recorder.release_writer.set()
+    for thread in (first, second):
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    # The last two groups served two callers: this one goes to the writer, twice, and once
+    # the last two groups were its own alone, it commits on its own thread again.
+    assert [c.submit(p) for p in (3, 4, 5)] == [30, 40, 50]
+    c.close()
+    writer, me = c._thread.ident, threading.get_ident()
+    assert recorder.writer_groups == [([1], first.ident), ([2], writer), ([3], writer), ([4], writer), ([5], me)]
+
+
 def test_writer_groups_are_bounded_by_size_and_a_request_that_does_not_fit_waits_for_the_next() -> None:
     recorder = Recorder()
     recorder.release_writer.clear()
@@ -245,6 +281,13 @@ def test_an_asyncio_caller_racing_close_is_refused_not_left_waiting() -> None:
     assert recorder.writer_groups == []
 
 
+def _until_queued(c: GroupCommitter[int, int], count: int) -> None:
+    """Until `count` items have been put on the writer's queue, taken off it since or not
+    (a queue's unfinished tasks count every put until task_done, which it never gets)."""
+    with c._queue.not_empty:  # notified at every put; its mutex is held
+        assert c._queue.not_empty.wait_for(lambda: c._queue.unfinished_tasks >= count, timeout=30)
+
+
 def test_close_commits_every_request_already_queued_before_it_stops() -> None:
     recorder = Recorder()
     recorder.release_writer.clear()
@@ -259,8 +302,7 @@ def test_close_commits_every_request_already_queued_before_it_stops() -> None:
     assert recorder.in_writer.wait(timeout=30)  # 1 is being committed; 2 and 3 queue
     for caller in callers[1:]:
         caller.start()
-    with c._queue.not_empty:  # notified at every put
-        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 2, timeout=30)  # its mutex is held
+    _until_queued(c, 2)
     closer = threading.Thread(target=c.close, daemon=True)
     closer.start()
     recorder.release_writer.set()
@@ -285,12 +327,10 @@ def test_close_while_a_group_forms_commits_what_came_before_it_in_groups_within_
     callers = [threading.Thread(target=call, args=(p,), daemon=True) for p in (1, 2, 3)]
     for caller in callers:
         caller.start()
-    with c._queue.not_empty:  # notified at every put
-        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 3, timeout=30)
+    _until_queued(c, 3)
     closer = threading.Thread(target=c.close, daemon=True)
     closer.start()
-    with c._queue.not_empty:  # the stop is queued behind them
-        assert c._queue.not_empty.wait_for(lambda: c._queue._qsize() >= 4, timeout=30)
+    _until_queued(c, 4)  # the stop, behind them
     recorder.release_writer.set()
     for thread in [closer, first, *callers]:
         thread.join(timeout=30)
