@@ -171,6 +171,7 @@ def test_a_second_caller_sends_requests_to_the_writer_until_one_caller_is_alone_
     for thread in (first, second):
         thread.join(timeout=30)
         assert not thread.is_alive()
+    assert results == {1: 10, 2: 20}
     # The last two groups served two callers: this one goes to the writer, twice, and once
     # the last two groups were its own alone, it commits on its own thread again.
     assert [c.submit(p) for p in (3, 4, 5)] == [30, 40, 50]
