@@ -81,14 +81,27 @@ def test_a_wrong_way_import_is_caught(tmp_path: Path) -> None:
 SERVER_ONLY = {"fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "psycopg", "sqlite3"}
 
 
+def _modules_after(statement: str) -> list[str]:
+    """The modules a fresh interpreter holds after running `statement`."""
+    return subprocess.run(
+        [sys.executable, "-c", f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split()
+
+
+def test_the_cli_loads_the_books_only_for_a_command_that_reads_them() -> None:
+    """`danbao --help` took a second, most of it SQLAlchemy, Alembic, psycopg and the ledger."""
+    shown = _modules_after("import danbao.cli.main")
+    assert "danbao.cli.main" in shown
+    assert not {name.split(".")[0] for name in shown} & SERVER_ONLY
+    assert not {name for name in shown if name.startswith(("danbao.ledger", "danbao.trade", "danbao.store", "danbao.sim", "danbao.api"))}
+
+
 def test_the_client_loads_none_of_the_server() -> None:
     """An integrator's process imports `danbao.client` for the API's wire models and the
     webhook check; it loaded the whole server with them (a second of start-up) until the
     packages' names loaded on first use (`danbao.lazy`)."""
-    shown = subprocess.run(
-        [sys.executable, "-c", "import sys, danbao.client; print(' '.join(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout.split()
+    shown = _modules_after("import danbao.client")
     assert "danbao.client" in shown
     assert not {name.split(".")[0] for name in shown} & SERVER_ONLY
     inside = {name for name in shown if name.startswith("danbao.")}
