@@ -56,6 +56,29 @@ def test_a_person_can_open_accounts_move_money_and_audit(url):
     assert audited.exit_code == 0 and "OK" in audited.output
 
 
+
+def test_a_person_can_release_a_hold_and_page_through_a_history(url):
+    run(url, "account", "create", "bank", "--kind", "bank_clearing", "--currency", "CNY")
+    run(url, "account", "create", "alice", "--currency", "CNY", "--no-overdraft")
+    run(url, "account", "create", "bob", "--currency", "CNY")
+    run(url, "transfer", "t1", "bank", "alice", "10.00", "--currency", "CNY")
+    assert run(url, "transfer", "h1", "alice", "bob", "4.00", "--currency", "CNY", "--pending").exit_code == 0
+    assert "available 6.00" in run(url, "account", "show", "alice").output
+    released = run(url, "void", "h1", "v1")
+    assert released.exit_code == 0 and "v1: ok" in released.output
+    assert "available 10.00" in run(url, "account", "show", "alice").output
+    again = run(url, "void", "h1", "v2")  # a hold is released once
+    assert again.exit_code == 1 and "v2: pending_already_voided" in again.output
+    unknown = run(url, "void", "nope", "v3")
+    assert unknown.exit_code == 1 and "v3: pending_not_found" in unknown.output
+
+    first = run(url, "account", "history", "alice", "--limit", "2")
+    assert first.exit_code == 0 and "t1" in first.output and "h1" in first.output and "v1" not in first.output
+    cursor = re.search(r"more: --after (\S+)", first.output)
+    assert cursor, first.output
+    rest = run(url, "account", "history", "alice", "--limit", "2", "--after", cursor.group(1))
+    assert rest.exit_code == 0 and "v1" in rest.output and "t1" not in rest.output and "more:" not in rest.output
+
 def test_refusals_exit_non_zero_with_the_result_code(url):
     run(url, "account", "create", "a", "--no-overdraft")
     run(url, "account", "create", "b")
