@@ -10,19 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
-from rich.text import Text
 
 from danbao.bench import SECONDS_DEFAULT
 from danbao.cli.codes import CliCode
+from danbao.cli.output import console, fail
+from danbao.errors import DanbaoError
 
 if TYPE_CHECKING:
     from danbao.bench.ledger_bench import Figure, FigureKey
 
 app = typer.Typer(help="Measure throughput.", no_args_is_help=True)
-console = Console(markup=False)  # as danbao.cli.main's: styles from Text only
 
 
 @contextmanager
@@ -40,9 +39,7 @@ def _postgres(postgres_url: str | None, wanted: bool, *databases: str) -> Iterat
     try:
         pg = ThrowawayPostgres().start()
     except PostgresMissing as error:
-        message = f" {CliCode.postgres_missing.value}: {error}; or run with --backend sqlite, or --postgres-url"
-        Console(stderr=True, soft_wrap=True, markup=False).print(Text.assemble(("error", "red"), message))
-        raise typer.Exit(2) from error
+        fail(DanbaoError(f"{error}; or run with --backend sqlite, or --postgres-url", code=CliCode.postgres_missing))
     try:
         yield {name: pg.create_database(name) for name in databases}
     finally:

@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from danbao.cli.codes import CliCode
+from danbao.cli.output import console, fail
+from danbao.errors import DanbaoError
 from danbao.money import format_amount
 
 if TYPE_CHECKING:
     from danbao.sim.market import MarketReport
 
-console = Console(markup=False)  # as danbao.cli.main's: styles from Text only
 DEMO_DATABASE = "danbao-demo.db"
 
 
@@ -48,8 +49,7 @@ def demo(
         try:
             report = simulate(f"sqlite:///{database}", plan, lambda done, total: progress.update(task, completed=done))
         except MarketNotEmpty as error:  # pragma: no cover - the file was just removed
-            console.print(Text.assemble(("error", "red"), f" {error}"))
-            raise typer.Exit(2) from error
+            fail(DanbaoError(str(error), code=CliCode.database_not_empty))
     render(report)
     if not report.audit_ok:
         raise typer.Exit(1)

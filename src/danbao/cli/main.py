@@ -12,14 +12,14 @@ import signal
 import time
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Iterator, NoReturn, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from danbao.cli.codes import CliCode
+from danbao.cli.output import console, err, fail
 from danbao.clock import NS_PER_SECOND
 from danbao.errors import DanbaoError
 from danbao.money import format_amount, parse_amount
@@ -32,12 +32,6 @@ if TYPE_CHECKING:
 app = typer.Typer(help="danbao: trust and payments for commerce.", no_args_is_help=True, add_completion=False)
 account_app = typer.Typer(help="Open and inspect ledger accounts.", no_args_is_help=True)
 app.add_typer(account_app, name="account")
-# soft_wrap: a line longer than the terminal (or than 80 columns, in a log) is never
-# broken, so a key, an id or a URL arrives whole wherever the output goes. markup=False:
-# text in brackets (an id, a message quoting input, a tampered row the audit reports) is
-# printed as it is, never read as Rich styles; styles come only from Text.
-console = Console(soft_wrap=True, markup=False)
-err = Console(stderr=True, soft_wrap=True, markup=False)
 
 _state: dict[str, Optional[str]] = {"url": None}
 
@@ -50,12 +44,6 @@ def _root(
     ),
 ) -> None:
     _state["url"] = database_url
-
-
-def _fail(error: DanbaoError) -> NoReturn:
-    """A store or input error is one line and exit code 2, not a traceback."""
-    err.print(Text.assemble(("error", "red"), f" {error.code}: {error.message}"))
-    raise typer.Exit(2)
 
 
 @contextmanager
@@ -78,7 +66,7 @@ def _store(*, schema: bool = True) -> Iterator[Database]:
             )
         yield db
     except DanbaoError as error:
-        _fail(error)
+        fail(error)
     finally:
         if db is not None:
             db.dispose()
@@ -204,7 +192,7 @@ def account_create(
 def _existing_account(ledger: Ledger, id: str) -> Account:
     account = ledger.account(id)
     if account is None:
-        _fail(DanbaoError(f"no account {id!r}", code=CliCode.account_not_found))
+        fail(DanbaoError(f"no account {id!r}", code=CliCode.account_not_found))
     return account
 
 
@@ -239,7 +227,7 @@ def _moment(text: str) -> int:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        _fail(DanbaoError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00", field="at", code=CliCode.timestamp_invalid))
+        fail(DanbaoError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00", field="at", code=CliCode.timestamp_invalid))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return (parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000
@@ -381,7 +369,7 @@ def admin_key(
         try:
             issued = new_operator_key(ApiKeys(ledger, SystemClock()), Trades(ledger).parties, revoke_others=revoke_others)
         except TooManyKeys as error:
-            _fail(DanbaoError(f"{error}: revoke one, or pass --revoke-others", code=CliCode.too_many_keys))
+            fail(DanbaoError(f"{error}: revoke one, or pass --revoke-others", code=CliCode.too_many_keys))
     console.print(Text.assemble("operator admin key (shown once, keep it safe): ", (issued.key, "bold")))
 
 
@@ -411,7 +399,7 @@ def serve(
     try:
         services = Services.open(_state["url"], webhooks=WebhookSettings(private_networks=webhooks_to_private_networks))
     except DanbaoError as error:
-        _fail(error)
+        fail(error)
     admin = bootstrap_operator(services.keys, services.trades.parties)
     if admin is not None:
         console.print(Text.assemble("operator admin key (shown once, keep it safe): ", (admin.key, "bold")))
