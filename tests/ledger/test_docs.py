@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from danbao.ledger import group_commit, model
 from danbao.ledger import ledger as ledger_module
-from danbao.ledger import model
 from danbao.ledger.model import AccountFlags, AccountKind, TransferFlags
 from danbao.ledger.results import Result
 from danbao.money import AMOUNT_MAX_MINOR
@@ -24,6 +24,8 @@ BOUNDS = {
     "PAGE_LIMIT_MAX": model.PAGE_LIMIT_MAX,
     "EXPIRIES_PER_BATCH_MAX": ledger_module.EXPIRIES_PER_BATCH_MAX,
     "HISTORY_MARK_EVERY": model.HISTORY_MARK_EVERY,
+    "QUEUE_REQUESTS_MAX": group_commit.QUEUE_REQUESTS_MAX,
+    "WORKS_PER_GROUP_MAX": ledger_module.WORKS_PER_GROUP_MAX,
 }
 
 
