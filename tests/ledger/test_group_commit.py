@@ -42,6 +42,13 @@ async def submit_all(c: GroupCommitter[int, int], payloads: list[int]) -> list[o
     return await asyncio.gather(*(c.submit_async(p) for p in payloads), return_exceptions=True)
 
 
+def _until_queued(c: GroupCommitter[int, int], count: int) -> None:
+    """Until `count` items have been put on the writer's queue, taken off it since or not
+    (a queue's unfinished tasks count every put until task_done, which it never gets)."""
+    with c._queue.not_empty:  # notified at every put; its mutex is held
+        assert c._queue.not_empty.wait_for(lambda: c._queue.unfinished_tasks >= count, timeout=30)
+
+
 def test_one_turns_callers_are_one_group_committed_on_the_loop_thread() -> None:
     recorder = Recorder()
     c = committer(recorder)
@@ -280,13 +287,6 @@ def test_an_asyncio_caller_racing_close_is_refused_not_left_waiting() -> None:
     outcomes = asyncio.run(main())
     assert len(outcomes) == 1 and isinstance(outcomes[0], RuntimeError) and "closed" in str(outcomes[0])
     assert recorder.writer_groups == []
-
-
-def _until_queued(c: GroupCommitter[int, int], count: int) -> None:
-    """Until `count` items have been put on the writer's queue, taken off it since or not
-    (a queue's unfinished tasks count every put until task_done, which it never gets)."""
-    with c._queue.not_empty:  # notified at every put; its mutex is held
-        assert c._queue.not_empty.wait_for(lambda: c._queue.unfinished_tasks >= count, timeout=30)
 
 
 def test_close_commits_every_request_already_queued_before_it_stops() -> None:

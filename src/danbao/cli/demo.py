@@ -55,13 +55,9 @@ def demo(
         raise typer.Exit(1)
 
 
-def _money(minor: int) -> str:
+def render(report: MarketReport) -> None:
     from danbao.sim.market import CURRENCY
 
-    return f"{format_amount(minor, CURRENCY)} {CURRENCY}"
-
-
-def render(report: MarketReport) -> None:
     plan = report.plan
     console.print(
         Text.assemble(
@@ -93,7 +89,7 @@ def render(report: MarketReport) -> None:
         ("insurance pool now, counting what sellers owe it", report.insurance_pool),
         ("sellers' debts to the pool", report.seller_debts),
     ):
-        money.add_row(label, _money(value))
+        money.add_row(label, f"{format_amount(value, CURRENCY)} {CURRENCY}")
     console.print(money)
     console.print(
         f"false claims rejected: {report.claims_rejected}; late remittances flagged on couriers: {report.late_remittances}"
