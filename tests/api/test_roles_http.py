@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from danbao.api.keys import KEYS_PER_PARTY_MAX
 from danbao.client import ApiError, Danbao
 from tests.api.conftest import Live
 
@@ -143,3 +144,29 @@ def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
         raise AssertionError("a revoked key still works")
     except ApiError as error:
         assert error.status == 401
+
+
+def _live_key_ids(live: Live, party_id: str) -> set[str]:
+    return {k["id"] for k in live.admin.request("GET", f"/v1/parties/{party_id}/keys", params={"limit": 100})["data"] if k["revoked_at"] is None}
+
+
+def test_a_party_holds_a_bounded_number_of_live_keys(live: Live) -> None:
+    live.party("buyer", "ann")  # with its first key
+    for _ in range(KEYS_PER_PARTY_MAX - 1):
+        live.admin.issue_key("ann")
+    held = _live_key_ids(live, "ann")
+    assert len(held) == KEYS_PER_PARTY_MAX
+    try:
+        live.admin.issue_key("ann")
+        raise AssertionError("a key past the bound was issued")
+    except ApiError as error:
+        assert (error.status, error.code) == (400, "keys_limit")
+    assert _live_key_ids(live, "ann") == held
+    # A rotation at the bound replaces one key with another; a revoked key frees its place.
+    some = sorted(held)[0]
+    rotated = live.admin.rotate_key(some)
+    assert _live_key_ids(live, "ann") == held - {some} | {rotated.id}
+    live.admin.revoke_key(rotated.id)
+    fresh = live.admin.issue_key("ann")
+    assert len(_live_key_ids(live, "ann")) == KEYS_PER_PARTY_MAX
+    assert live.client(fresh.key).accounts() == []

@@ -20,6 +20,7 @@ from danbao.api.signature import SECRET_OVERLAP_SECONDS_DEFAULT, SECRET_OVERLAP_
 from danbao.api.webhooks import (
     ATTEMPTS_MAX,
     CLAIM_SECONDS,
+    ENDPOINTS_PER_PARTY_MAX,
     RETRY_BACKOFF_BASE_SECONDS,
     RETRY_BACKOFF_MAX_SECONDS,
 )
@@ -268,6 +269,24 @@ def test_a_party_that_replaced_many_endpoints_still_reaches_its_newest(live: Liv
     assert len({e.id for e in first + rest}) == 71
     assert ann.deliveries(newest.id) == ([], None)
     assert ann.disable_webhook(newest.id).disabled_at is not None
+
+
+def test_a_party_has_a_bounded_number_of_active_endpoints(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    active = {ann.register_webhook(f"http://127.0.0.1:9/e{n}", ["*"]).id for n in range(ENDPOINTS_PER_PARTY_MAX)}
+    try:
+        ann.register_webhook("http://127.0.0.1:9/one-more", ["*"])
+        raise AssertionError("an endpoint past the bound was registered")
+    except ApiError as error:
+        assert (error.status, error.code) == (400, "endpoints_limit")
+    listed, _ = ann.webhooks()
+    assert {e.id for e in listed} == active
+    # A disabled endpoint frees its place.
+    ann.disable_webhook(sorted(active)[0])
+    newest = ann.register_webhook("http://127.0.0.1:9/one-more", ["*"])
+    listed, _ = ann.webhooks()
+    assert len(listed) == ENDPOINTS_PER_PARTY_MAX + 1
+    assert sum(e.disabled_at is None for e in listed) == ENDPOINTS_PER_PARTY_MAX and newest.id in {e.id for e in listed}
 
 
 def test_a_webhook_list_refuses_a_cursor_it_did_not_issue(live: Live) -> None:

@@ -349,3 +349,14 @@ def test_a_lost_admin_key_is_replaced_and_a_leaked_one_revoked(url):
     assert keys.verify(lost) is None and keys.verify(kept) is None
     assert keys.verify(fresh).role == "operator"  # type: ignore[union-attr]
     db.dispose()
+
+
+def test_admin_key_at_the_operators_bound_is_refused_until_others_are_revoked(url):
+    from danbao.api.keys import KEYS_PER_PARTY_MAX
+
+    for _ in range(KEYS_PER_PARTY_MAX):
+        assert run(url, "admin-key").exit_code == 0
+    refused = run(url, "admin-key")
+    assert refused.exit_code == 2 and "too_many_keys" in refused.output and "dbk_" not in refused.output
+    replaced = run(url, "admin-key", "--revoke-others")
+    assert replaced.exit_code == 0 and len(re.findall(r"dbk_", replaced.output)) == 1
