@@ -1,5 +1,6 @@
 """docs/ledger.md tells the truth: every result code in guard order with whether it is
-transient, every flag with its value, every kind, and every bound with its value."""
+transient, every read code, every flag with its value, every kind, and every bound with
+its value."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from danbao.ledger import group_commit, model
 from danbao.ledger import ledger as ledger_module
 from danbao.ledger.model import AccountFlags, AccountKind, TransferFlags
-from danbao.ledger.results import Result
+from danbao.ledger.results import ReadCode, Result
 from danbao.money import AMOUNT_MAX_MINOR
 
 DOC = (Path(__file__).parents[2] / "docs" / "ledger.md").read_text()
@@ -32,6 +33,11 @@ BOUNDS = {
 def test_every_result_code_is_documented_in_guard_order_with_whether_it_is_transient() -> None:
     rows = re.findall(r"^\| `(\w+)` \| (yes|no) \|", DOC, flags=re.MULTILINE)
     assert rows == [(r.value, "yes" if r.transient else "no") for r in Result]
+
+
+def test_every_read_code_is_documented_in_order() -> None:
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \|", DOC, flags=re.MULTILINE)
+    assert [code for code, _ in rows] == [c.value for c in ReadCode]
 
 
 def test_every_flag_is_documented_with_its_value() -> None:

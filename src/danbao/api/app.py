@@ -36,6 +36,7 @@ from danbao.api.routes import money, operator, parties, trades, webhooks
 from danbao.api.services import Services
 from danbao.errors import DanbaoError
 from danbao.ledger.joined import joining
+from danbao.ledger.results import ReadCode
 from danbao.trade import Party
 from danbao.trade.errors import TradeCode
 
@@ -44,7 +45,7 @@ METRIC_SERIES_MAX = 10_000
 TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 # Field names whose validation failures carry the domain's own code.
 FIELD_CODES = {"amount": TradeCode.amount_invalid, "currency": TradeCode.currency_unknown, "model": TradeCode.model_unknown, "role": TradeCode.role_invalid, "items": TradeCode.items_invalid, "name": TradeCode.name_invalid,
-               "reason": TradeCode.claim_reason_invalid, "evidence": TradeCode.evidence_invalid, "decision": TradeCode.decision_invalid, "method": TradeCode.collect_method_invalid, "limit": TradeCode.limit_invalid, "after": TradeCode.cursor_invalid}
+               "reason": TradeCode.claim_reason_invalid, "evidence": TradeCode.evidence_invalid, "decision": TradeCode.decision_invalid, "method": TradeCode.collect_method_invalid, "limit": ReadCode.limit_invalid, "after": ReadCode.cursor_invalid}
 
 
 def create_app(services: Services) -> FastAPI:

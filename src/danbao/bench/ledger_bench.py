@@ -196,7 +196,7 @@ def ledger_rate(
             for j in range(batch):
                 k += 7919
                 credit = names[0] if hot else names[k % accounts]
-                transfers.append(NewTransfer(f"{run}-{first + j}", source, credit, 1, "USD", code="bench"))
+                transfers.append(NewTransfer(f"{run}-{first + j}", source, credit, 1, "USD", "bench"))
             return transfers, k
 
         def check(results: list[TransferResult]) -> int:

@@ -13,7 +13,6 @@ class CliCode(str, Enum):
     database_not_found = "database_not_found"  # no SQLite file where the URL points: run `danbao init`
     schema_out_of_date = "schema_out_of_date"  # the database's schema is older (or newer) than this danbao's
     account_not_found = "account_not_found"  # `account show/history/holds` of an id the ledger does not have
-    timestamp_invalid = "timestamp_invalid"  # `--at` is not an ISO 8601 time
     too_many_keys = "too_many_keys"  # `admin-key`: the operator holds the most live keys it may
     database_not_empty = "database_not_empty"  # `demo`: its database must be its own
     postgres_missing = "postgres_missing"  # `bench`: no PostgreSQL binaries for a throwaway cluster

@@ -227,7 +227,9 @@ def _moment(text: str) -> int:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        fail(DanbaoError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00", field="at", code=CliCode.timestamp_invalid))
+        from danbao.ledger.results import ReadCode  # the ledger's own code for a bad moment
+
+        fail(DanbaoError(f"{text!r} is not an ISO 8601 time such as 2026-11-23T10:00:00", field="at", code=ReadCode.timestamp_invalid))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return (parsed - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1) * 1000

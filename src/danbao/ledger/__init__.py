@@ -21,7 +21,7 @@ from danbao.ledger.model import (
     TransferFlags,
     TransferResult,
 )
-from danbao.ledger.results import Result
+from danbao.ledger.results import ReadCode, Result
 
 __all__ = [
     "PAGE_LIMIT_MAX",
@@ -40,6 +40,7 @@ __all__ = [
     "NewAccount",
     "NewTransfer",
     "Page",
+    "ReadCode",
     "Result",
     "Transfer",
     "TransferFlags",

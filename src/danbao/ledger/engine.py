@@ -37,6 +37,7 @@ from danbao.money import AMOUNT_MAX_MINOR, is_currency
 
 NS_PER_SECOND = 1_000_000_000
 EXPIRY_ID_PREFIX = "~"  # client ids cannot start with it, so expiry entries never collide
+EXPIRY_CODE = "expiry"  # why an entry that voids an expired hold moved money (a transfer code)
 
 _LINKED = int(TransferFlags.linked)
 _PENDING = int(TransferFlags.pending)
@@ -452,7 +453,7 @@ def _expire(o: _Overlay, hold: Hold) -> None:
         amount=hold.amount,
         hold_amount=hold.amount,
         currency=hold.currency,
-        code="expiry",
+        code=EXPIRY_CODE,
         ref=None,
         metadata=None,
         flags=_EXPIRY,

@@ -43,7 +43,7 @@ from danbao.ledger.model import (
     TransferResult,
     checked_batch,
 )
-from danbao.ledger.results import Result
+from danbao.ledger.results import ReadCode, Result
 from danbao.ledger.rows import (
     ACCOUNT_ROWS,
     ACCOUNT_SELECT,
@@ -604,7 +604,7 @@ class Ledger:
     def balance_at(self, account_id: str, timestamp_ns: int) -> Balance:
         """The account's four totals just after the last entry at or before `timestamp_ns`."""
         if type(timestamp_ns) is not int or not 0 <= timestamp_ns <= TOTAL_MAX:
-            raise DanbaoError("timestamp must be nanoseconds since the epoch", field="timestamp", code="timestamp_invalid")
+            raise DanbaoError("timestamp must be nanoseconds since the epoch", field="timestamp", code=ReadCode.timestamp_invalid)
         if not storable(account_id):
             return Balance(0, 0, 0, 0)  # as for any account with no entries
         return self.db.read(lambda conn: history.balance_at(conn, account_id, timestamp_ns))
@@ -613,7 +613,7 @@ class Ledger:
         limit = _page_limit(limit)
         since = _cursor(after)
         if state not in HoldState.__members__:
-            raise DanbaoError(f"state must be one of {', '.join(HoldState.__members__)}", field="state", code="state_invalid")
+            raise DanbaoError(f"state must be one of {', '.join(HoldState.__members__)}", field="state", code=ReadCode.state_invalid)
         if account_id is not None and not storable(account_id):
             return Page([], None)
         query = select(holds_t).where(holds_t.c.state == state, holds_t.c.timestamp > since)
@@ -633,7 +633,7 @@ def _page(rows: list[Any], limit: int) -> Page:
 
 def _page_limit(limit: int) -> int:
     if type(limit) is not int or not 1 <= limit <= PAGE_LIMIT_MAX:
-        raise DanbaoError(f"limit must be between 1 and {PAGE_LIMIT_MAX}", field="limit", code="limit_invalid")
+        raise DanbaoError(f"limit must be between 1 and {PAGE_LIMIT_MAX}", field="limit", code=ReadCode.limit_invalid)
     return limit
 
 
@@ -641,7 +641,7 @@ def _cursor(after: str | None) -> int:
     if after is None:
         return -1
     if not isinstance(after, str) or not is_bigint_text(after):
-        raise DanbaoError("cursor is not one this server issued", field="after", code="cursor_invalid")
+        raise DanbaoError("cursor is not one this server issued", field="after", code=ReadCode.cursor_invalid)
     return int(after)
 
 

@@ -1,7 +1,10 @@
-"""Result codes: one closed, ordered enum for every account and transfer the ledger sees.
+"""Result codes: one closed, ordered enum for every account and transfer the ledger sees,
+and one for the reads it refuses.
 
-The order is the order of the guards in `engine.py`: the first failing guard names the
-result. `transient` says whether submitting the same thing again could ever succeed.
+The order of `Result` is the order of the guards in `engine.py`: the first failing guard
+names the result. `transient` says whether submitting the same thing again could ever
+succeed. `ReadCode` names what is wrong with a read's arguments; the layers above page
+and read with the same rules, so they give the same codes.
 """
 
 from __future__ import annotations
@@ -66,3 +69,10 @@ _TRANSIENT = frozenset(
         Result.exceeds_debits,
     }
 )
+
+
+class ReadCode(str, Enum):
+    limit_invalid = "limit_invalid"  # a page's size is not 1 to its bound
+    cursor_invalid = "cursor_invalid"  # `after` is not a cursor this server gave out
+    timestamp_invalid = "timestamp_invalid"  # a moment that is not nanoseconds since the epoch
+    state_invalid = "state_invalid"  # a hold state that does not exist

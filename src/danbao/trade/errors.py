@@ -1,7 +1,8 @@
 """The trade engine's refusals: one closed enum of stable codes, and the error that carries one.
 
 A refused operation changes nothing. Money refusals reuse the ledger's own result codes
-(`insufficient_funds`, ...) rather than inventing new names for them.
+(`insufficient_funds`, ...) rather than inventing new names for them, and paging refusals
+its read codes (`limit_invalid`, `cursor_invalid`).
 """
 
 from __future__ import annotations
@@ -39,12 +40,10 @@ class TradeCode(str, Enum):
     courier_required = "courier_required"
     courier_cash_limit = "courier_cash_limit"
     collect_method_invalid = "collect_method_invalid"
-    limit_invalid = "limit_invalid"
-    cursor_invalid = "cursor_invalid"
 
 
 class TradeError(DanbaoError):
-    """A refused trade operation, with a `TradeCode` or a ledger `Result` as its code."""
+    """A refused trade operation, with a `TradeCode`, a ledger `Result` or a `ReadCode` as its code."""
 
     def __init__(self, code: str | Enum, message: str, *, field: str | None = None):
         super().__init__(message, field=field, code=code)

@@ -15,7 +15,7 @@ from typing import Any
 
 from danbao.errors import invariant
 from danbao.ids import Ids
-from danbao.ledger import Ledger
+from danbao.ledger import Ledger, ReadCode
 from danbao.ledger.transaction import LedgerTransaction
 from danbao.text import storable
 from danbao.trade import accounts, repository
@@ -107,7 +107,7 @@ class Trades:
     def events(self, trade_id: str, party_id: str, *, after_seq: int = 0, limit: int = 100) -> list[TradeEvent]:
         limit = _limit(limit, EVENTS_PER_PAGE_MAX)
         if type(after_seq) is not int or not 0 <= after_seq <= SEQ_MAX:
-            raise TradeError(TradeCode.cursor_invalid, f"after_seq must be 0 to {SEQ_MAX}", field="after_seq")
+            raise TradeError(ReadCode.cursor_invalid, f"after_seq must be 0 to {SEQ_MAX}", field="after_seq")
 
         def read(raw) -> list[TradeEvent]:  # type: ignore[no-untyped-def]
             self._visible(raw, trade_id, party_id)
@@ -491,5 +491,5 @@ def _items(items: object) -> str:
 
 def _limit(limit: int, most: int) -> int:
     if type(limit) is not int or not 1 <= limit <= most:
-        raise TradeError(TradeCode.limit_invalid, f"limit must be between 1 and {most}", field="limit")
+        raise TradeError(ReadCode.limit_invalid, f"limit must be between 1 and {most}", field="limit")
     return limit

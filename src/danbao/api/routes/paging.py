@@ -8,9 +8,8 @@ from typing import Annotated, Any
 from fastapi import Query
 
 from danbao.errors import DanbaoError
-from danbao.ledger import PAGE_LIMIT_MAX
+from danbao.ledger import PAGE_LIMIT_MAX, ReadCode
 from danbao.store.schema import is_bigint_text
-from danbao.trade.errors import TradeCode
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)]
 PAGE_DEFAULT = 100
@@ -25,7 +24,7 @@ def cursor(after: str | None, *shape: type) -> tuple[Any, ...] | None:
         return None
     pieces = after.split(":")
     if len(after) > 200 or len(pieces) != len(shape) or not all(kind is str or is_bigint_text(p) for kind, p in zip(shape, pieces)):
-        raise DanbaoError("cursor is not one this server issued", field="after", code=TradeCode.cursor_invalid)
+        raise DanbaoError("cursor is not one this server issued", field="after", code=ReadCode.cursor_invalid)
     return tuple(kind(p) for kind, p in zip(shape, pieces))
 
 
