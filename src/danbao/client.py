@@ -181,6 +181,11 @@ class Danbao:
         page = self.request("GET", "/v1/events", params={"limit": limit, **({"after": after} if after else {})})
         return [EventOut.model_validate(e) for e in page["data"]], page["next_cursor"]
 
+    def disputes(self, after: str | None = None, limit: int = 100) -> tuple[list[TradeOut], str | None]:
+        """The trades waiting on an arbiter's decision, oldest first (arbiters and operators)."""
+        page = self.request("GET", "/v1/disputes", params={"limit": limit, **({"after": after} if after else {})})
+        return [TradeOut.model_validate(t) for t in page["data"]], page["next_cursor"]
+
     # -- webhooks and operations ------------------------------------------------------
 
     def register_webhook(self, url: str, event_types: list[str]) -> WebhookEndpointOut:

@@ -107,6 +107,7 @@ BEYOND_BIGINT = str(2**63)
         f"/v1/events?after=1:t_x:{BEYOND_BIGINT}",
         f"/v1/accounts/ann.wallet.CNY/transfers?after={BEYOND_BIGINT}",
         "/v1/trades?after=99999999999999999999:t_x",
+        f"/v1/disputes?after={BEYOND_BIGINT}:t_x",
     ],
 )
 def test_a_cursor_beyond_what_a_column_holds_is_invalid_not_a_500(ann: httpx.Client, path: str) -> None:

@@ -43,7 +43,14 @@ def op(name: str, **body: object) -> Callable[[Danbao, str], object]:
     return lambda c, t: c.act(t, name, **body)
 
 
+def in_the_arbiters_queue(c: Danbao, trade_id: str) -> None:
+    waiting, _ = c.disputes(limit=1000)
+    assert trade_id in {t.id for t in waiting}
+
+
 row("view", "escrow", [], lambda c, t: c.trade(t), buyer=200, seller=200, arbiter=200, operator=200)
+# The queue is no one party's: anyone but an arbiter or operator is refused by role.
+row("disputes", "escrow", DISPUTED, in_the_arbiters_queue, arbiter=200, operator=200, courier=403, stranger=403)
 row("events", "escrow", [], lambda c, t: c.trade_events(t), buyer=200, seller=200, arbiter=200, operator=200)
 row("pay", "escrow", [], op("pay"), buyer=200)
 row("cancel", "escrow", [], op("cancel"), buyer=200, seller=200)

@@ -38,6 +38,27 @@ def test_a_disputed_escrow_trade_decided_by_an_arbiter(live: Live) -> None:
     assert live.admin.audit().ok
 
 
+def test_an_arbiter_finds_the_disputes_waiting_on_it_page_by_page(live: Live) -> None:
+    buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
+    buyer.top_up(100_00, CUR)
+    assert arbiter.disputes() == ([], None)
+    disputed = []
+    for _ in range(3):
+        t = buyer.create_trade(seller_id="tea", model="escrow", amount=10_00, currency=CUR)
+        buyer.pay(t.id)
+        seller.ship(t.id)
+        buyer.request_refund(t.id, 10_00)
+        seller.act(t.id, "refuse-refund")
+        disputed.append(buyer.act(t.id, "dispute"))
+        live.clock.advance(1)
+    first, after = arbiter.disputes(limit=2)
+    rest, end = arbiter.disputes(after=after, limit=2)
+    assert [t.id for t in first + rest] == [t.id for t in disputed] and end is None
+    assert first[0] == disputed[0]  # the trade as it stands: what the arbiter decides on
+    arbiter.act(disputed[0].id, "arbitrate", decision="release")
+    assert [t.id for t in arbiter.disputes()[0]] == [t.id for t in disputed[1:]]
+
+
 def test_a_direct_trade_with_an_upheld_claim(live: Live) -> None:
     buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
     live.admin.fund_insurance(1_000_00, CUR)

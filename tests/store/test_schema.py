@@ -29,6 +29,29 @@ def test_migrations_create_exactly_the_declared_tables_and_columns(db):
         assert migrated_indexes == {i.name for i in table.indexes}, name
 
 
+def _index_sql(url: str) -> dict[str, str]:
+    db = Database(url)
+    try:
+        with db.engine.connect() as conn:
+            return dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").all())
+    finally:
+        db.dispose()
+
+
+def test_every_index_the_migrations_make_is_the_one_the_schema_declares(tmp_path):
+    """Columns, their order and a partial index's predicate too (SQLite keeps each index's
+    CREATE statement): queries are written for the indexes the schema declares."""
+    migrated = Database(f"sqlite:///{tmp_path}/migrated.db")
+    upgrade(migrated)
+    migrated.dispose()
+    declared = Database(f"sqlite:///{tmp_path}/declared.db")
+    metadata.create_all(declared.engine)
+    declared.dispose()
+    made = _index_sql(f"sqlite:///{tmp_path}/migrated.db")
+    assert made == _index_sql(f"sqlite:///{tmp_path}/declared.db")
+    assert "WHERE status IN ('claimed', 'disputed')" in made["ix_trades_awaiting_arbiter"]
+
+
 def test_upgrade_is_idempotent(db):
     upgrade(db)
     upgrade(db)

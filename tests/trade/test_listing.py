@@ -1,11 +1,12 @@
 """A party's trades, listed in pages: every trade once, oldest first, whatever role the
-party plays, and a page costs the same however many trades the party has."""
+party plays, and a page costs the same however many trades the party has. The same for
+the arbiters' queue of trades waiting on a decision."""
 
 from __future__ import annotations
 
 import pytest
 
-from danbao.trade import repository
+from danbao.trade import TradeError, repository
 from tests.trade.helpers import Market
 
 
@@ -156,3 +157,77 @@ def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(
     # Joined to the trades and sorted, every page read all 600 of the buyer's events (13
     # and 238 steps); along the feed, a page reads a page.
     assert many < 2 * few, (few, many)
+
+
+def _queue(m: Market, party: str, limit: int) -> list[str]:
+    seen: list[str] = []
+    after = None
+    for _ in range(1_000):  # a bound on the pages, far past what the trades need
+        page = m.trades.awaiting_arbiter(party, after=after, limit=limit)
+        seen += [t.id for t in page]
+        if len(page) < limit:
+            return seen
+        after = (page[-1].created_at, page[-1].id)
+    raise AssertionError("the pages never ended")
+
+
+def _disputed(m: Market) -> str:
+    t = m.trades.ship(m.trades.pay(m.new_trade(amount=100).id, m.buyer).id, m.seller)
+    t = m.trades.refuse_refund(m.trades.request_refund(t.id, m.buyer, 100).id, m.seller)
+    return m.trades.dispute(t.id, m.buyer).id
+
+
+def _claimed(m: Market) -> str:
+    t = m.trades.pay(m.new_trade("direct", amount=100).id, m.buyer)
+    return m.trades.claim(t.id, m.buyer, reason="non_delivery", evidence="never came").id
+
+
+def test_arbiters_page_through_the_trades_waiting_on_a_decision_until_it_is_made(market: Market) -> None:
+    market.trades.parties.deposit(market.seller, 50_000, "CNY")
+    market.trades.parties.fund_insurance(market.operator, 100_000, "CNY")
+    market.trades.pay(market.new_trade(amount=100).id, market.buyer)  # in no one's queue
+    waiting = [_disputed(market), _claimed(market), _disputed(market), _claimed(market)]
+    market.days(1)
+    settled_by_seller = _claimed(market)
+    in_order = [t.id for t in sorted((market.trades.get(i, market.arbiter) for i in waiting), key=lambda t: (t.created_at, t.id))]
+    for party in (market.arbiter, market.operator):
+        for limit in (1, 3, 100):
+            assert _queue(market, party, limit) == [*in_order, settled_by_seller], (party, limit)
+    market.trades.arbitrate(waiting[0], market.arbiter, "refund_full")
+    market.trades.uphold_claim(waiting[1], market.arbiter)
+    market.trades.settle_claim(settled_by_seller, market.seller)
+    assert _queue(market, market.arbiter, 100) == [i for i in in_order if i in waiting[2:]]
+
+
+def test_only_arbiters_and_operators_see_the_queue(market: Market) -> None:
+    _disputed(market)
+    for party in (market.buyer, market.seller, market.courier, market.stranger, "nobody"):
+        with pytest.raises(TradeError) as e:
+            market.trades.awaiting_arbiter(party)
+        assert e.value.code == "role_forbidden", party
+    with pytest.raises(TradeError) as e:
+        market.trades.awaiting_arbiter(market.arbiter, limit=0)
+    assert e.value.code == "limit_invalid"
+
+
+def test_the_queue_is_the_statuses_an_arbiter_decides_and_its_index_holds_only_them() -> None:
+    from danbao.store.schema import AWAITING_ARBITER_STATUSES
+    from danbao.trade.machine import AWAITING_ARBITER
+
+    assert {s.value for s in AWAITING_ARBITER} == {"disputed", "claimed"} == set(AWAITING_ARBITER_STATUSES)
+
+
+def test_a_page_of_the_queue_reads_a_page_however_many_trades_are_not_waiting(market: Market) -> None:
+    if not market.ledger.db.in_process:
+        pytest.skip("counts SQLite's virtual-machine steps, which PostgreSQL has no counter for")
+    for _ in range(12):
+        _disputed(market)
+
+    def queue_steps() -> int:
+        return _steps(market, market.arbiter, pages=1, limit=10, read_page=lambda raw, _, after, limit: repository.trades_awaiting_arbiter(raw, after=after, limit=limit), cursor=lambda t: None)
+
+    few = queue_steps()
+    for _ in range(300):
+        market.trades.pay(market.new_trade(amount=100).id, market.buyer)
+    # Without the partial index, a page scanned every trade for the few that wait.
+    assert queue_steps() < 2 * few, (few, queue_steps())

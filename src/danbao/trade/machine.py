@@ -90,6 +90,10 @@ DUE: dict[tuple[Model, Status], tuple[Action, str | None]] = {
     (Model.cod, S.remitted): (A.settle, None),
 }
 
+# Statuses that wait on an arbiter's decision (an escrow dispute, a direct claim): the
+# arbiters' queue (`Trades.awaiting_arbiter`), read from the table, not listed again.
+AWAITING_ARBITER = frozenset(status for rules in TABLE.values() for (status, _), rule in rules.items() if ARBITER in rule.actors)
+
 # Statuses in which the escrow's confirm clock is stopped.
 CONFIRM_CLOCK_STOPPED = frozenset({S.refund_requested, S.disputed})
 FINAL = frozenset({S.completed, S.refunded, S.closed, S.compensated, S.settled, S.returned})

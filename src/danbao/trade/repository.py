@@ -15,6 +15,7 @@ from danbao.errors import invariant
 from danbao.ledger.transaction import LedgerTransaction
 from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
+from danbao.trade.machine import AWAITING_ARBITER
 from danbao.trade.model import Party, Status, Trade, TradeEvent
 
 _PARTY_FIELDS = tuple(Party.__dataclass_fields__)
@@ -169,6 +170,17 @@ def trades_of(raw: Raw, party_id: str, *, after: tuple[int, str] | None, limit: 
         selects.append(f"SELECT * FROM ({select}) AS by_{column}")
         params += branch_params
     rows = raw.rows(f"SELECT * FROM ({' UNION ALL '.join(selects)}) AS mine ORDER BY created_at, id LIMIT {int(limit)}", params)
+    return [Trade(*row) for row in rows]
+
+
+# Written as the partial index's predicate is (schema.AWAITING_ARBITER_STATUSES), so
+# SQLite's planner, which matches the terms as written, reads that index.
+_AWAITING_ARBITER = f"status IN ({', '.join(repr(s.value) for s in sorted(AWAITING_ARBITER))})"
+
+
+def trades_awaiting_arbiter(raw: Raw, *, after: tuple[int, str] | None, limit: int) -> list[Trade]:
+    """Every trade waiting on an arbiter's decision, oldest first, after a cursor."""
+    rows = raw.rows(*created_page(f"SELECT {_TRADE_COLUMNS} FROM trades WHERE {_AWAITING_ARBITER}", (), after, limit))
     return [Trade(*row) for row in rows]
 
 

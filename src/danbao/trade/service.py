@@ -124,6 +124,20 @@ class Trades:
         limit = _limit(limit, TRADES_PER_PAGE_MAX)
         return self.ledger.db.read_raw(lambda raw: repository.trades_of(raw, party_id, after=after, limit=limit))
 
+    def awaiting_arbiter(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Trade]:
+        """The arbiters' queue: escrow disputes and direct claims waiting on a decision,
+        oldest first. For arbiters, who decide them, and operators, who see every trade;
+        anyone else is `role_forbidden`."""
+        limit = _limit(limit, TRADES_PER_PAGE_MAX)
+
+        def read(raw) -> list[Trade]:  # type: ignore[no-untyped-def]
+            party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
+            if party is None or party.role not in (ARBITER, OPERATOR):
+                raise TradeError(TradeCode.role_forbidden, "only an arbiter or an operator sees the trades waiting on an arbiter")
+            return repository.trades_awaiting_arbiter(raw, after=after, limit=limit)
+
+        return self.ledger.db.read_raw(read)
+
     def claims_rejected(self, buyer_id: str, *, limit: int = 100) -> list[TradeEvent]:
         """Claims an arbiter rejected as unfounded, by the buyer who made them (credit reads these)."""
         limit = _limit(limit, EVENTS_PER_PAGE_MAX)

@@ -98,6 +98,16 @@ def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = PA
     return TradePage(data=[trade_out(t) for t in found], next_cursor=created_cursor(found, limit))
 
 
+@router.get("/disputes", response_model=TradePage)
+def disputes(request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> TradePage:
+    """The arbiters' queue: every trade waiting on an arbiter's decision (an escrow trade
+    in dispute, a direct trade with a claim), oldest first. Arbiters and operators only;
+    anyone else gets 403 `role_forbidden`."""
+    svc, caller = who(request)
+    found = svc.trades.awaiting_arbiter(caller.id, after=cursor(after, int, str), limit=limit)
+    return TradePage(data=[trade_out(t) for t in found], next_cursor=created_cursor(found, limit))
+
+
 @router.get("/trades/{trade_id}", response_model=TradeOut)
 def get_trade(trade_id: str, request: Request) -> TradeOut:
     """A trade the caller is party to (as buyer, seller or courier; an arbiter or operator
