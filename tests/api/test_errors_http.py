@@ -3,6 +3,9 @@ and change nothing."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -284,3 +287,12 @@ def test_health_and_metrics_and_the_openapi_document(live: Live, ann: httpx.Clie
     assert "/v1/trades/{trade_id}/pay" in spec["paths"] and "/v1/webhook-endpoints" in spec["paths"]
     pay = spec["paths"]["/v1/trades/{trade_id}/pay"]["post"]["responses"]
     assert "WWW-Authenticate" in pay["401"]["headers"] and "Retry-After" in pay["503"]["headers"]
+
+
+def test_the_problem_docs_api_shows_is_the_one_the_api_answers(ann: httpx.Client) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "api.md").read_text()
+    shown = json.loads(doc.split("```json\n", 1)[1].split("```", 1)[0])
+    trade = ann.post("/v1/trades", json={"seller_id": "tea", "model": "escrow", "amount": 600_00, "currency": "CNY"}).json()
+    refused = ann.post(f"/v1/trades/{trade['id']}/pay")
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json() == shown

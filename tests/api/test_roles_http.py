@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from danbao.api.keys import KEYS_PER_PARTY_MAX
 from danbao.client import ApiError, Danbao
+from danbao.clock import NS_PER_SECOND
 from tests.api.conftest import Live
 
 CUR = "CNY"
@@ -151,6 +152,18 @@ def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
         raise AssertionError("a revoked key still works")
     except ApiError as error:
         assert error.status == 401
+
+
+def test_a_key_is_answered_as_it_is_listed_when_issued_and_when_rotated(live: Live) -> None:
+    live.admin.create_party("buyer", "Ann", id="ann")
+    live.clock.advance(1)
+    issued = live.admin.issue_key("ann")
+    live.clock.advance(1)
+    rotated = live.admin.rotate_key(issued.id)
+    listed = {k["id"]: k for k in live.admin.request("GET", "/v1/parties/ann/keys")["data"]}
+    for answer in (issued, rotated):
+        assert answer.key is not None and answer.created_at == listed[answer.id]["created_at"] == live.clock.now_ns() - (answer is issued) * NS_PER_SECOND
+    assert listed[issued.id]["revoked_at"] == rotated.created_at and listed[rotated.id]["revoked_at"] is None
 
 
 def _live_key_ids(live: Live, party_id: str) -> set[str]:

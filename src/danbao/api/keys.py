@@ -45,6 +45,7 @@ class IssuedKey:
     id: str
     party_id: str
     key: str  # the only time the secret is seen
+    created_at: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,7 @@ class ApiKeys:
             issued = self.ledger.transaction(lambda txn: work(txn.raw))
         else:
             issued = self._revoking(revoke, lambda: self.ledger.transaction(lambda txn: work(txn.raw)))
-        return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}") if issued else None
+        return IssuedKey(key_id, party_id, f"{KEY_PREFIX}{key_id}_{secret}", now) if issued else None
 
     def revoke(self, key_id: str) -> bool:
         if not storable(key_id):

@@ -59,7 +59,7 @@ def issue_key(party_id: str, request: Request, body: NoBody | None = None) -> Ke
         issued = svc.keys.issue(party.id)
     except TooManyKeys as error:
         raise DanbaoError(str(error), code=ApiCode.keys_limit) from error
-    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
+    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key, created_at=issued.created_at)
 
 
 @router.get("/parties/{party_id}/keys", response_model=KeyPage)
@@ -92,4 +92,4 @@ def rotate_key(key_id: str, request: Request, body: NoBody | None = None) -> Key
         issued = svc.keys.issue(info.party_id, revoke=key_id)
     except KeyRevoked as error:  # checked in the transaction, so of two rotations one wins
         raise AuthError("a revoked key cannot be rotated", code=ApiCode.key_not_found, field="key_id") from error
-    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key)
+    return KeyOut(id=issued.id, party_id=issued.party_id, key=issued.key, created_at=issued.created_at)
