@@ -75,6 +75,13 @@ CASES = [
     ("webhook URL with a NUL", "/v1/webhook-endpoints", b'{"url": "http://127.0.0.1:9/a\\u0000b", "event_types": ["*"]}', (400, "url_invalid", "url")),
     ("webhook URL without a host", "/v1/webhook-endpoints", b'{"url": "http:///hook", "event_types": ["*"]}', (400, "url_invalid", "url")),
     ("webhook URL with a bad port", "/v1/webhook-endpoints", b'{"url": "http://hooks.example:99999/", "event_types": ["*"]}', (400, "url_invalid", "url")),
+    # The same mistakes, caught by the body's schema before the webhooks see them: the same codes.
+    ("webhook URL not http(s)", "/v1/webhook-endpoints", b'{"url": "ftp://hooks.example/x", "event_types": ["*"]}', (400, "url_invalid", "url")),
+    ("webhook URL not a string", "/v1/webhook-endpoints", b'{"url": 5, "event_types": ["*"]}', (400, "url_invalid", "url")),
+    ("webhook URL too short", "/v1/webhook-endpoints", b'{"url": "http://", "event_types": ["*"]}', (400, "url_invalid", "url")),
+    ("no event type", "/v1/webhook-endpoints", b'{"url": "https://hooks.example/x", "event_types": []}', (400, "event_types_invalid", "event_types")),
+    ("an unknown event type", "/v1/webhook-endpoints", b'{"url": "https://hooks.example/x", "event_types": ["trade.paid", "nope"]}', (400, "event_types_invalid", "event_types.1")),
+    ("event types not a list", "/v1/webhook-endpoints", b'{"url": "https://hooks.example/x", "event_types": "trade.paid"}', (400, "event_types_invalid", "event_types")),
     ("withdraw too much", "/v1/wallet/withdraw", b'{"amount": 5, "currency": "CNY"}', (422, "insufficient_funds", None)),
 ]
 
