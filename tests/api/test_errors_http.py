@@ -99,7 +99,7 @@ def test_the_platform_owners_name_is_no_party_id(live: Live) -> None:
     before = live.admin.audit()
     with pytest.raises(ApiError) as refused:
         live.admin.create_party("buyer", "Mallory", id="platform")
-    assert (refused.value.status, refused.value.code, refused.value.field) == (400, "party_id_invalid", "party_id")
+    assert (refused.value.status, refused.value.code, refused.value.field) == (400, "party_id_invalid", "id")
     with pytest.raises(ApiError) as missing:
         live.admin.request("GET", "/v1/parties/platform")
     assert missing.value.status == 404
@@ -150,6 +150,24 @@ def test_an_id_no_store_can_hold_is_not_found_on_every_route(live: Live, ann: ht
     assert 404 in seen
     after = live.admin.audit()
     assert after.transfers_checked == before.transfers_checked and after.ok
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    (b'{"role": "buyer", "name": "X", "id": "Bad Id"}', (400, "party_id_invalid", "id")),  # the body's schema refuses it
+    (b'{"role": "buyer", "name": "X", "id": 5}', (400, "party_id_invalid", "id")),
+    (b'{"role": "buyer", "name": "X", "id": "platform"}', (400, "party_id_invalid", "id")),  # the trade engine refuses it
+    (b'{"role": "buyer", "name": "X", "id": "ann"}', (409, "party_exists", "id")),
+    (b'{"role": "courier", "name": "X", "cash_limit": -5}', (400, "amount_invalid", "cash_limit")),
+    (b'{"role": "courier", "name": "X", "cash_limit": "5"}', (400, "amount_invalid", "cash_limit")),
+])
+def test_a_party_refused_names_the_body_member_at_fault_with_one_code_however_it_is_caught(live: Live, ann: httpx.Client, body: bytes, expected: tuple) -> None:  # type: ignore[type-arg]
+    def parties() -> list[tuple[str, str]]:
+        return live.services.db.read_raw(lambda raw: raw.rows("SELECT id, name FROM parties ORDER BY id"))
+
+    before = parties()
+    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+    assert problem_of(admin.post("/v1/parties", content=body, headers={"Content-Type": "application/json"})) == expected
+    assert parties() == before
 
 
 def test_operations_without_parameters_refuse_a_body_with_members(live: Live, ann: httpx.Client) -> None:

@@ -38,7 +38,12 @@ def _own_key(svc, caller: Party, key_id: str) -> KeyInfo:  # type: ignore[no-unt
 def create_party(body: PartyIn, request: Request) -> PartyOut:
     """Create a buyer, seller, courier, arbiter or operator (operators only)."""
     svc, _ = who(request, operator=True)
-    return party_out(svc.trades.parties.create(body.role, body.name, party_id=body.id, cash_limit=body.cash_limit))
+    try:
+        return party_out(svc.trades.parties.create(body.role, body.name, party_id=body.id, cash_limit=body.cash_limit))
+    except TradeError as error:
+        if error.field == "party_id":
+            error.field = "id"  # what this body calls it
+        raise
 
 
 @router.get("/parties/{party_id}", response_model=PartyOut)
