@@ -107,8 +107,9 @@ def test_every_operation_by_every_caller(live: Live) -> None:
 
 
 def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
-    ann, bob = live.party("buyer", "ann"), live.party("buyer", "bob")
+    ann, bob, tea, judge = live.party("buyer", "ann"), live.party("buyer", "bob"), live.party("seller", "tea"), live.party("arbiter", "judge")
     ann.top_up(10_00, CUR)
+    tea.top_up(10_00, CUR)
     statuses = {}
     for label, call in {
         "create party (buyer)": lambda: ann.create_party("buyer", "Eve", id="eve"),
@@ -122,6 +123,13 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
         "other's transfers": lambda: bob.request("GET", "/v1/accounts/ann.wallet.CNY/transfers"),
         "other's past balance": lambda: bob.balance_at("ann.wallet.CNY", 0),
         "operator reads any account": lambda: live.admin.request("GET", "/v1/accounts/ann.wallet.CNY"),
+        # The caller's own role may not do it: 403, as for a trade operation of another role.
+        "buy (seller)": lambda: tea.create_trade(seller_id="tea", model="escrow", amount=1_00, currency=CUR),
+        "buy (arbiter)": lambda: judge.create_trade(seller_id="tea", model="escrow", amount=1_00, currency=CUR),
+        "deposit (buyer)": lambda: ann.deposit(1_00, CUR),
+        "withdraw deposit (buyer)": lambda: ann.request("POST", "/v1/deposit/withdraw", json={"amount": 1_00, "currency": CUR}),
+        "repay debt (buyer)": lambda: ann.request("POST", "/v1/debt/repay", json={"amount": 1_00, "currency": CUR}),
+        "deposit (seller)": lambda: tea.deposit(1_00, CUR),
     }.items():
         try:
             call()
@@ -132,6 +140,8 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
         "create party (buyer)": 403, "issue key (buyer)": 403, "audit (buyer)": 403, "fund insurance (buyer)": 403,
         "read other party": 404, "read own party": 200, "read other account": 404, "read own account": 200,
         "other's transfers": 404, "other's past balance": 404, "operator reads any account": 200,
+        "buy (seller)": 403, "buy (arbiter)": 403, "deposit (buyer)": 403, "withdraw deposit (buyer)": 403, "repay debt (buyer)": 403,
+        "deposit (seller)": 200,
     }
 
 

@@ -61,16 +61,21 @@ def test_a_wallet_cannot_give_more_than_it_holds(market: Market) -> None:
     assert market.wallet(market.buyer) == 0
 
 
-def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(market: Market) -> None:
+def test_money_for_unknown_parties_is_refused_and_a_sellers_or_operators_moves_are_theirs_alone(market: Market) -> None:
     with pytest.raises(TradeError) as e:
         market.trades.parties.top_up("nobody", 100, CUR)
     assert e.value.code == "party_not_found"
+    parties = market.trades.parties
+    for move, who in ((parties.deposit, market.buyer), (parties.withdraw_deposit, market.arbiter), (parties.repay_debt, market.courier), (parties.fund_insurance, market.seller)):
+        before = market.snapshot()
+        with pytest.raises(TradeError) as e:
+            move(who, 100, CUR)
+        # The party acting is in a role that may not: forbidden, as a transition its role lacks.
+        assert (e.value.code, e.value.field) == ("role_forbidden", None), move.__name__
+        assert market.snapshot() == before
     with pytest.raises(TradeError) as e:
-        market.trades.parties.deposit(market.buyer, 100, CUR)
-    assert e.value.code == "role_invalid"
-    with pytest.raises(TradeError) as e:
-        market.trades.parties.fund_insurance(market.buyer, 100, CUR)
-    assert e.value.code == "role_invalid"
+        parties.deposit(market.arbiter, 100, CUR)
+    assert str(e.value) == "arbiter is an arbiter; only a seller may do this"
 
 
 @pytest.mark.parametrize(
@@ -87,7 +92,7 @@ def test_money_for_unknown_parties_and_deposits_for_non_sellers_are_refused(mark
         ({"items": {1, 2}}, "items_invalid", "items"),
         ({"seller_id": "nobody"}, "party_not_found", "seller_id"),
         ({"seller_id": "buyer"}, "role_invalid", "seller_id"),
-        ({"buyer_id": "seller"}, "role_invalid", "buyer_id"),
+        ({"buyer_id": "seller"}, "role_forbidden", None),  # the party ordering is the one acting
         ({"buyer_id": "nobody", "seller_id": "nobody-else"}, "party_not_found", "buyer_id"),  # the buyer is checked first
         ({"seller_id": 7}, "party_not_found", "seller_id"),
         ({"seller_id": "sel\x00ler"}, "party_not_found", "seller_id"),  # no store holds such an id

@@ -47,3 +47,8 @@ class TradeError(DanbaoError):
 
     def __init__(self, code: str | Enum, message: str, *, field: str | None = None):
         super().__init__(message, field=field, code=code)
+
+
+def with_article(noun: str) -> str:
+    """`an arbiter`, `a seller`: a role or model named in a refusal's message."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from danbao.errors import invariant
-from danbao.trade.errors import TradeCode, TradeError
+from danbao.trade.errors import TradeCode, TradeError, with_article
 from danbao.trade.model import Action, Model, Status
 
 # Actors, by the part they play: the trade's own buyer, seller and courier; any arbiter
@@ -103,15 +103,11 @@ def authorise(model: Model, status: Status, action: Action, actor: str) -> Rule:
     """The rule for `action` by `actor`, or the refusal: role first, then state."""
     rules = TABLE[model]
     if not any(a == action and actor in rule.actors for (_, a), rule in rules.items()):
-        raise TradeError(TradeCode.role_forbidden, f"{_a(actor)} cannot {action.value} {_a(model.value)} trade")
+        raise TradeError(TradeCode.role_forbidden, f"{with_article(actor)} cannot {action.value} {with_article(model.value)} trade")
     rule = rules.get((status, action))
     if rule is None or actor not in rule.actors:
-        raise TradeError(TradeCode.trade_state_invalid, f"cannot {action.value} {_a(model.value)} trade that is {status.value}")
+        raise TradeError(TradeCode.trade_state_invalid, f"cannot {action.value} {with_article(model.value)} trade that is {status.value}")
     return rule
-
-
-def _a(noun: str) -> str:
-    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def arrive(rule: Rule, to: Status) -> Status:

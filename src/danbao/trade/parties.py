@@ -14,7 +14,7 @@ from danbao.store.raw import Raw
 from danbao.text import storable
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
-from danbao.trade.errors import TradeCode, TradeError
+from danbao.trade.errors import TradeCode, TradeError, with_article
 from danbao.trade.model import NAME_CHARS_MAX, Party, Role
 from danbao.trade.step import move_money
 
@@ -33,21 +33,27 @@ def check_currency(currency: object) -> str:
     return str(currency)
 
 
-def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str = "party_id") -> Party:
-    return load_parties(raw, [(party_id, role, field)])[0]
+def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str = "party_id", acting: bool = False) -> Party:
+    return load_parties(raw, [(party_id, role, field)], acting="party_id" if acting else None)[0]
 
 
-def load_parties(raw: Raw, wanted: list[tuple[str, Role | None, str]]) -> list[Party]:
-    """Parties by (id, role required, field at fault), in one query; refused in order."""
+def load_parties(raw: Raw, wanted: list[tuple[str, Role | None, str]], *, acting: str | None = None) -> list[Party]:
+    """Parties by (id, role required, field at fault), in one query; refused in order.
+
+    `acting` is the field of the party doing what is asked. That party in another role is
+    `role_forbidden`: its role does not allow the act, as in the transition tables. Any
+    other party in the wrong role is `role_invalid`: the request named the wrong party."""
     found = repository.parties(raw, [party_id for party_id, _, _ in wanted])  # skips what cannot be an id
-    return [_checked(found.get(party_id) if isinstance(party_id, str) else None, party_id, role, field) for party_id, role, field in wanted]
+    return [_checked(found.get(party_id) if isinstance(party_id, str) else None, party_id, role, field, field == acting) for party_id, role, field in wanted]
 
 
-def _checked(found: Party | None, party_id: str, role: Role | None, field: str) -> Party:
+def _checked(found: Party | None, party_id: str, role: Role | None, field: str, acting: bool) -> Party:
     if found is None:
         raise TradeError(TradeCode.party_not_found, f"no party {party_id!r}", field=field)
     if role is not None and found.role != role.value:
-        raise TradeError(TradeCode.role_invalid, f"{party_id} is a {found.role}, not a {role.value}", field=field)
+        if acting:
+            raise TradeError(TradeCode.role_forbidden, f"{party_id} is {with_article(found.role)}; only {with_article(role.value)} may do this")
+        raise TradeError(TradeCode.role_invalid, f"{party_id} is {with_article(found.role)}, not {with_article(role.value)}", field=field)
     return found
 
 
@@ -100,7 +106,7 @@ class Parties:
         transfer_id = self.ids.new("m")
 
         def work(txn: LedgerTransaction) -> str:
-            load_party(txn.raw, party_id, role=role)
+            load_party(txn.raw, party_id, role=role, acting=True)
             if guard is not None:
                 guard(txn)
             move_money(txn, [NewTransfer(transfer_id, debit, credit, amount, debit.rsplit(".", 1)[1], code=code, ref=party_id)])

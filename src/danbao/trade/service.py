@@ -79,7 +79,7 @@ class Trades:
         config = self.config
 
         def work(txn: LedgerTransaction) -> Trade:
-            load_parties(txn.raw, [(buyer_id, Role.buyer, "buyer_id"), (seller_id, Role.seller, "seller_id")])
+            load_parties(txn.raw, [(buyer_id, Role.buyer, "buyer_id"), (seller_id, Role.seller, "seller_id")], acting="buyer_id")
             if model == Model.direct:
                 self._check_may_sell_direct(txn, seller_id, currency)
             now = txn.now_ns
