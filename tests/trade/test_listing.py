@@ -4,22 +4,36 @@ the arbiters' queue of trades waiting on a decision."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 import pytest
 
 from danbao.trade import TradeError, repository
 from tests.trade.helpers import Market
 
 
-def _all_pages(m: Market, party: str, limit: int) -> list[str]:
-    seen: list[str] = []
+def _every_page(read_page: Callable[..., list[Any]], limit: int, cursor: Callable[[Any], tuple[Any, ...]]) -> list[Any]:
+    """Every row `read_page(after=, limit=)` gives, page after page, each page after
+    `cursor(its page's last row)`, until a short page."""
+    seen: list[Any] = []
     after = None
-    for _ in range(1_000):  # a bound on the pages, far past what the trades need
-        page = m.trades.of_party(party, after=after, limit=limit)
-        seen += [t.id for t in page]
+    for _ in range(1_000):  # a bound on the pages, far past what any test here needs
+        page = read_page(after=after, limit=limit)
+        seen += page
         if len(page) < limit:
             return seen
-        after = (page[-1].created_at, page[-1].id)
+        after = cursor(page[-1])
     raise AssertionError("the pages never ended")
+
+
+def _created(row: Any) -> tuple[int, str]:
+    return (row.created_at, row.id)
+
+
+def _all_pages(m: Market, party: str, limit: int) -> list[str]:
+    return [t.id for t in _every_page(partial(m.trades.of_party, party), limit, _created)]
 
 
 def test_every_role_pages_through_its_trades_once_oldest_first(market: Market) -> None:
@@ -85,15 +99,8 @@ def test_a_page_reads_about_a_page_of_rows_however_many_trades_the_party_has(mar
 
 
 def _all_events(m: Market, party: str, limit: int) -> list[tuple[str, int]]:
-    seen: list[tuple[str, int]] = []
-    after = None
-    for _ in range(1_000):  # a bound on the pages, far past what the events need
-        page = m.trades.events_of_party(party, after=after, limit=limit)
-        seen += [(e.trade_id, e.seq) for e in page]
-        if len(page) < limit:
-            return seen
-        after = (page[-1].at, page[-1].trade_id, page[-1].seq)
-    raise AssertionError("the pages never ended")
+    events = _every_page(partial(m.trades.events_of_party, party), limit, lambda e: (e.at, e.trade_id, e.seq))
+    return [(e.trade_id, e.seq) for e in events]
 
 
 def _events_of(m: Market, trade_ids: list[str]) -> list[tuple[str, int]]:
@@ -160,15 +167,7 @@ def test_a_page_of_events_reads_about_a_page_of_rows_however_many_the_party_has(
 
 
 def _queue(m: Market, party: str, limit: int) -> list[str]:
-    seen: list[str] = []
-    after = None
-    for _ in range(1_000):  # a bound on the pages, far past what the trades need
-        page = m.trades.awaiting_arbiter(party, after=after, limit=limit)
-        seen += [t.id for t in page]
-        if len(page) < limit:
-            return seen
-        after = (page[-1].created_at, page[-1].id)
-    raise AssertionError("the pages never ended")
+    return [t.id for t in _every_page(partial(m.trades.awaiting_arbiter, party), limit, _created)]
 
 
 def _disputed(m: Market) -> str:
