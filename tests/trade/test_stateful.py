@@ -14,7 +14,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from danbao.clock import ManualClock
 from danbao.ledger import Ledger, audit
 from danbao.trade import TradeError, run_due
-from danbao.trade.machine import TABLE
+from danbao.trade.machine import AWAITING_ARBITER, TABLE
 from danbao.trade.model import Action, Model
 from danbao.trade.reconcile import reconcile
 from tests.trade.helpers import CUR, open_market
@@ -139,6 +139,13 @@ def make_machine(database_factory):  # type: ignore[no-untyped-def]
                 assert m.wallet(party) >= 0
 
         @invariant()
+        def the_arbiters_queue_is_every_trade_waiting_on_an_arbiter(self) -> None:
+            m = self.market
+            trades = [m.trades.get(trade_id, m.operator) for trade_id in self.trade_ids]
+            waiting = sorted(((t.created_at, t.id) for t in trades if t.status in AWAITING_ARBITER))
+            assert [(t.created_at, t.id) for t in m.trades.awaiting_arbiter(m.arbiter, limit=1000)] == waiting
+
+        @invariant()
         def every_trade_paid_seller_and_fee_exactly(self) -> None:
             for trade_id in self.trade_ids:
                 t = self.market.trades.get(trade_id, self.market.operator)
@@ -168,3 +175,5 @@ def test_random_interleavings_keep_every_book_straight(database_factory) -> None
     for model in ("escrow", "direct", "cod"):
         ends = {key for key in STATUSES_SEEN if key.split(".")[0] == model and key.split(".")[1] in FINAL_MONEY}
         assert ends, (model, STATUSES_SEEN)
+    # ... and the statuses that wait on an arbiter, or the queue's invariant proves little.
+    assert {"escrow.disputed", "direct.claimed"} <= set(STATUSES_SEEN), STATUSES_SEEN
