@@ -92,7 +92,8 @@ _post_direct("/trades", create_trade, status_code=201, openapi_extra=documented(
 
 @router.get("/trades", response_model=TradePage)
 def list_trades(request: Request, after: CreatedCursor = None, limit: Limit = PAGE_DEFAULT) -> TradePage:
-    """The caller's trades (as buyer, seller or courier), oldest first."""
+    """The caller's trades (as buyer, seller or courier), oldest first. An arbiter finds
+    the trades waiting on its decision at `/v1/disputes`."""
     svc, caller = who(request)
     found = svc.trades.of_party(caller.id, after=cursor(after, int, str), limit=limit)
     return TradePage(data=[trade_out(t) for t in found], next_cursor=created_cursor(found, limit))
