@@ -34,7 +34,7 @@ def check_currency(currency: object) -> str:
 
 
 def load_party(raw: Raw, party_id: str, *, role: Role | None = None, field: str = "party_id", acting: bool = False) -> Party:
-    return load_parties(raw, [(party_id, role, field)], acting="party_id" if acting else None)[0]
+    return load_parties(raw, [(party_id, role, field)], acting=field if acting else None)[0]
 
 
 def load_parties(raw: Raw, wanted: list[tuple[str, Role | None, str]], *, acting: str | None = None) -> list[Party]:
