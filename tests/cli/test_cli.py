@@ -88,6 +88,11 @@ def test_refusals_exit_non_zero_with_the_result_code(url):
     assert bad.exit_code == 2 and "amount_invalid" in bad.output
     bad_meta = run(url, "transfer", "t3", "a", "b", "1", "--metadata", "[1]")
     assert bad_meta.exit_code == 2 and "metadata_invalid" in bad_meta.output
+    negative = run(url, "transfer", "t4", "b", "a", "-5")  # an amount, not an option
+    assert negative.exit_code == 2 and "amount_invalid" in negative.output and "negative" in negative.output
+    mistyped = run(url, "transfer", "t5", "b", "a", "5", "--curency", "USD")
+    assert mistyped.exit_code == 2 and "--curency" in mistyped.output
+    assert "balance 0.00" in run(url, "account", "show", "a").output
     for command in ("show", "history", "holds"):
         missing = run(url, "account", command, "nobody")
         assert missing.exit_code == 2 and "account_not_found" in missing.output, command

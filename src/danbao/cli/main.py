@@ -279,7 +279,9 @@ def _print_page(table: Table, next_cursor: Optional[str]) -> None:
         console.print(f"more: --after {next_cursor}")
 
 
-@app.command()
+# A negative amount ("-5") would otherwise be read as an unknown option, and refused
+# before the amount's own check could say why.
+@app.command(context_settings={"ignore_unknown_options": True})
 def transfer(
     id: str,
     debit: str,
