@@ -214,20 +214,17 @@ class _Overlay:
         return timestamp
 
 
-def _metadata_or_error(metadata: object) -> tuple[str | None, bool]:
-    if metadata is None:
-        return None, True
+def _canonical_or_none(metadata: object) -> str | None:
+    """Metadata as the journal keeps it (canonical JSON), or None if it may not be kept."""
     if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
-        return None, False
+        return None
     try:
-        text = canonical_metadata(metadata)
+        text: str = canonical_metadata(metadata)  # type: ignore[assignment]
         # Encoding refuses lone surrogates, which no JSON reader could take back.
-        size = len(text.encode()) if text is not None else 0
+        size = len(text.encode())
     except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
-        return None, False
-    if text is None or size > METADATA_BYTES_MAX:
-        return None, False
-    return text, True
+        return None
+    return text if size <= METADATA_BYTES_MAX else None
 
 
 _id_match = ID_PATTERN.match
@@ -277,8 +274,8 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
         return Result.ref_invalid, None
     metadata: str | None = None
     if t.metadata is not None:
-        metadata, valid = _metadata_or_error(t.metadata)
-        if not valid:
+        metadata = _canonical_or_none(t.metadata)
+        if metadata is None:
             return Result.metadata_invalid, None
     debit, credit, amount = t.debit_account_id, t.credit_account_id, t.amount
     if resolving:
