@@ -17,6 +17,7 @@ NS = 1_000_000_000
 class ModelAccount:
     currency: str
     no_overdraft: bool
+    no_overcredit: bool = False
     dp: int = 0
     dpo: int = 0
     cp: int = 0
@@ -53,12 +54,13 @@ class ModelLedger:
                 self.stamp(now)
 
     def apply(self, kind: str, key: tuple, now: int) -> Result:
-        """kind: plain, pending, post, void. key: the request's fields (for replays)."""
+        """kind: plain, pending, post, void. key: the request's fields (for replays); a
+        plain or pending key may end with `balancing` (move at most what the debit has)."""
         tid = key[0]
         if tid in self.transfers:
             return Result.exists if self.transfers[tid] == (kind, key) else Result.exists_with_different_fields
         if kind in ("plain", "pending"):
-            _, debit, credit, amount, currency, timeout, _linked = key
+            _, debit, credit, amount, currency, timeout, _linked, *balancing = key
             dr, cr = self.accounts.get(debit), self.accounts.get(credit)
             if dr is None:
                 return Result.debit_account_not_found
@@ -66,8 +68,14 @@ class ModelLedger:
                 return Result.credit_account_not_found
             if dr.currency != currency or cr.currency != currency:
                 return Result.currency_mismatch
+            if balancing and balancing[0]:
+                amount = min(amount, dr.cpo - dr.dpo - dr.dp)
+                if amount <= 0:
+                    return Result.insufficient_funds
             if dr.no_overdraft and dr.dp + dr.dpo + amount > dr.cpo:
                 return Result.insufficient_funds
+            if cr.no_overcredit and cr.cp + cr.cpo + amount > cr.dpo:
+                return Result.exceeds_debits
             ts = self.stamp(now)
             if kind == "pending":
                 dr.dp += amount

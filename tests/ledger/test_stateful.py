@@ -1,7 +1,7 @@
 """Random sequences of ledger operations agree with a plain in-memory model, on both backends.
 
-Accounts, transfers, holds, posts, voids, expiries (by moving the clock), linked chains and
-replays, by two ledgers on one database taking turns (as two processes would): after every
+Accounts (`no_overdraft` and `no_overcredit` among them), transfers (balancing among them),
+holds, posts, voids, expiries (by moving the clock), linked chains and replays, by two ledgers on one database taking turns (as two processes would): after every
 step each result code and every account's four totals must equal the model's, and at the
 end the audit passes.
 """
@@ -18,8 +18,9 @@ from danbao.clock import ManualClock
 from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
 from tests.ledger.reference_model import ModelAccount, ModelLedger
 
-ACCOUNT_NAMES = ["a", "b", "c", "d", "eur", "late"]
-OPENED_AT_START = {"a": ("USD", True), "b": ("USD", True), "c": ("USD", False), "d": ("USD", True), "eur": ("EUR", True)}
+ACCOUNT_NAMES = ["a", "b", "c", "d", "eur", "cap", "late"]
+OPENED_AT_START = {"a": ("USD", True), "b": ("USD", True), "c": ("USD", False), "d": ("USD", True), "eur": ("EUR", True), "cap": ("USD", False)}
+NO_OVERCREDIT = {"cap"}  # credited no more than it was debited (as a seller's debt is)
 FLAG = {"plain": 0, "pending": int(TransferFlags.pending), "post": int(TransferFlags.post_pending), "void": int(TransferFlags.void_pending)}
 
 
@@ -61,21 +62,23 @@ def make_machine(database_factory):
             self.open_account(name, currency, guarded)
 
         def open_account(self, name, currency, guarded):
-            [r] = self.ledger.create_accounts([NewAccount(name, currency, "wallet", flags=int(AccountFlags.no_overdraft) if guarded else 0)])
+            capped = name in NO_OVERCREDIT
+            guarded = guarded and not capped  # the two flags exclude each other (flags_invalid)
+            flags = (int(AccountFlags.no_overdraft) if guarded else 0) | (int(AccountFlags.no_overcredit) if capped else 0)
+            [r] = self.ledger.create_accounts([NewAccount(name, currency, "wallet", flags=flags)])
             if name in self.model.accounts:
                 assert r.result in (Result.exists, Result.exists_with_different_fields)
             else:
                 assert r.result is Result.ok
-                self.model.accounts[name] = ModelAccount(currency, guarded)
+                self.model.accounts[name] = ModelAccount(currency, guarded, capped)
 
         def _new_id(self) -> str:
             return f"t{next(self.ids)}"
 
-        def _plain(self, kind, debit, credit, amount, currency, timeout, linked=False):
+        def _plain(self, kind, debit, credit, amount, currency, timeout, linked=False, balancing=False):
             tid = self._new_id()
-            flags = FLAG[kind] | (int(TransferFlags.linked) if linked else 0)
-            t = NewTransfer(tid, debit, credit, amount, currency, flags=flags, timeout_seconds=timeout)
-            return t, (kind, (tid, debit, credit, amount, currency, timeout, linked))
+            key = (tid, debit, credit, amount, currency, timeout, linked, balancing)
+            return self._rebuild(kind, key), (kind, key)
 
         def _check(self, transfers, keys):
             now = self.clock.now_ns()
@@ -105,11 +108,11 @@ def make_machine(database_factory):
             return {a.id: (a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted) for a in self.ledger.accounts(list(self.model.accounts))}
 
         @rule(debit=st.sampled_from(["bank", *ACCOUNT_NAMES]), credit=st.sampled_from(ACCOUNT_NAMES),
-              amount=st.integers(1, 500), currency=st.sampled_from(["USD", "USD", "USD", "EUR"]))
-        def transfer(self, debit, credit, amount, currency):
+              amount=st.integers(1, 500), currency=st.sampled_from(["USD", "USD", "USD", "EUR"]), balancing=st.booleans())
+        def transfer(self, debit, credit, amount, currency, balancing):
             if debit == credit:
                 return
-            t, key = self._plain("plain", debit, credit, amount, currency, 0)
+            t, key = self._plain("plain", debit, credit, amount, currency, 0, balancing=balancing)
             self._check([t], [key])
 
         @rule(debit=st.sampled_from(ACCOUNT_NAMES), credit=st.sampled_from(ACCOUNT_NAMES),
@@ -133,8 +136,8 @@ def make_machine(database_factory):
 
         def _rebuild(self, kind, key):
             if kind in ("plain", "pending"):
-                tid, debit, credit, amount, currency, timeout, linked = key
-                flags = FLAG[kind] | (int(TransferFlags.linked) if linked else 0)
+                tid, debit, credit, amount, currency, timeout, linked, balancing = key
+                flags = FLAG[kind] | (int(TransferFlags.linked) if linked else 0) | (int(TransferFlags.balancing) if balancing else 0)
                 return NewTransfer(tid, debit, credit, amount, currency, flags=flags, timeout_seconds=timeout)
             tid, pending_id, amount = key
             return NewTransfer(tid, amount=amount, flags=FLAG[kind], pending_id=pending_id)

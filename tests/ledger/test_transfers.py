@@ -197,6 +197,17 @@ def test_balancing_moves_at_most_what_the_debit_account_has(funded):
     assert empty.result is Result.insufficient_funds
 
 
+def test_balancing_leaves_what_a_hold_has_set_aside(funded):
+    [held] = funded.create_transfers([NewTransfer("h", "alice", "bob", 300, "USD", flags=PENDING)])
+    assert held.result is Result.ok
+    [r] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 5000, "USD", flags=BALANCING)])
+    assert (r.result, r.amount) == (Result.ok, 700)
+    [posted] = funded.create_transfers([NewTransfer("p", flags=POST, pending_id="h")])
+    assert posted.result is Result.ok
+    alice = funded.account("alice")
+    assert (alice.debits_posted, alice.debits_pending, alice.balance) == (1000, 0, 0)
+
+
 def test_a_batch_gets_one_result_per_transfer_in_order(funded):
     results = funded.create_transfers([t(id="a", amount=600), t(id="b", amount=600), t(id="c", amount=400), t(id="a", amount=600)])
     assert [r.result for r in results] == [Result.ok, Result.insufficient_funds, Result.ok, Result.exists]
