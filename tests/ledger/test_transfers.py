@@ -175,16 +175,23 @@ def test_no_overcredit_accounts_refuse_credits_beyond_debits(ledger):
     assert r.result is Result.ok
 
 
-def test_overflow_of_a_total_is_refused(ledger):
-    ledger.create_accounts([NewAccount("src", "USD", "bank_clearing"), NewAccount("dst", "USD", "wallet")])
+@pytest.mark.parametrize("flags", [0, PENDING], ids=["posted", "pending"])
+def test_overflow_of_a_total_is_refused_on_either_side(ledger, flags):
+    accounts = [NewAccount(name, "USD", "bank_clearing") for name in ("src", "dst", "fresh_src", "fresh_dst")]
+    assert all(r.result is Result.ok for r in ledger.create_accounts(accounts))
     big = AMOUNT_MAX_MINOR
     count = (2**63 - 1) // big
     for chunk in range(0, count, 1000):
         n = min(1000, count - chunk)
-        results = ledger.create_transfers([NewTransfer(f"b{chunk + i}", "src", "dst", big, "USD") for i in range(n)])
+        results = ledger.create_transfers([NewTransfer(f"b{chunk + i}", "src", "dst", big, "USD", flags=flags) for i in range(n)])
         assert all(r.result is Result.ok for r in results)
-    [r] = ledger.create_transfers([NewTransfer("over", "src", "dst", big, "USD")])
-    assert r.result is Result.overflow
+    before = [ledger.account(a.id) for a in accounts]
+    # src's debits and dst's credits are each a transfer short of the bound: either side
+    # alone refuses, whichever account on the other side has room.
+    for id, debit, credit in (("debit-side", "src", "fresh_dst"), ("credit-side", "fresh_src", "dst"), ("both", "src", "dst")):
+        [r] = ledger.create_transfers([NewTransfer(id, debit, credit, big, "USD", flags=flags)])
+        assert r.result is Result.overflow, id
+    assert [ledger.account(a.id) for a in accounts] == before
 
 
 def test_balancing_moves_at_most_what_the_debit_account_has(funded):
