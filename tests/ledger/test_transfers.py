@@ -336,6 +336,18 @@ def test_linked_chain_commits_as_one(funded):
     assert funded.account("bob").balance == 300
 
 
+def test_a_chain_replayed_as_sent_exists_and_moves_nothing_again(funded):
+    chain = [t(id="l1", amount=100, flags=LINKED), t(id="l2", amount=200)]
+    assert [r.result for r in funded.create_transfers(chain)] == [Result.ok, Result.ok]
+    after = snapshot(funded)
+    # A member that exists as asked is a success: the chain stands, nothing moves twice.
+    assert [r.result for r in funded.create_transfers(chain)] == [Result.exists, Result.exists]
+    assert snapshot(funded) == after
+    mixed = funded.create_transfers([t(id="l1", amount=100, flags=LINKED), t(id="l3", amount=50)])
+    assert [r.result for r in mixed] == [Result.exists, Result.ok]
+    assert funded.account("bob").balance == 350
+
+
 def test_linked_chain_failure_undoes_the_whole_chain(funded):
     before = snapshot(funded)
     results = funded.create_transfers(
