@@ -131,8 +131,7 @@ class Trades:
         limit = _limit(limit, TRADES_PER_PAGE_MAX)
 
         def read(raw) -> list[Trade]:  # type: ignore[no-untyped-def]
-            party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
-            if party is None or party.role not in (ARBITER, OPERATOR):
+            if _overseer_role(raw, party_id) is None:
                 raise TradeError(TradeCode.role_forbidden, "only an arbiter or an operator sees the trades waiting on an arbiter")
             return repository.trades_awaiting_arbiter(raw, after=after, limit=limit)
 
@@ -419,9 +418,7 @@ class Trades:
         trade = repository.trade(raw, trade_id)
         part = trade.party_role(party_id) if trade is not None else None
         if trade is not None and part is None:
-            party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
-            if party is not None and party.role in (ARBITER, OPERATOR):
-                part = party.role
+            part = _overseer_role(raw, party_id)
         if trade is None or part is None:
             raise TradeError(TradeCode.trade_not_found, f"no trade {trade_id!r}", field="trade_id")
         return trade, part
@@ -477,6 +474,12 @@ class Trades:
         fully = step.value("refunded") == step.trade.paid
         return step.finish(Status.refunded if fully else Status.shipped)
 
+
+
+def _overseer_role(raw, party_id: str) -> str | None:  # type: ignore[no-untyped-def]
+    """`party_id`'s role if it oversees every trade (an arbiter or an operator), else None."""
+    party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
+    return party.role if party is not None and party.role in (ARBITER, OPERATOR) else None
 
 def _wallet(party_id: str, trade: Trade) -> str:
     return accounts.owned(party_id, "wallet", trade.currency)
