@@ -13,6 +13,7 @@ import uvicorn
 
 from danbao.api import Services, create_app
 from danbao.api.keys import bootstrap_operator
+from danbao.api.models import TradeOut
 from danbao.api.webhooks import WebhookSettings
 from danbao.client import Danbao
 from danbao.clock import ManualClock
@@ -36,6 +37,16 @@ class Live:
 
     def client(self, key: str | None) -> Danbao:
         return Danbao(self.url, key)
+
+
+def disputed(buyer: Danbao, seller: Danbao, seller_id: str, amount: int, currency: str) -> TradeOut:
+    """An escrow trade the buyer paid, the seller shipped and refused to refund: disputed."""
+    t = buyer.create_trade(seller_id=seller_id, model="escrow", amount=amount, currency=currency)
+    buyer.pay(t.id)
+    seller.ship(t.id)
+    buyer.request_refund(t.id, amount)
+    seller.act(t.id, "refuse-refund")
+    return buyer.act(t.id, "dispute")
 
 
 def serve(services: Services) -> tuple[str, Callable[[], None]]:

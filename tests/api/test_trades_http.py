@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from danbao.trade import share_of
-from tests.api.conftest import Live
+from tests.api.conftest import Live, disputed
 
 CUR = "CNY"
 
@@ -27,12 +27,7 @@ def test_an_escrow_trade_from_order_to_payout(live: Live) -> None:
 def test_a_disputed_escrow_trade_decided_by_an_arbiter(live: Live) -> None:
     buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
     buyer.top_up(100_00, CUR)
-    t = buyer.create_trade(seller_id="tea", model="escrow", amount=60_00, currency=CUR)
-    buyer.pay(t.id)
-    seller.ship(t.id)
-    buyer.request_refund(t.id, 60_00)
-    seller.act(t.id, "refuse-refund")
-    buyer.act(t.id, "dispute")
+    t = disputed(buyer, seller, "tea", 60_00, CUR)
     decided = arbiter.act(t.id, "arbitrate", decision="refund_partial", amount=20_00)
     assert (decided.status, decided.refunded, decided.released) == ("completed", 20_00, 40_00)
     assert live.admin.audit().ok
@@ -42,21 +37,16 @@ def test_an_arbiter_finds_the_disputes_waiting_on_it_page_by_page(live: Live) ->
     buyer, seller, arbiter = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("arbiter", "judge")
     buyer.top_up(100_00, CUR)
     assert arbiter.disputes() == ([], None)
-    disputed = []
+    waiting = []
     for _ in range(3):
-        t = buyer.create_trade(seller_id="tea", model="escrow", amount=10_00, currency=CUR)
-        buyer.pay(t.id)
-        seller.ship(t.id)
-        buyer.request_refund(t.id, 10_00)
-        seller.act(t.id, "refuse-refund")
-        disputed.append(buyer.act(t.id, "dispute"))
+        waiting.append(disputed(buyer, seller, "tea", 10_00, CUR))
         live.clock.advance(1)
     first, after = arbiter.disputes(limit=2)
     rest, end = arbiter.disputes(after=after, limit=2)
-    assert [t.id for t in first + rest] == [t.id for t in disputed] and end is None
-    assert first[0] == disputed[0]  # the trade as it stands: what the arbiter decides on
-    arbiter.act(disputed[0].id, "arbitrate", decision="release")
-    assert [t.id for t in arbiter.disputes()[0]] == [t.id for t in disputed[1:]]
+    assert [t.id for t in first + rest] == [t.id for t in waiting] and end is None
+    assert first[0] == waiting[0]  # the trade as it stands: what the arbiter decides on
+    arbiter.act(waiting[0].id, "arbitrate", decision="release")
+    assert [t.id for t in arbiter.disputes()[0]] == [t.id for t in waiting[1:]]
 
 
 def test_a_direct_trade_with_an_upheld_claim(live: Live) -> None:

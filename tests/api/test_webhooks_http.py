@@ -26,7 +26,7 @@ from danbao.api.webhooks import (
 )
 from danbao.client import SIGNATURE_HEADER, ApiError, Danbao, verify_signature
 from danbao.clock import NS_PER_SECOND
-from tests.api.conftest import Live
+from tests.api.conftest import Live, disputed
 
 CUR = "CNY"
 
@@ -233,6 +233,31 @@ def test_only_the_trades_parties_get_its_events_and_only_the_types_they_chose(li
             with pytest.raises(Exception) as e:
                 ann.register_webhook(receiver.url, bad)
             assert getattr(e.value, "status", None) == 400
+    finally:
+        receiver.close()
+
+
+def test_arbiters_and_operators_get_the_events_that_put_a_trade_before_an_arbiter_or_take_it_away(live: Live) -> None:
+    receiver = Receiver([])
+    try:
+        ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+        judge, other_judge = live.party("arbiter", "judge"), live.party("arbiter", "judy")
+        judge_hook = judge.register_webhook(receiver.url, ["*"])
+        judy_hook = other_judge.register_webhook(receiver.url, ["trade.disputed"])
+        gone = other_judge.register_webhook(receiver.url, ["*"])
+        other_judge.disable_webhook(gone.id)
+        admin_hook = live.admin.register_webhook(receiver.url, ["trade.refunded", "trade.paid"])
+        ann.top_up(500, CUR)
+        t = disputed(ann, tea, "tea", 300, CUR)
+        judge.act(t.id, "arbitrate", decision="refund_full")
+        live.services.webhooks.run_once()
+        assert sorted(d.event_type for d in judge.deliveries(judge_hook.id)[0]) == ["trade.disputed", "trade.refunded"]
+        assert [d.event_type for d in other_judge.deliveries(judy_hook.id)[0]] == ["trade.disputed"]
+        assert other_judge.deliveries(gone.id)[0] == []
+        # The operator chose trade.paid too, but a payment is the trade's parties' business.
+        assert [d.event_type for d in live.admin.deliveries(admin_hook.id)[0]] == ["trade.refunded"]
+        for overseer in (judge, other_judge, live.admin):
+            assert [(e.from_status, e.to_status) for e in overseer.events()[0]] == [("refund_refused", "disputed"), ("disputed", "refunded")]
     finally:
         receiver.close()
 

@@ -198,6 +198,52 @@ def test_arbiters_page_through_the_trades_waiting_on_a_decision_until_it_is_made
     assert _queue(market, market.arbiter, 100) == [i for i in in_order if i in waiting[2:]]
 
 
+def _arbiters_cases(m: Market) -> tuple[list[str], list[str]]:
+    """Trades that went to an arbiter (decided, withdrawn, still waiting) and some that did not."""
+    m.trades.parties.deposit(m.seller, 50_000, "CNY")
+    m.trades.parties.fund_insurance(m.operator, 100_000, "CNY")
+    ordinary = [m.trades.pay(m.new_trade(amount=100).id, m.buyer).id, m.new_trade("direct", amount=100).id]
+    decided, upheld, withdrawn, waiting = _disputed(m), _claimed(m), _claimed(m), _disputed(m)
+    m.days(1)
+    m.trades.arbitrate(decided, m.arbiter, "refund_full")
+    m.trades.uphold_claim(upheld, m.arbiter)
+    m.trades.settle_claim(withdrawn, m.seller)
+    return [decided, upheld, withdrawn, waiting], ordinary
+
+
+def test_arbiters_and_operators_are_sent_the_events_that_fill_and_empty_their_queue(market: Market) -> None:
+    arbitrated, ordinary = _arbiters_cases(market)
+    queue = {"disputed", "claimed"}
+    every = [e for t in arbitrated + ordinary for e in market.trades.events(t, market.operator)]
+    expected = [(e.trade_id, e.seq) for e in sorted(every, key=lambda e: (e.at, e.trade_id, e.seq)) if queue & {e.from_status, e.to_status}]
+    # Into the queue (two disputes, two claims) and out of it (a decision, an upheld claim, a
+    # claim the seller settled); nothing of the trades that never went there.
+    assert len(expected) == 4 + 3
+    for party in (market.arbiter, market.operator):
+        for limit in (1, 2, 100):
+            assert _all_events(market, party, limit) == expected, (party, limit)
+    # The trades' own parties still see every event on them, and only those.
+    assert _all_events(market, market.buyer, 100) == _events_of(market, arbitrated + ordinary)
+
+
+def test_the_arbiters_feed_is_filled_with_past_events_when_the_schema_is_upgraded(market: Market) -> None:
+    from alembic import command
+
+    from danbao.store import upgrade
+    from danbao.store.migrate import _config
+
+    _arbiters_cases(market)
+    before = _all_events(market, market.arbiter, 100)
+    assert before
+    config = _config()
+    with market.ledger.db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0010")  # the arbiters had no feed
+    assert _all_events(market, market.arbiter, 100) == []
+    upgrade(market.ledger.db)
+    assert _all_events(market, market.arbiter, 100) == before
+
+
 def test_only_arbiters_and_operators_see_the_queue(market: Market) -> None:
     _disputed(market)
     for party in (market.buyer, market.seller, market.courier, market.stranger, "nobody"):

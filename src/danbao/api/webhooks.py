@@ -3,7 +3,8 @@ signed, retried with exponential backoff for a bounded time, and recorded.
 
 Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
-delivery row. Delivery happens off the request path, in passes: each pass claims a bounded
+delivery row. An event goes to the trade's parties and, if it puts the trade before an
+arbiter or takes it away, to every arbiter and operator. Delivery happens off the request path, in passes: each pass claims a bounded
 set of due deliveries (a few per endpoint, so one receiver's backlog cannot fill it) and
 attempts them all at once, each under a timeout per network step and a deadline for the
 whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
@@ -41,6 +42,7 @@ from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
 from danbao.trade import Trade, TradeEvent, Trades
 from danbao.trade import repository as trade_rows
+from danbao.trade.machine import OVERSEERS, concerns_arbiters
 
 log = logging.getLogger("danbao.webhooks")
 
@@ -297,15 +299,22 @@ class Webhooks:
             if not pending:
                 return 0
             parties = sorted({p for _, t in pending for p in (t.buyer_id, t.seller_id, t.courier_id) if p})
+            endpoints = self._endpoints_of(raw, parties)
+            # Arbiters and operators are parties to no trade; they are sent the events that
+            # put a trade in the arbiters' queue or take it out.
+            for_overseers = [concerns_arbiters(e.from_status, e.to_status) for e, _ in pending]
+            overseers = self._overseers_endpoints(raw) if any(for_overseers) else []
             subscribed: dict[str, list[tuple[str, set[str]]]] = {}
-            for endpoint_id, party_id, types in self._endpoints_of(raw, parties):
+            for endpoint_id, party_id, types in endpoints + overseers:
                 subscribed.setdefault(party_id, []).append((endpoint_id, set(json.loads(types))))
+            overseer_ids = {party_id for _, party_id, _ in overseers}
             now = txn.now_ns
             rows = []
-            for event, trade in pending:
+            for (event, trade), overseen in zip(pending, for_overseers, strict=True):
                 kind = event_type(event)
                 body = json.dumps(event_payload(event, trade), separators=(",", ":"), sort_keys=True)
-                for party in {trade.buyer_id, trade.seller_id, trade.courier_id} - {None}:
+                receivers = {trade.buyer_id, trade.seller_id, trade.courier_id} - {None}
+                for party in (receivers | overseer_ids) if overseen else receivers:
                     for endpoint_id, types in subscribed.get(party, []):  # type: ignore[arg-type]
                         if kind in types or "*" in types:
                             rows.append((f"wd_{secrets.token_hex(8)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
@@ -321,6 +330,19 @@ class Webhooks:
             (r[0], r[1], r[2])
             for r in raw.select_where_in("SELECT id, party_id, event_types, disabled_at FROM webhook_endpoints", "party_id", parties)
             if r[3] is None
+        ]
+
+    @staticmethod
+    def _overseers_endpoints(raw: Raw) -> list[tuple[str, str, str]]:
+        """Every arbiter's and operator's active endpoints (found by the parties' role)."""
+        marks = ", ".join("?" for _ in OVERSEERS)
+        return [
+            (r[0], r[1], r[2])
+            for r in raw.rows(
+                "SELECT e.id, e.party_id, e.event_types FROM parties p JOIN webhook_endpoints e ON e.party_id = p.id "
+                f"WHERE p.role IN ({marks}) AND e.disabled_at IS NULL ORDER BY e.id",
+                OVERSEERS,
+            )
         ]
 
     def deliver_due(self) -> int:

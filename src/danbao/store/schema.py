@@ -168,6 +168,8 @@ parties = Table(
     Column("created_at", BigInteger, nullable=False),
     CheckConstraint("cash_limit IS NULL OR cash_limit >= 0", name="ck_parties_cash_limit"),
 )
+# The few arbiters and operators, whose webhooks are sent the arbiters' events.
+Index("ix_parties_role", parties.c.role)
 
 # One row per trade: its state machine's current state, amounts and deadlines. Money is
 # never here: these are the trade's own figures, each matched by ledger transfers

@@ -18,6 +18,8 @@ from danbao.trade.model import Action, Model, Status
 # Actors, by the part they play: the trade's own buyer, seller and courier; any arbiter
 # or operator; and the worker.
 BUYER, SELLER, COURIER, ARBITER, OPERATOR, SYSTEM = "buyer", "seller", "courier", "arbiter", "operator", "system"
+# The roles that see every trade without being a party to any.
+OVERSEERS = (ARBITER, OPERATOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,12 @@ DUE: dict[tuple[Model, Status], tuple[Action, str | None]] = {
 # Statuses that wait on an arbiter's decision (an escrow dispute, a direct claim): the
 # arbiters' queue (`Trades.awaiting_arbiter`), read from the table, not listed again.
 AWAITING_ARBITER = frozenset(status for rules in TABLE.values() for (status, _), rule in rules.items() if ARBITER in rule.actors)
+
+
+def concerns_arbiters(from_status: str, to_status: str) -> bool:
+    """Whether a transition puts a trade in the arbiters' queue or takes it out: the
+    events that arbiters and operators, never parties to a trade, are sent."""
+    return from_status in AWAITING_ARBITER or to_status in AWAITING_ARBITER
 
 # Statuses in which the escrow's confirm clock is stopped.
 CONFIRM_CLOCK_STOPPED = frozenset({S.refund_requested, S.disputed})

@@ -15,7 +15,7 @@ from danbao.errors import invariant
 from danbao.ledger.transaction import LedgerTransaction
 from danbao.store.raw import Raw, RowsOf, created_page
 from danbao.text import storable
-from danbao.trade.machine import AWAITING_ARBITER
+from danbao.trade.machine import AWAITING_ARBITER, concerns_arbiters
 from danbao.trade.model import Party, Status, Trade, TradeEvent
 
 _PARTY_FIELDS = tuple(Party.__dataclass_fields__)
@@ -83,13 +83,21 @@ _event_row = attrgetter(*_EVENT_FIELDS)
 _PARTY_EVENT_ROWS = RowsOf("party_events", ("party_id", "at", "trade_id", "seq"), ("text", "bigint", "text", "integer"))
 
 
+# The feed every arbiter and operator reads: one row per event that puts a trade in the
+# arbiters' queue or takes it out, not one per overseer. No party can have this id (party
+# ids are lower-case letters, digits, '_' and '-').
+ARBITERS_FEED = "@arbiters"
+
+
 def insert_event(txn: LedgerTransaction, event: TradeEvent, parties: tuple[str | None, ...]) -> None:
     """Append `event`, and put it in the feed of each of the trade's `parties` (None: a
-    courier not yet assigned)."""
+    courier not yet assigned) and, if it concerns them, in the arbiters' feed."""
     txn.append(_EVENT_ROWS, (*_event_row(event), 0))  # not yet dispatched
     for party_id in parties:
         if party_id is not None:
             txn.append(_PARTY_EVENT_ROWS, (party_id, event.at, event.trade_id, event.seq))
+    if concerns_arbiters(event.from_status, event.to_status):
+        txn.append(_PARTY_EVENT_ROWS, (ARBITERS_FEED, event.at, event.trade_id, event.seq))
 
 
 def feed_past_events(raw: Raw, trade_id: str, party_id: str) -> None:
@@ -119,8 +127,9 @@ def mark_dispatched(raw: Raw, events: Sequence[TradeEvent]) -> None:
 
 
 def events_of_party(raw: Raw, party_id: str, *, after: tuple[int, str, int] | None, limit: int) -> list[TradeEvent]:
-    """Events on the party's trades, in time order, after a cursor (at, trade_id, seq):
-    read along the party's feed from the cursor, a page of rows a page."""
+    """Events on the party's trades (`ARBITERS_FEED`: the arbiters' events), in time
+    order, after a cursor (at, trade_id, seq): read along the feed from the cursor, a page
+    of rows a page."""
     if not storable(party_id):
         return []
     at, trade_id, seq = after if after is not None else (-1, "", 0)

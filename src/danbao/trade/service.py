@@ -21,7 +21,7 @@ from danbao.text import storable
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig, share_of
 from danbao.trade.errors import TradeCode, TradeError
-from danbao.trade.machine import ARBITER, OPERATOR, SYSTEM, authorise
+from danbao.trade.machine import OVERSEERS, SYSTEM, authorise
 from danbao.trade.model import (
     EVENTS_PER_PAGE_MAX,
     EVIDENCE_CHARS_MAX,
@@ -116,9 +116,16 @@ class Trades:
         return self.ledger.db.read_raw(read)
 
     def events_of_party(self, party_id: str, *, after: tuple[int, str, int] | None = None, limit: int = 100) -> list[TradeEvent]:
-        """Events on every trade the party is part of, in time order."""
+        """Events on every trade the party is part of, in time order. Arbiters and
+        operators are part of none: theirs are the events that put a trade in the
+        arbiters' queue or take it out."""
         limit = _limit(limit, EVENTS_PER_PAGE_MAX)
-        return self.ledger.db.read_raw(lambda raw: repository.events_of_party(raw, party_id, after=after, limit=limit))
+
+        def read(raw) -> list[TradeEvent]:  # type: ignore[no-untyped-def]
+            feed = repository.ARBITERS_FEED if _overseer_role(raw, party_id) is not None else party_id
+            return repository.events_of_party(raw, feed, after=after, limit=limit)
+
+        return self.ledger.db.read_raw(read)
 
     def of_party(self, party_id: str, *, after: tuple[int, str] | None = None, limit: int = 100) -> list[Trade]:
         limit = _limit(limit, TRADES_PER_PAGE_MAX)
@@ -479,7 +486,8 @@ class Trades:
 def _overseer_role(raw, party_id: str) -> str | None:  # type: ignore[no-untyped-def]
     """`party_id`'s role if it oversees every trade (an arbiter or an operator), else None."""
     party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
-    return party.role if party is not None and party.role in (ARBITER, OPERATOR) else None
+    return party.role if party is not None and party.role in OVERSEERS else None
+
 
 def _wallet(party_id: str, trade: Trade) -> str:
     return accounts.owned(party_id, "wallet", trade.currency)

@@ -127,7 +127,9 @@ def trade_events(trade_id: str, request: Request, after: int = Query(0, ge=0, le
 
 @router.get("/events", response_model=EventPage)
 def events(request: Request, after: EventCursor = None, limit: Limit = PAGE_DEFAULT) -> EventPage:
-    """Events on the caller's trades, in time order (the same events webhooks deliver)."""
+    """Events on the caller's trades, in time order (the same events webhooks deliver). An
+    arbiter's or operator's are the events that put a trade in the arbiters' queue
+    (`/v1/disputes`) or take it out."""
     svc, caller = who(request)
     found = svc.trades.events_of_party(caller.id, after=cursor(after, int, str, int), limit=limit)
     last = found[-1] if found else None
