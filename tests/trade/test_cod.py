@@ -71,6 +71,7 @@ def test_a_courier_cannot_carry_more_than_its_cash_limit(market: Market) -> None
     with pytest.raises(TradeError) as e:
         shipped_cod(m, PRICE + 1)
     assert e.value.code == "courier_cash_limit"
+    assert shipped_cod(m, PRICE).status == "shipped"  # up to the limit exactly
     m.trades.remit(first.id, m.courier)
     assert shipped_cod(m, 3 * PRICE).status == "shipped"
 

@@ -111,7 +111,11 @@ def test_when_the_deposit_is_short_the_pool_pays_and_the_seller_owes_it(direct: 
     with pytest.raises(TradeError) as e:
         m.trades.parties.repay_debt(m.seller, owed + 1, "CNY")
     assert e.value.code == "exceeds_debits"
-    m.trades.parties.repay_debt(m.seller, owed, "CNY")
+    m.trades.parties.repay_debt(m.seller, owed - 1, "CNY")
+    with pytest.raises(TradeError) as e:  # a minor unit owed is a debt
+        m.new_trade("direct")
+    assert e.value.code == "seller_in_debt"
+    m.trades.parties.repay_debt(m.seller, 1, "CNY")
     with pytest.raises(TradeError) as e:
         m.new_trade("direct")
     assert e.value.code == "deposit_below_minimum"

@@ -114,6 +114,7 @@ def test_a_partial_refund_the_seller_agrees_to_leaves_the_rest_to_confirm(market
     assert t.status == "refund_requested" and t.refund_requested == 3_000
     t = market.trades.agree_refund(t.id, market.seller)
     assert t.status == "shipped" and t.refunded == 3_000
+    assert t.refund_requested is None and t.respond_by is None  # answered: nothing is asked any more
     assert market.wallet(market.buyer) == FUNDS - PRICE + 3_000
     t = market.trades.confirm(t.id, market.buyer)
     rest = PRICE - 3_000
@@ -136,6 +137,7 @@ def test_the_sellers_silence_is_agreement(market: Market) -> None:
     run_due(market.trades)
     t = market.trades.get(t.id, market.buyer)
     assert t.status == "shipped" and t.refunded == 2_500
+    assert t.refund_requested is None and t.respond_by is None
 
 
 def test_the_confirm_clock_stops_while_a_refund_or_dispute_is_open(market: Market) -> None:
@@ -158,6 +160,7 @@ def test_a_refused_refund_resumes_the_clock_where_it_stopped(market: Market) -> 
     t = market.trades.request_refund(t.id, market.buyer, 1_000)
     market.days(4)
     t = market.trades.refuse_refund(t.id, market.seller)
+    assert t.respond_by is None and t.refund_requested == 1_000  # answered; what was asked stays on record
     market.days(1.9)
     run_due(market.trades)
     assert market.trades.get(t.id, market.buyer).status == "refund_refused"
