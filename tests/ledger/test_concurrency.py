@@ -88,17 +88,21 @@ def test_bank_workload_keeps_the_total_and_the_books(db, database_url):
     readers = [threading.Thread(target=reader) for _ in range(2)]
     for t in writers + readers:
         t.start()
-    for t in writers:
-        t.join()
     process_oks = []
-    for p in processes:
-        out, _ = p.communicate(timeout=WORKLOAD_SECONDS_MAX * 2)
-        assert p.returncode == 0
-        process_oks.append(int(out.strip()))
-    done.set()
-    for t in readers:
-        t.join()
-    shared.close()
+    try:
+        for t in writers:
+            t.join()
+        for p in processes:
+            out, _ = p.communicate(timeout=WORKLOAD_SECONDS_MAX * 2)
+            assert p.returncode == 0
+            process_oks.append(int(out.strip()))
+    finally:  # a failed writer process fails the test; it must not leave the readers running
+        for p in processes:
+            p.kill()
+        done.set()
+        for t in readers:
+            t.join()
+        shared.close()
 
     assert not errors, errors
     assert reads[0] > 0

@@ -103,11 +103,13 @@ def test_many_parties_trading_at_once_keep_the_books_balanced(market: Market) ->
 
     watcher = threading.Thread(target=auditor)
     watcher.start()
-    with ThreadPoolExecutor(len(buyers)) as pool:
-        for f in [pool.submit(shopper, b, i) for i, b in enumerate(buyers)]:
-            f.result()
-    stop.set()
-    watcher.join()
+    try:
+        with ThreadPoolExecutor(len(buyers)) as pool:
+            for f in [pool.submit(shopper, b, i) for i, b in enumerate(buyers)]:
+                f.result()
+    finally:  # a shopper's failure fails the test; it must not leave the auditor running
+        stop.set()
+        watcher.join()
     assert completed[0] > 0
     assert snapshots and not any(snapshots)
     assert m.platform("escrow") == 0
