@@ -179,6 +179,7 @@ def test_an_arbiter_decides_a_dispute(market: Market, decision: str, amount: int
     t = market.trades.dispute(t.id, market.seller)
     t = market.trades.arbitrate(t.id, market.arbiter, decision, amount=amount)
     assert t.status == status
+    assert (t.confirm_by, t.confirm_left_ns, t.due_at) == (None, None, None)  # decided: no clock runs again
     assert market.wallet(market.buyer) == FUNDS - PRICE + to_buyer
     to_seller = PRICE - to_buyer
     assert market.wallet(market.seller) == FUNDS + to_seller - share_of(to_seller, 200)

@@ -21,7 +21,7 @@ from danbao.money import format_amount
 from danbao.trade import accounts, repository
 from danbao.trade.config import TradeConfig
 from danbao.trade.errors import TradeError
-from danbao.trade.machine import CONFIRM_CLOCK_STOPPED, DUE, Rule, arrive
+from danbao.trade.machine import CONFIRM_CLOCK_STOPPED, DUE, FINAL, Rule, arrive
 from danbao.trade.model import Action, Model, Status, Trade, TradeEvent
 
 MOVES_PER_STEP_MAX = 8
@@ -147,8 +147,10 @@ class Step:
         stopped, stops = before in CONFIRM_CLOCK_STOPPED, to in CONFIRM_CLOCK_STOPPED
         if stops and not stopped and self.value("confirm_by") is not None:
             self.set(confirm_left_ns=max(0, self.value("confirm_by") - self.now), confirm_by=None)
-        elif stopped and not stops and to not in (Status.completed, Status.refunded):
-            self.set(confirm_by=self.now + self.value("confirm_left_ns"), confirm_left_ns=None)
+        elif stopped and not stops:
+            # Runs again where it stopped, unless the trade is over (a decision, a refund).
+            resumed = None if to in FINAL else self.now + self.value("confirm_left_ns")
+            self.set(confirm_by=resumed, confirm_left_ns=None)
 
     def _next_due(self, to: Status) -> None:
         due = DUE.get((Model(self.trade.model), to))
