@@ -123,6 +123,17 @@ def test_when_the_deposit_is_short_the_pool_pays_and_the_seller_owes_it(direct: 
     assert m.new_trade("direct").status == "created"
 
 
+def test_a_compensation_the_deposit_and_the_pool_cannot_cover_is_refused_and_moves_nothing(direct: Market) -> None:
+    m = direct  # owed 2 x 100,000: the deposit's 50,000 moves first, then the pool is 50,000 short
+    t = m.trades.claim(paid_direct(m, 100_000).id, m.buyer, reason="non_delivery", evidence="nothing arrived")
+    before = m.snapshot()
+    with pytest.raises(TradeError) as e:
+        m.trades.uphold_claim(t.id, m.arbiter)
+    # The pool's own refusal, not the echo of it on the deposit's move before it in the chain.
+    assert e.value.code == "insufficient_funds" and "insurance" in str(e.value)
+    assert m.snapshot() == before and m.trades.get(t.id, m.arbiter).status == "claimed"
+
+
 def test_a_rejected_claim_completes_the_trade_and_is_recorded_against_the_claimant(direct: Market) -> None:
     t = direct.trades.claim(paid_direct(direct).id, direct.buyer, reason="counterfeit", evidence="looks odd")
     t = direct.trades.reject_claim(t.id, direct.arbiter)

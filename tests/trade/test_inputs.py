@@ -31,6 +31,15 @@ def test_a_party_needs_a_role_a_name_and_a_fresh_id(market: Market, role: str, n
     assert (e.value.code, e.value.field) == (code, field)
 
 
+def test_a_partys_name_is_kept_without_the_spaces_around_it_and_a_couriers_limit_may_be_zero(market: Market) -> None:
+    assert market.trades.parties.create("buyer", "  Ann Lee \t", party_id="ann").name == "Ann Lee"
+    assert market.trades.parties.get("ann").name == "Ann Lee"
+    assert market.trades.parties.create("courier", "Walker", party_id="walker", cash_limit=0).cash_limit == 0
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.create("courier", "Runner", party_id="runner", cash_limit=-1)
+    assert (e.value.code, e.value.field) == ("amount_invalid", "cash_limit")
+
+
 def test_a_party_gets_a_fresh_id_when_none_is_given(market: Market) -> None:
     a = market.trades.parties.create("buyer", "A")
     b = market.trades.parties.create("buyer", "B")
@@ -48,6 +57,21 @@ def test_money_in_and_out_needs_a_positive_bounded_amount_in_a_known_currency(ma
         with pytest.raises(TradeError) as e:
             call(market.buyer, amount, currency)  # type: ignore[arg-type]
         assert e.value.code == code
+    assert market.snapshot() == before
+
+
+def test_the_largest_amount_moves_in_and_out(market: Market) -> None:
+    market.trades.parties.top_up(market.buyer, AMOUNT_MAX_MINOR, CUR)
+    assert market.wallet(market.buyer) == FUNDS + AMOUNT_MAX_MINOR
+    market.trades.parties.withdraw(market.buyer, AMOUNT_MAX_MINOR, CUR)
+    assert market.wallet(market.buyer) == FUNDS
+
+
+def test_a_party_cannot_send_money_to_itself(market: Market) -> None:
+    before = market.snapshot()
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.send(market.buyer, market.buyer, 100, CUR)
+    assert (e.value.code, e.value.field) == ("parties_must_differ", "to_party_id")
     assert market.snapshot() == before
 
 
