@@ -78,6 +78,12 @@ def create_app(services: Services) -> FastAPI:
     async def danbao_error(_: Request, error: DanbaoError) -> Response:
         return problem(error.code, error.message, field=error.field)
 
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, error: Exception) -> Response:
+        # Starlette's last resort answers in plain text; every answer here is a problem.
+        # The error still goes on to the server, which logs it.
+        return problem(ApiCode.internal_error, "the server failed on this request; the fault is ours and is logged")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, error: RequestValidationError) -> Response:
         first = error.errors()[0] if error.errors() else {}

@@ -48,6 +48,7 @@ class ApiCode(str, Enum):
     url_invalid = "url_invalid"
     url_not_public = "url_not_public"
     event_types_invalid = "event_types_invalid"
+    internal_error = "internal_error"  # a fault of ours, not the request's (the server logs it)
 
 
 # Every code not named here is a 400: a refusal is the client's to fix.
@@ -86,6 +87,7 @@ _STATUSES: dict[Enum | str, int] = {
     TransientStoreError.code: 503,
     StoreError.code: 500,
     IntegrityViolation.code: 500,
+    ApiCode.internal_error: 500,
 }
 # Keyed by plain text: an error carries its code as text, whichever enum named it.
 STATUS_BY_CODE: dict[str, int] = {code_text(code): status for code, status in _STATUSES.items()}
