@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from danbao.api import Services
-from danbao.api.idempotency import KEEP_SECONDS
+from danbao.api.idempotency import KEEP_SECONDS, RUNNING_LEASE_SECONDS
+from danbao.store.errors import StoreError
 from tests.api.conftest import Live, serve
 
 CUR = "CNY"
@@ -75,7 +76,8 @@ def test_keys_are_per_party_and_kept_a_day(live: Live) -> None:
         assert clients[n].post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR}).status_code == 201
     live.clock.advance(KEEP_SECONDS - 1)
     assert clients["ann"].post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR}).headers.get("idempotent-replayed") == "true"
-    live.clock.advance(2)
+    assert live.services.idempotency.sweep() == 0
+    live.clock.advance(1)  # a day to the nanosecond: expired
     assert live.services.idempotency.sweep() >= 2  # ann's, bob's, and the admin's set-up calls
     fresh = clients["ann"].post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR})
     assert fresh.status_code == 201 and "idempotent-replayed" not in fresh.headers
@@ -95,6 +97,44 @@ def test_a_key_past_its_day_is_free_again_before_any_sweep(live: Live) -> None:
     again = http.post("/v1/wallet/top-up", json={"amount": 25, "currency": CUR})
     assert again.headers.get("idempotent-replayed") == "true" and again.json() == other.json()
     assert live.services.ledger.account("ann.wallet.CNY").balance == 35  # type: ignore[union-attr]
+
+
+def test_a_refusal_replaces_an_expired_record_and_is_what_a_retry_gets(live: Live) -> None:
+    live.party("buyer", "ann")
+    http = _keyed(live, live.admin.issue_key("ann").key, "daily")
+    assert http.post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR}).status_code == 201
+    live.clock.advance(KEEP_SECONDS)
+    refused = http.post("/v1/wallet/withdraw", json={"amount": 50, "currency": CUR})
+    assert (refused.status_code, refused.json()["code"]) == (422, "insufficient_funds")
+    live.services.trades.parties.top_up("ann", 100, CUR)
+    again = http.post("/v1/wallet/withdraw", json={"amount": 50, "currency": CUR})
+    assert again.headers.get("idempotent-replayed") == "true" and again.json() == refused.json()
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 110  # type: ignore[union-attr]
+
+
+def _fails(error: Exception) -> Callable[..., None]:
+    def fail(*args: object) -> None:
+        raise error
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [(ZeroDivisionError("a bug"), "internal_error"), (StoreError("the disk is gone"), "store_error")],
+    ids=["unexpected", "store"],
+)
+def test_a_server_error_is_not_kept_so_a_retry_runs_again(live: Live, monkeypatch: pytest.MonkeyPatch, error: Exception, code: str) -> None:
+    live.party("buyer", "ann")
+    http = _keyed(live, live.admin.issue_key("ann").key, "top-up-1")
+    monkeypatch.setattr(live.services.trades.parties, "top_up", _fails(error))
+    failed = http.post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR})
+    assert (failed.status_code, failed.headers["content-type"], failed.json()["code"]) == (500, "application/problem+json", code)
+    monkeypatch.undo()
+    http = httpx.Client(base_url=live.url, headers=http.headers)  # the server closes a connection after a fault
+    again = http.post("/v1/wallet/top-up", json={"amount": 10, "currency": CUR})
+    assert again.status_code == 201 and "idempotent-replayed" not in again.headers
+    assert live.services.ledger.account("ann.wallet.CNY").balance == 10  # type: ignore[union-attr]
 
 
 def test_the_client_retries_a_trade_operation_without_doing_it_twice(live: Live) -> None:
@@ -168,7 +208,10 @@ def test_an_effect_whose_response_was_lost_is_never_done_again(live: Live, monke
     http = httpx.Client(base_url=live.url, headers=http.headers)  # a new connection, as after a crash
     soon = http.post("/v1/parties", json=body)
     assert (soon.status_code, soon.json()["code"]) == (409, "idempotency_in_progress")
-    live.clock.advance(61)  # the lease is over: the response is not coming
+    live.clock.advance(RUNNING_LEASE_SECONDS - 1)
+    still = http.post("/v1/parties", json=body)
+    assert (still.status_code, still.json()["code"]) == (409, "idempotency_in_progress")
+    live.clock.advance(1)  # the lease is over: the response is not coming
     late = http.post("/v1/parties", json=body)
     assert (late.status_code, late.json()["code"]) == (409, "idempotency_response_lost")
     assert live.services.trades.parties.get("ann").name == "Ann"
