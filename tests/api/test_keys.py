@@ -4,13 +4,24 @@ from the verification cache, whatever the order of concurrent steps."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from danbao.api import Services
-from danbao.api.keys import OPERATOR_ID, ApiKeys, IssuedKey, KeyRevoked, bootstrap_operator, new_operator_key
+from danbao.api import keys as keys_module
+from danbao.api.keys import (
+    KEY_PREFIX,
+    OPERATOR_ID,
+    VERIFIED_CACHE_SECONDS,
+    ApiKeys,
+    IssuedKey,
+    KeyRevoked,
+    bootstrap_operator,
+    new_operator_key,
+)
 from danbao.clock import ManualClock
 
 
@@ -75,6 +86,36 @@ def test_a_verified_key_is_cached_until_revoked(services: Services) -> None:
     cached = keys.cached(issued.key)
     assert cached is not None and cached.id == "ann"
     assert keys.revoke(issued.id)
+    assert keys.cached(issued.key) is None
+    assert keys.verify(issued.key) is None
+
+
+def _with_secret(key: IssuedKey, secret: str) -> str:
+    return f"{KEY_PREFIX}{key.id}_{secret}"
+
+
+def test_a_keys_id_with_any_other_secret_is_refused_whether_or_not_the_key_is_cached(services: Services) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    secret = issued.key.rsplit("_", 1)[1]
+    wrong = [_with_secret(issued, secret[:-1] + ("A" if secret[-1] != "A" else "B")), _with_secret(issued, secret[:-1]), _with_secret(issued, "x")]
+    for presented in wrong:
+        assert keys.verify(presented) is None  # read from the database
+    assert keys.verify(issued.key) is not None and keys.cached(issued.key) is not None
+    for presented in [*wrong, _with_secret(issued, ""), f"{KEY_PREFIX}_{secret}", issued.key + "x"]:
+        assert keys.cached(presented) is None, presented  # the id is cached; the secret is not its
+        assert keys.verify(presented) is None, presented
+
+
+def test_a_cached_verification_lapses_so_another_process_can_revoke_the_key(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = services.keys
+    issued = keys.issue("ann")
+    assert keys.verify(issued.key) is not None
+    # Another server process revokes it: this process's cache is not told.
+    keys.db.write_raw(lambda raw: raw.run("UPDATE api_keys SET revoked_at = 1 WHERE id = ?", (issued.id,)))
+    assert keys.cached(issued.key) is not None
+    later = time.monotonic() + VERIFIED_CACHE_SECONDS + 1
+    monkeypatch.setattr(keys_module.time, "monotonic", lambda: later)
     assert keys.cached(issued.key) is None
     assert keys.verify(issued.key) is None
 

@@ -145,6 +145,19 @@ def test_parties_keys_and_accounts_are_the_callers_own(live: Live) -> None:
     }
 
 
+def test_a_key_with_a_wrong_secret_is_401_even_right_after_the_right_one_was_used(live: Live) -> None:
+    live.admin.create_party("buyer", "Ann", id="ann")
+    key = live.admin.issue_key("ann").key
+    assert live.client(key).accounts() == []  # verified, and cached
+    prefix, secret = key.rsplit("_", 1)
+    forged = live.client(f"{prefix}_{secret[::-1] if secret[::-1] != secret else secret + 'x'}")
+    try:
+        forged.accounts()
+        raise AssertionError("a forged secret was taken")
+    except ApiError as error:
+        assert (error.status, error.code) == (401, "auth_invalid")
+
+
 def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
     ann = live.party("buyer", "ann")
     [key] = ann.request("GET", "/v1/parties/ann/keys")["data"]
