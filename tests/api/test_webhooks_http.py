@@ -139,6 +139,27 @@ def test_a_failing_then_hanging_receiver_gets_the_event_in_the_end(live: Live, r
     assert 'danbao_webhook_delivery_attempts_total{state="delivered"} 3.0' in metrics
 
 
+def test_only_a_2xx_answer_delivers_a_redirect_is_tried_again_not_followed(live: Live) -> None:
+    receiver = Receiver([302, 304, 200])
+    try:
+        ann, _ = live.party("buyer", "ann"), live.party("seller", "tea")
+        endpoint = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        hooks = live.services.webhooks
+        hooks.dispatch()
+        for status, wait in ((302, 5), (304, 10)):
+            assert hooks.deliver_due() == 1
+            [delivery] = live.services.webhooks.deliveries("ann", endpoint.id)
+            assert (delivery.state, delivery.last_status_code) == ("pending", status)
+            live.clock.advance(wait)
+        assert hooks.deliver_due() == 1
+        [delivery] = live.services.webhooks.deliveries("ann", endpoint.id)
+        assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 3, 200)
+        assert len(receiver.received) == 3  # to the endpoint each time, never to a Location
+    finally:
+        receiver.close()
+
+
 def test_a_receiver_that_always_fails_is_given_up_on_after_a_bounded_number_of_attempts(live: Live) -> None:
     receiver = Receiver([500] * ATTEMPTS_MAX)
     try:
