@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from danbao.ledger import NewTransfer, Result, TransferFlags
 from danbao.store.errors import StoreUnavailable
-from danbao.trade import run_due, run_until_idle
+from danbao.trade import accounts, run_due, run_until_idle, worker
 from tests.trade.helpers import Market, assert_books_balance
 
 
@@ -50,3 +51,35 @@ def test_a_database_that_cannot_be_reached_fails_the_whole_pass(market: Market, 
     monkeypatch.setattr(market.trades, "run_due_one", unreachable)
     with pytest.raises(StoreUnavailable):
         run_due(market.trades)
+
+
+def test_a_pass_takes_at_most_its_bound_of_due_trades_whatever_the_caller_asks(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "WORKER_TRADES_PER_RUN_MAX", 3)
+    made = [market.new_trade().id for _ in range(5)]
+    market.days(30)
+    assert run_due(market.trades, limit=100).trades_advanced == 3
+    assert run_until_idle(market.trades).trades_advanced == 2
+    assert {market.trades.get(t, market.buyer).status for t in made} == {"closed"}
+
+
+def test_the_failures_a_run_reports_are_bounded(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "FAILURES_REPORTED_MAX", 2)
+    for _ in range(3):
+        _break_due_job(market, market.new_trade().id)
+    market.days(30)
+    assert len(run_due(market.trades).failures) == 2
+    assert len(run_until_idle(market.trades).failures) == 2
+
+
+def test_passes_go_on_while_holds_expire_even_when_no_trade_is_due(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    from danbao.ledger import ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "EXPIRIES_PER_BATCH_MAX", 2)  # a pass voids two holds at most
+    wallet, other = (accounts.owned(p, "wallet", "CNY") for p in (market.buyer, market.seller))
+    holds = [NewTransfer(f"h{i}", wallet, other, 100, "CNY", flags=TransferFlags.pending, timeout_seconds=60) for i in range(5)]
+    assert {r.result for r in market.ledger.create_transfers(holds)} == {Result.ok}
+    market.days(1)
+    run = run_until_idle(market.trades)
+    assert (run.trades_advanced, run.holds_expired) == (0, 5)
+    assert market.ledger.account(wallet).debits_pending == 0  # type: ignore[union-attr]
+
