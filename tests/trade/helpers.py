@@ -45,8 +45,8 @@ class Market:
     def owned(self, party: str, purpose: str) -> int:
         return self.balance(acc.owned(party, purpose, CUR))
 
-    def new_trade(self, model: str = "escrow", amount: int = PRICE, *, buyer: str | None = None, seller: str | None = None):  # type: ignore[no-untyped-def]
-        return self.trades.create(buyer or self.buyer, seller_id=seller or self.seller, model=model, amount=amount, currency=CUR, items=[{"sku": "tea", "qty": 1}])
+    def new_trade(self, model: str = "escrow", amount: int = PRICE, *, buyer: str | None = None, seller: str | None = None, currency: str = CUR):  # type: ignore[no-untyped-def]
+        return self.trades.create(buyer or self.buyer, seller_id=seller or self.seller, model=model, amount=amount, currency=currency, items=[{"sku": "tea", "qty": 1}])
 
     def days(self, n: float) -> None:
         self.clock.advance(n * 24 * 3600)

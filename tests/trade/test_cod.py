@@ -76,6 +76,16 @@ def test_a_courier_cannot_carry_more_than_its_cash_limit(market: Market) -> None
     assert shipped_cod(m, 3 * PRICE).status == "shipped"
 
 
+def test_a_couriers_cash_limit_counts_one_currency_at_a_time(market: Market) -> None:
+    m = market  # the courier's limit is 5 x PRICE, in each currency
+    shipped_cod(m, 4 * PRICE)
+    dollars = m.trades.ship(m.new_trade("cod", 2 * PRICE, currency="USD").id, m.seller, courier_id=m.courier)
+    assert dollars.status == "shipped"
+    with pytest.raises(TradeError) as e:
+        shipped_cod(m, 2 * PRICE)
+    assert e.value.code == "courier_cash_limit"
+
+
 def test_a_late_remittance_is_flagged_on_the_courier_once(market: Market) -> None:
     t = market.trades.collect(shipped_cod(market).id, market.courier, method="cash")
     market.days(0.9)

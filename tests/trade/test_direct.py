@@ -134,6 +134,21 @@ def test_a_compensation_the_deposit_and_the_pool_cannot_cover_is_refused_and_mov
     assert m.snapshot() == before and m.trades.get(t.id, m.arbiter).status == "claimed"
 
 
+def test_only_direct_trades_open_to_claims_lock_the_deposit_and_only_in_their_currency(direct: Market) -> None:
+    m = direct
+    m.trades.parties.top_up(m.seller, 1_000, "USD")
+    m.trades.parties.deposit(m.seller, 1_000, "USD")
+    m.trades.pay(m.new_trade().id, m.buyer)  # escrow: no claim can arrive on it
+    m.trades.parties.withdraw_deposit(m.seller, 1, "CNY")
+    m.trades.parties.deposit(m.seller, 1, "CNY")
+    paid_direct(m)
+    with pytest.raises(TradeError) as e:
+        m.trades.parties.withdraw_deposit(m.seller, 1, "CNY")
+    assert e.value.code == "deposit_locked"
+    m.trades.parties.withdraw_deposit(m.seller, 1_000, "USD")
+    assert m.owned(m.seller, "deposit") == MINIMUM
+
+
 def test_a_rejected_claim_completes_the_trade_and_is_recorded_against_the_claimant(direct: Market) -> None:
     t = direct.trades.claim(paid_direct(direct).id, direct.buyer, reason="counterfeit", evidence="looks odd")
     t = direct.trades.reject_claim(t.id, direct.arbiter)
