@@ -317,7 +317,10 @@ class Webhooks:
                 for party in (receivers | overseer_ids) if overseen else receivers:
                     for endpoint_id, types in subscribed.get(party, []):  # type: ignore[arg-type]
                         if kind in types or "*" in types:
-                            rows.append((f"wd_{secrets.token_hex(8)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
+                            # A dispatch's deliveries share `now`; lists page by (created_at, id),
+                            # so the id leads with the row's place here: in the events' order.
+                            rows.append((f"wd_{len(rows):06x}{secrets.token_hex(6)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
+            invariant(len(rows) <= 0xFFFFFF, "a dispatch's deliveries are numbered in six hex digits")
             raw.insert(_DELIVERY_ROWS, rows)
             trade_rows.mark_dispatched(raw, [e for e, _ in pending])
             return len(rows)
