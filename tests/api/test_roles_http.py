@@ -177,6 +177,19 @@ def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
         assert error.status == 401
 
 
+def test_a_party_cannot_revoke_or_rotate_another_partys_key(live: Live) -> None:
+    ann, bob = live.party("buyer", "ann"), live.party("buyer", "bob")
+    [bobs] = live.admin.request("GET", "/v1/parties/bob/keys")["data"]
+    for act in (ann.rotate_key, ann.revoke_key):
+        try:
+            act(bobs["id"])  # a rotation would hand ann a fresh key acting as bob
+            raise AssertionError(f"{act.__name__} of another party's key was allowed")
+        except ApiError as error:
+            assert (error.status, error.code) == (404, "key_not_found")
+    assert [k["id"] for k in live.admin.request("GET", "/v1/parties/bob/keys")["data"] if k["revoked_at"] is None] == [bobs["id"]]
+    assert bob.accounts() == []  # bob's key still works
+
+
 def test_a_key_is_answered_as_it_is_listed_when_issued_and_when_rotated(live: Live) -> None:
     live.admin.create_party("buyer", "Ann", id="ann")
     live.clock.advance(1)
