@@ -4,10 +4,10 @@ signed, retried with exponential backoff for a bounded time, and recorded.
 Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
 delivery row. An event goes to the trade's parties and, if it puts the trade before an
-arbiter or takes it away, to every arbiter and operator. Delivery happens off the request path, in passes: each pass claims a bounded
-set of due deliveries (a few per endpoint, so one receiver's backlog cannot fill it) and
-attempts them all at once, each under a timeout per network step and a deadline for the
-whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
+arbiter or takes it away, to every arbiter and operator. Delivery happens off the request
+path, in passes: each pass claims a bounded set of due deliveries (a few per endpoint, so
+one receiver's backlog cannot fill it) and attempts them all at once, each under a timeout
+per network step and a deadline for the whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
 for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
 
 Each delivery is signed as `danbao.api.signature` says; event types are named in
@@ -339,14 +339,12 @@ class Webhooks:
     def _overseers_endpoints(raw: Raw) -> list[tuple[str, str, str]]:
         """Every arbiter's and operator's active endpoints (found by the parties' role)."""
         marks = ", ".join("?" for _ in OVERSEERS)
-        return [
-            (r[0], r[1], r[2])
-            for r in raw.rows(
-                "SELECT e.id, e.party_id, e.event_types FROM parties p JOIN webhook_endpoints e ON e.party_id = p.id "
-                f"WHERE p.role IN ({marks}) AND e.disabled_at IS NULL ORDER BY e.id",
-                OVERSEERS,
-            )
-        ]
+        rows = raw.rows(
+            "SELECT e.id, e.party_id, e.event_types FROM parties p JOIN webhook_endpoints e ON e.party_id = p.id "
+            f"WHERE p.role IN ({marks}) AND e.disabled_at IS NULL ORDER BY e.id",
+            OVERSEERS,
+        )
+        return [tuple(r) for r in rows]  # type: ignore[misc]
 
     def deliver_due(self) -> int:
         """Claim the due deliveries (bounded per pass and per endpoint) and attempt them

@@ -102,6 +102,7 @@ def concerns_arbiters(from_status: str, to_status: str) -> bool:
     events that arbiters and operators, never parties to a trade, are sent."""
     return from_status in AWAITING_ARBITER or to_status in AWAITING_ARBITER
 
+
 # Statuses in which the escrow's confirm clock is stopped.
 CONFIRM_CLOCK_STOPPED = frozenset({S.refund_requested, S.disputed})
 FINAL = frozenset({S.completed, S.refunded, S.closed, S.compensated, S.settled, S.returned})

@@ -482,7 +482,6 @@ class Trades:
         return step.finish(Status.refunded if fully else Status.shipped)
 
 
-
 def _overseer_role(raw, party_id: str) -> str | None:  # type: ignore[no-untyped-def]
     """`party_id`'s role if it oversees every trade (an arbiter or an operator), else None."""
     party = repository.parties(raw, [party_id]).get(party_id) if isinstance(party_id, str) else None
