@@ -9,8 +9,11 @@ altered table may lack them), so those cases switch the constraints off first.
 import pytest
 from sqlalchemy import text
 
+from danbao.clock import NS_PER_SECOND
 from danbao.ledger import AccountFlags, NewTransfer, TransferFlags, audit
+from danbao.ledger.journal import entry_hash
 from danbao.ledger.model import HISTORY_MARK_EVERY
+from danbao.store.schema import GENESIS_HASH
 from tests.ledger.helpers import fund, open_accounts
 
 NO_OVERDRAFT = int(AccountFlags.no_overdraft)
@@ -62,6 +65,12 @@ TAMPERING = {
         ["INSERT INTO holds (pending_id, debit_account_id, credit_account_id, amount, currency, timestamp, expires_at, state) VALUES ('ghost', 'alice', 'bob', 5, 'USD', 1, NULL, 'pending')"],
         "hold ghost has no pending entry",
     ),
+    "hold's amount edited": (["UPDATE holds SET amount = 30 WHERE pending_id = 'h1'"], "hold h1's amount is 30, its pending entry says 300"),
+    "hold's payer edited": (["UPDATE holds SET debit_account_id = 'bank' WHERE pending_id = 'h1'"], "hold h1's debit_account_id is bank, its pending entry says alice"),
+    "hold's payee edited": (["UPDATE holds SET credit_account_id = 'alice' WHERE pending_id = 'h1'"], "hold h1's credit_account_id is alice, its pending entry says bob"),
+    "hold's currency edited": (["UPDATE holds SET currency = 'EUR' WHERE pending_id = 'h1'"], "hold h1's currency is EUR, its pending entry says USD"),
+    "hold's time edited": (["UPDATE holds SET timestamp = timestamp - 1 WHERE pending_id = 'h1'"], "hold h1's timestamp is"),
+    "deadline given to a hold without one": (["UPDATE holds SET expires_at = 5 WHERE pending_id = 'h1'"], "hold h1's expires_at is 5, its pending entry says None"),
     "post points at a plain transfer": (["UPDATE transfers SET pending_id = 't1' WHERE id = 'p1'"], "transfer p1 resolves t1, which is not an open hold"),
     "post's hold amount edited": (["UPDATE transfers SET hold_amount = 299 WHERE id = 'p1'"], "transfer p1 does not match hold h1"),
     "post raised above its hold": (["UPDATE transfers SET amount = 301 WHERE id = 'p1'"], "transfer p1 posts more than its hold"),
@@ -167,3 +176,35 @@ def test_violations_are_counted_beyond_those_reported(books, db):
     report = audit(db)
     assert len(report.violations) == VIOLATIONS_REPORTED_MAX
     assert report.violations_count > VIOLATIONS_REPORTED_MAX
+
+
+def _rechain(db):
+    """Recompute every entry's hash and the head's, as a forger who knows the scheme
+    would after editing an entry: the chain alone then shows nothing."""
+    with db.engine.begin() as conn:
+        last = GENESIS_HASH
+        for t in conn.execute(text("SELECT * FROM transfers ORDER BY timestamp")).all():
+            last = entry_hash(
+                last, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount, t.hold_amount,
+                t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id, t.timeout_seconds,
+            )
+            conn.execute(text("UPDATE transfers SET hash = :h WHERE timestamp = :ts"), {"h": last, "ts": t.timestamp})
+        conn.execute(text("UPDATE ledger_head SET hash = :h"), {"h": last})
+
+
+def test_a_rewritten_chain_still_shows_a_hold_expired_before_its_deadline(ledger, db, clock):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 100)
+    ledger.create_transfers([NewTransfer("hx", "alice", "bob", 40, "USD", flags=int(TransferFlags.pending), timeout_seconds=60)])
+    clock.advance(61)
+    assert ledger.expire_due() == 1
+    _rechain(db)
+    assert audit(db).ok, "the forger's own rechaining is faithful"
+    # The forgery: the hold was given an hour, yet it expired after a minute.
+    _tamper(db, [
+        "UPDATE transfers SET timeout_seconds = 3600 WHERE id = 'hx'",
+        f"UPDATE holds SET expires_at = timestamp + {3600 * NS_PER_SECOND} WHERE pending_id = 'hx'",
+    ])
+    _rechain(db)
+    report = audit(db)
+    assert report.violations == ["transfer ~hx expires hold hx before its deadline"]

@@ -4,7 +4,9 @@ Checks, in one consistent snapshot: the hash chain from genesis to the head; tim
 strictly increasing; each resolving entry matches the hold it resolves; every account's
 four totals equal the sums of its journal; its history chain (each entry's link to the
 account's previous one, its latest entry and count, and its marks with their totals)
-matches the journal; holds agree with the journal; per currency,
+matches the journal; every hold row is the one its pending entry opened (accounts, amount,
+currency, time, deadline) in the state the journal left it, and no hold expired before its
+deadline; per currency,
 debits equal credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
 overcredited). Returns a report; it never repairs anything.
 """
@@ -13,10 +15,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
-from danbao.ledger.journal import deltas, entry_hash
+from danbao.ledger.journal import deltas, entry_hash, hold_deadline
 from danbao.ledger.model import HISTORY_MARK_EVERY, AccountFlags, HoldState, TransferFlags
 from danbao.store import Database
 from danbao.store.schema import GENESIS_HASH
@@ -70,6 +73,17 @@ def _audit(conn: Connection) -> AuditReport:
     return report
 
 
+class _Opened(NamedTuple):
+    """A hold as its pending entry opened it: the holds table's columns after the id."""
+
+    debit_account_id: str
+    credit_account_id: str
+    amount: int
+    currency: str
+    timestamp: int
+    expires_at: int | None
+
+
 @dataclass
 class _Journal:
     """What the journal says, replayed from genesis: the state every check compares with."""
@@ -77,7 +91,7 @@ class _Journal:
     # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
     accounts: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(_no_entries))
     marks: dict[tuple[str, int], list[int | None]] = field(default_factory=dict)
-    pending: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # pending id -> (amount, debit, credit)
+    opened: dict[str, _Opened] = field(default_factory=dict)  # pending id -> the hold its entry opened
     resolved: dict[str, str] = field(default_factory=dict)  # pending id -> the state its resolution left
     last_hash: str = GENESIS_HASH
 
@@ -104,15 +118,22 @@ def _replay_journal(conn: Connection, report: AuditReport) -> _Journal:
         if t.amount <= 0:
             report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
         if t.flags & TransferFlags.pending:
-            journal.pending[t.id] = (t.amount, t.debit_account_id, t.credit_account_id)
+            journal.opened[t.id] = _Opened(
+                t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
+                hold_deadline(t.timestamp, t.timeout_seconds),
+            )
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
-            hold = journal.pending.get(t.pending_id)
+            hold = journal.opened.get(t.pending_id)
             if hold is None or t.pending_id in journal.resolved:
                 report.violation(f"transfer {t.id} resolves {t.pending_id}, which is not an open hold")
-            elif hold != (t.hold_amount, t.debit_account_id, t.credit_account_id):
+            elif (hold.amount, hold.debit_account_id, hold.credit_account_id, hold.currency) != (
+                t.hold_amount, t.debit_account_id, t.credit_account_id, t.currency
+            ):
                 report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
             elif t.amount > t.hold_amount:
                 report.violation(f"transfer {t.id} posts more than its hold")
+            elif t.flags & TransferFlags.expiry and (hold.expires_at is None or t.timestamp < hold.expires_at):
+                report.violation(f"transfer {t.id} expires hold {t.pending_id} before its deadline")
             journal.resolved[t.pending_id] = _state_of(t.flags)
         pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
         for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
@@ -179,14 +200,19 @@ def _check_holds(conn: Connection, journal: _Journal, report: AuditReport) -> No
     holds_seen = 0
     for h in conn.execute(select(holds_t)):
         holds_seen += 1
-        if h.pending_id not in journal.pending:
+        opened = journal.opened.get(h.pending_id)
+        if opened is None:
             report.violation(f"hold {h.pending_id} has no pending entry")
             continue
+        stored = _Opened(h.debit_account_id, h.credit_account_id, h.amount, h.currency, h.timestamp, h.expires_at)
+        for name, kept, entered in zip(_Opened._fields, stored, opened):
+            if kept != entered:
+                report.violation(f"hold {h.pending_id}'s {name} is {kept}, its pending entry says {entered}")
         expected_state = journal.resolved.get(h.pending_id, HoldState.pending.value)
         if h.state != expected_state:
             report.violation(f"hold {h.pending_id} is {h.state}, journal says {expected_state}")
-    if holds_seen != len(journal.pending):
-        report.violation(f"{len(journal.pending)} pending entries but {holds_seen} holds")
+    if holds_seen != len(journal.opened):
+        report.violation(f"{len(journal.opened)} pending entries but {holds_seen} holds")
 
 
 def _no_entries() -> list[int | None]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from danbao.errors import invariant
-from danbao.ledger.journal import canonical_metadata, entry_hash
+from danbao.ledger.journal import canonical_metadata, entry_hash, hold_deadline
 from danbao.ledger.model import (
     CLIENT_TRANSFER_FLAGS,
     CODE_PATTERN,
@@ -35,7 +35,6 @@ from danbao.ledger.model import (
 from danbao.ledger.results import Result
 from danbao.money import AMOUNT_MAX_MINOR, is_currency
 
-NS_PER_SECOND = 1_000_000_000
 EXPIRY_ID_PREFIX = "~"  # client ids cannot start with it, so expiry entries never collide
 EXPIRY_CODE = "expiry"  # why an entry that voids an expired hold moved money (a transfer code)
 
@@ -366,7 +365,6 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
         amount if pending else 0, 0 if pending else amount,
     )
     if pending:
-        expires_at = timestamp + t.timeout_seconds * NS_PER_SECOND if t.timeout_seconds else None
         hold = {
             "pending_id": transfer_id,
             "debit_account_id": t.debit_account_id,
@@ -374,7 +372,7 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
             "amount": amount,
             "currency": t.currency,
             "timestamp": timestamp,
-            "expires_at": expires_at,
+            "expires_at": hold_deadline(timestamp, t.timeout_seconds),
             "state": HoldState.pending.value,
         }
         if o.undo is not None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 from typing import Any
 
+from danbao.clock import NS_PER_SECOND
 from danbao.ledger.model import RESOLVING_FLAGS, TransferFlags
 
 _PENDING = int(TransferFlags.pending)
@@ -24,6 +25,11 @@ def deltas(flags: int, amount: int, hold_amount: int) -> tuple[int, int]:
     if flags & _RESOLVING:
         return -hold_amount, amount if flags & _POST else 0
     return 0, amount
+
+
+def hold_deadline(timestamp: int, timeout_seconds: int) -> int | None:
+    """When a hold opened at `timestamp` expires (None: it waits until resolved)."""
+    return timestamp + timeout_seconds * NS_PER_SECOND if timeout_seconds else None
 
 
 def canonical_metadata(metadata: dict[str, Any] | None) -> str | None:

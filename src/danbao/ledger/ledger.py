@@ -16,10 +16,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, select
 
-from danbao.clock import Clock, SystemClock
+from danbao.clock import NS_PER_SECOND, Clock, SystemClock
 from danbao.errors import DanbaoError
 from danbao.ledger import history, joined
-from danbao.ledger.engine import NS_PER_SECOND, Plan, Totals, plan_batch
+from danbao.ledger.engine import Plan, Totals, plan_batch
 from danbao.ledger.group_commit import Failed, GroupCommitter
 from danbao.ledger.known import KnownTotals
 from danbao.ledger.model import (
