@@ -208,8 +208,9 @@ class Danbao:
         page = self.request("GET", f"/v1/webhook-endpoints/{endpoint_id}/deliveries", params={"limit": limit, **({"after": after} if after else {})})
         return [DeliveryOut.model_validate(d) for d in page["data"]], page["next_cursor"]
 
-    def audit(self) -> AuditOut:
-        return self._get(AuditOut, "/v1/audit")
+    def audit(self, anchor: str | None = None) -> AuditOut:
+        """The operator's audit; `anchor` is the `head` of an earlier one (see /v1/audit)."""
+        return self._get(AuditOut, "/v1/audit", anchor=anchor)
 
 
 def _retry_after(response: httpx.Response, backoff: float) -> float:

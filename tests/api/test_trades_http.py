@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from danbao.client import ApiError
 from danbao.trade import share_of
 from tests.api.conftest import Live, disputed
 
@@ -22,6 +25,24 @@ def test_an_escrow_trade_from_order_to_payout(live: Live) -> None:
     assert [e.type for e in buyer.trade_events(t.id)] == ["trade.created", "trade.paid", "trade.shipped", "trade.completed"]
     report = live.admin.audit()
     assert report.ok and report.trades_checked == 1
+
+
+def test_the_operators_audit_names_the_journal_head_and_proves_an_anchor(live: Live) -> None:
+    buyer = live.party("buyer", "ann")
+    buyer.top_up(500_00, CUR)
+    first = live.admin.audit()
+    entries, _, digest = first.head.partition(":")
+    assert int(entries) == first.transfers_checked > 0 and len(digest) == 64
+    buyer.withdraw(100_00, CUR)
+    anchored = live.admin.audit(anchor=first.head)
+    assert anchored.ok and anchored.head != first.head
+    forged = live.admin.audit(anchor=f"{entries}:{'0' * 64}")
+    assert not forged.ok and forged.violations == [f"the journal's first {entries} entries are not the anchor's: they hash to {digest}, not {'0' * 64}"]
+    for bad in ("12", f"{entries}:{'g' * 64}", "1" * 200):
+        with pytest.raises(ApiError) as refused:
+            live.admin.audit(anchor=bad)
+        assert (refused.value.status, refused.value.code, refused.value.field) == (400, "anchor_invalid", "anchor"), bad
+    assert live.admin.audit() == anchored
 
 
 def test_a_disputed_escrow_trade_decided_by_an_arbiter(live: Live) -> None:

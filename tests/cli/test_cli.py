@@ -164,6 +164,22 @@ def test_audit_exits_non_zero_when_the_books_were_tampered_with(url):
     assert "VIOLATION" in result.output and "hash chain" in result.output
 
 
+def test_the_audit_prints_the_journal_head_and_proves_an_anchor(url):
+    run(url, "account", "create", "bank", "--kind", "bank_clearing")
+    run(url, "account", "create", "a")
+    run(url, "transfer", "t1", "bank", "a", "5.00")
+    first = run(url, "audit")
+    head = re.search(r"journal head (1:[0-9a-f]{64})\n", first.output)
+    assert first.exit_code == 0 and head, first.output
+    run(url, "transfer", "t2", "bank", "a", "1.00")
+    anchored = run(url, "audit", "--anchor", head.group(1))
+    assert anchored.exit_code == 0 and "(anchored at 1 entries)" in anchored.output and "journal head 2:" in anchored.output
+    forged = run(url, "audit", "--anchor", "1:" + "0" * 64)
+    assert forged.exit_code == 1 and "VIOLATION the journal's first 1 entries are not the anchor's" in forged.output
+    refused = run(url, "audit", "--anchor", "1:xyz")
+    assert refused.exit_code == 2 and "error anchor_invalid: '1:xyz' is not a journal anchor" in refused.output
+
+
 def _no_crash(result) -> bool:
     return result.exception is None or isinstance(result.exception, SystemExit)
 

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from danbao.clock import NS_PER_SECOND
-from danbao.ledger import AccountFlags, NewTransfer, TransferFlags, audit
+from danbao.errors import DanbaoError
+from danbao.ledger import AccountFlags, JournalHead, NewTransfer, ReadCode, TransferFlags, audit
 from danbao.ledger.journal import entry_hash
 from danbao.ledger.model import HISTORY_MARK_EVERY
 from danbao.store.schema import GENESIS_HASH
@@ -208,3 +209,75 @@ def test_a_rewritten_chain_still_shows_a_hold_expired_before_its_deadline(ledger
     _rechain(db)
     report = audit(db)
     assert report.violations == ["transfer ~hx expires hold hx before its deadline"]
+
+
+def _stored_head(db) -> JournalHead:
+    with db.engine.connect() as conn:
+        count, last = conn.execute(text("SELECT transfers_count, hash FROM ledger_head")).one()
+    return JournalHead(count, last)
+
+
+def test_the_report_names_where_the_journal_stands(books, db):
+    report = audit(db)
+    assert report.head == _stored_head(db) == JournalHead(4, report.head.hash)
+    assert report.head.hash != GENESIS_HASH
+    assert str(report.head) == f"4:{report.head.hash}"
+
+
+def test_an_anchor_proves_the_journal_up_to_it_while_it_grows(books, db):
+    anchor = audit(db).head
+    books.create_transfers([NewTransfer("later", "alice", "bob", 7, "USD")])
+    report = audit(db, anchor)
+    assert report.ok, report.violations
+    assert report.head.entries == 5
+    assert audit(db, JournalHead(0, GENESIS_HASH)).ok
+    assert audit(db, report.head).ok
+
+
+def test_an_anchor_shows_what_a_rewritten_chain_hides(books, db):
+    anchor = audit(db).head
+    books.create_transfers([NewTransfer("later", "alice", "bob", 7, "USD")])
+    _tamper(db, ["UPDATE transfers SET metadata = '{\"k\":\"forged\"}' WHERE id = 't1'"])
+    _rechain(db)
+    assert audit(db).ok, "the rewritten chain alone passes: that is what anchors are for"
+    assert audit(db, anchor).violations == [
+        f"the journal's first 4 entries are not the anchor's: they hash to {_stored_hash_at(db, 4)}, not {anchor.hash}"
+    ]
+
+
+def test_an_anchor_shows_entries_removed_from_the_end(books, db):
+    anchor = audit(db).head
+    _tamper(db, [
+        "DELETE FROM transfers WHERE id = 'p1'",
+        "UPDATE ledger_head SET transfers_count = 3, hash = (SELECT hash FROM transfers WHERE id = 'h1')",
+        "UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'",
+    ])
+    report = audit(db, anchor)
+    assert "the journal has 3 entries, fewer than the anchor's 4" in report.violations
+
+
+def test_an_anchor_at_no_entries_must_be_the_genesis_hash(books, db):
+    assert audit(db, JournalHead(0, "a" * 64)).violations == [f"anchor 0:{'a' * 64} has no entries but is not the genesis hash"]
+
+
+def test_an_anchor_reads_back_as_printed_in_either_case():
+    head = JournalHead(12, "0123456789abcdef" * 4)
+    assert JournalHead.parse(str(head)) == head
+    assert JournalHead.parse(str(head).upper()) == head
+
+
+@pytest.mark.parametrize("text", [
+    "", "12", ":" + "a" * 64, "12:", "-1:" + "a" * 64, "1.5:" + "a" * 64, "\u0663:" + "a" * 64,
+    "12:" + "a" * 63, "12:" + "a" * 65, "12:" + "g" * 64, "12:0x" + "a" * 62, " 12:" + "a" * 64,
+    f"{2**63}:" + "a" * 64, "1" * 10_000,
+], ids=lambda text: repr(text[:20]))
+def test_an_anchor_that_is_not_one_is_refused_with_its_code(text):
+    with pytest.raises(DanbaoError) as refused:
+        JournalHead.parse(text)
+    assert refused.value.code == ReadCode.anchor_invalid and refused.value.field == "anchor"
+    assert len(refused.value.message) < 200
+
+
+def _stored_hash_at(db, entries: int) -> str:
+    with db.engine.connect() as conn:
+        return conn.execute(text("SELECT hash FROM transfers ORDER BY timestamp LIMIT 1 OFFSET :n"), {"n": entries - 1}).scalar()

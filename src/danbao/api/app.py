@@ -46,7 +46,7 @@ TELEMETRY_OFF: dict[str, Any] = {"tracing": False, "metrics": False, "logs": Fal
 # Field names whose validation failures carry the code the domain (or the webhooks) gives
 # that very mistake, so a client sees one code for it however it is caught.
 FIELD_CODES = {"amount": TradeCode.amount_invalid, "currency": TradeCode.currency_unknown, "model": TradeCode.model_unknown, "role": TradeCode.role_invalid, "items": TradeCode.items_invalid, "name": TradeCode.name_invalid,
-               "reason": TradeCode.claim_reason_invalid, "evidence": TradeCode.evidence_invalid, "decision": TradeCode.decision_invalid, "method": TradeCode.collect_method_invalid, "limit": ReadCode.limit_invalid, "after": ReadCode.cursor_invalid, "at": ReadCode.timestamp_invalid,
+               "reason": TradeCode.claim_reason_invalid, "evidence": TradeCode.evidence_invalid, "decision": TradeCode.decision_invalid, "method": TradeCode.collect_method_invalid, "limit": ReadCode.limit_invalid, "after": ReadCode.cursor_invalid, "at": ReadCode.timestamp_invalid, "anchor": ReadCode.anchor_invalid,
                "url": ApiCode.url_invalid, "event_types": ApiCode.event_types_invalid, "id": TradeCode.party_id_invalid, "cash_limit": TradeCode.amount_invalid}
 
 

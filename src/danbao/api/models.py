@@ -263,6 +263,7 @@ class AuditOut(BaseModel):
     accounts_checked: int
     trades_checked: int
     escrow_by_currency: dict[str, int]
+    head: str  # <entries>:<hash of the last>: pass it back as `anchor` to a later audit
 
 
 class Problem(BaseModel):

@@ -91,13 +91,21 @@ def init() -> None:
 
 
 @app.command("audit")
-def audit_command() -> None:
+def audit_command(
+    anchor: str | None = typer.Option(
+        None, help="a journal head an earlier audit printed (<entries>:<hash>): prove the journal up to it unchanged"
+    ),
+) -> None:
     """Prove the books: hash chain, totals, debits = credits, no overdraft. Example: danbao audit"""
-    from danbao.ledger import audit
+    from danbao.ledger import JournalHead, audit
     from danbao.trade.reconcile import reconcile
 
+    try:
+        anchored = None if anchor is None else JournalHead.parse(anchor)
+    except DanbaoError as error:
+        fail(error)
     with _store() as db:
-        report = audit(db)
+        report = audit(db, anchored)
         trades = reconcile(db)
     table = Table(title="danbao audit")
     for column in ("currency", "debits posted", "credits posted", "debits pending", "credits pending"):
@@ -106,6 +114,7 @@ def audit_command() -> None:
         table.add_row(code, *(format_amount(v, code) for v in (c.debits_posted, c.credits_posted, c.debits_pending, c.credits_pending)))
     console.print(table)
     console.print(f"{report.transfers_checked} transfers, {report.accounts_checked} accounts checked")
+    console.print(f"journal head {report.head}" + ("" if anchored is None else f" (anchored at {anchored.entries} entries)"))
     console.print(f"{trades.trades_checked} escrow and cod trades reconciled with the escrow accounts")
     violations = [*report.violations, *trades.violations]
     if not violations:

@@ -1,6 +1,6 @@
 """The double-entry ledger: the only writer of money (TigerBeetle's account/transfer model)."""
 
-from danbao.ledger.audit import AuditReport, audit
+from danbao.ledger.audit import AuditReport, JournalHead, audit
 from danbao.ledger.ledger import Ledger
 from danbao.ledger.model import (
     PAGE_LIMIT_MAX,
@@ -36,6 +36,7 @@ __all__ = [
     "BatchTooLarge",
     "Hold",
     "HoldState",
+    "JournalHead",
     "Ledger",
     "NewAccount",
     "NewTransfer",

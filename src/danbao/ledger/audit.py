@@ -9,6 +9,11 @@ currency, time, deadline) in the state the journal left it, and no hold expired 
 deadline; per currency,
 debits equal credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
 overcredited). Returns a report; it never repairs anything.
+
+The chain shows an edit, but anyone who can write the table can also recompute every hash
+after the edit. The report's `head` (how many entries, and the last one's hash), recorded
+where the database's writers cannot reach it, is an anchor: an audit given it proves the
+journal up to that point is the one that was recorded.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
+from danbao.errors import DanbaoError
 from danbao.ledger.journal import deltas, entry_hash, hold_deadline
-from danbao.ledger.model import HISTORY_MARK_EVERY, AccountFlags, HoldState, TransferFlags
+from danbao.ledger.model import HISTORY_MARK_EVERY, TOTAL_MAX, AccountFlags, HoldState, TransferFlags
+from danbao.ledger.results import ReadCode
 from danbao.store import Database
 from danbao.store.schema import GENESIS_HASH
 from danbao.store.schema import account_marks as marks_t
@@ -41,6 +48,42 @@ class CurrencyTotals:
     credits_pending: int = 0
 
 
+_HEX = frozenset("0123456789abcdef")
+# An anchor as text: entries (at most TOTAL_MAX, so 19 digits), a colon, the hash.
+ANCHOR_CHARS_MAX = 19 + 1 + len(GENESIS_HASH)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHead:
+    """Where the journal stood: how many entries, and the last one's hash (the genesis
+    hash for none). Written `<entries>:<hash>`."""
+
+    entries: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.entries}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> JournalHead:
+        """The head `str` wrote, as an anchor to audit against; hex digits in either case."""
+        entries, colon, digest = text[: ANCHOR_CHARS_MAX + 1].partition(":")
+        digest = digest.lower()
+        if (
+            len(text) > ANCHOR_CHARS_MAX
+            or not colon
+            or not (entries.isascii() and entries.isdigit() and int(entries) <= TOTAL_MAX)
+            or len(digest) != len(GENESIS_HASH)
+            or not _HEX.issuperset(digest)
+        ):
+            raise DanbaoError(
+                f"{text[:ANCHOR_CHARS_MAX]!r} is not a journal anchor: <entries>:<64 hex digits>, as the audit prints its head",
+                field="anchor",
+                code=ReadCode.anchor_invalid,
+            )
+        return cls(int(entries), digest)
+
+
 @dataclass
 class AuditReport:
     transfers_checked: int = 0
@@ -48,6 +91,7 @@ class AuditReport:
     currencies: dict[str, CurrencyTotals] = field(default_factory=dict)
     violations: list[str] = field(default_factory=list)
     violations_count: int = 0
+    head: JournalHead = JournalHead(0, GENESIS_HASH)  # as replayed; the stored head must agree
 
     @property
     def ok(self) -> bool:
@@ -59,13 +103,15 @@ class AuditReport:
             self.violations.append(message)
 
 
-def audit(db: Database) -> AuditReport:
-    return db.read(_audit)
+def audit(db: Database, anchor: JournalHead | None = None) -> AuditReport:
+    """The books proved; with `anchor`, also that the journal's first `anchor.entries`
+    entries are the ones whose head was recorded."""
+    return db.read(lambda conn: _audit(conn, anchor))
 
 
-def _audit(conn: Connection) -> AuditReport:
+def _audit(conn: Connection, anchor: JournalHead | None) -> AuditReport:
     report = AuditReport()
-    journal = _replay_journal(conn, report)
+    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""))
     _check_head(conn, journal, report)
     _check_accounts(conn, journal, report)
     _check_marks(conn, journal, report)
@@ -96,10 +142,13 @@ class _Journal:
     last_hash: str = GENESIS_HASH
 
 
-def _replay_journal(conn: Connection, report: AuditReport) -> _Journal:
-    """Walk the journal once, checking each entry's hash link, amount and hold, and derive
-    every account's totals, history chain and marks."""
+def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead) -> _Journal:
+    """Walk the journal once, checking each entry's hash link, amount and hold, and the
+    anchor where the walk reaches it, and derive every account's totals, history chain
+    and marks. (No anchor is one at -1 entries, which the walk never reaches.)"""
     journal = _Journal()
+    if anchor.entries == 0 and anchor.hash != GENESIS_HASH:
+        report.violation(f"anchor {anchor} has no entries but is not the genesis hash")
     # In timestamp order, which is the chain's: the timestamp is the journal's key, so
     # entries come strictly increasing and a reordering shows as a broken link.
     rows = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(
@@ -115,6 +164,8 @@ def _replay_journal(conn: Connection, report: AuditReport) -> _Journal:
         if expected != t.hash:
             report.violation(f"hash chain broken at transfer {t.id} (timestamp {t.timestamp})")
         journal.last_hash = t.hash
+        if report.transfers_checked == anchor.entries and expected != anchor.hash:
+            report.violation(f"the journal's first {anchor.entries} entries are not the anchor's: they hash to {expected}, not {anchor.hash}")
         if t.amount <= 0:
             report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
         if t.flags & TransferFlags.pending:
@@ -146,6 +197,9 @@ def _replay_journal(conn: Connection, report: AuditReport) -> _Journal:
             a[5] += 1  # type: ignore[operator]
             if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
                 journal.marks[(account_id, t.timestamp)] = a[:4]
+    if anchor.entries > report.transfers_checked:
+        report.violation(f"the journal has {report.transfers_checked} entries, fewer than the anchor's {anchor.entries}")
+    report.head = JournalHead(report.transfers_checked, journal.last_hash)
     return journal
 
 

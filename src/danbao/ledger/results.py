@@ -76,3 +76,4 @@ class ReadCode(str, Enum):
     cursor_invalid = "cursor_invalid"  # `after` is not a cursor this server gave out
     timestamp_invalid = "timestamp_invalid"  # a moment that is not nanoseconds since the epoch
     state_invalid = "state_invalid"  # a hold state that does not exist
+    anchor_invalid = "anchor_invalid"  # a journal anchor that is not <entries>:<64 hex digits>
