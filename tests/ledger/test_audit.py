@@ -134,6 +134,19 @@ def test_moving_an_account_to_another_currency_unbalances_both(books, db):
     report = audit(db)
     _reported(report, "USD: debits do not equal credits")
     _reported(report, "EUR: debits do not equal credits")
+    _reported(report, "transfer t1 moves USD on account bob, which is in EUR")
+
+
+def test_an_entry_in_another_currency_than_its_accounts_is_caught_even_rechained(books, db):
+    # Both accounts moved with it, so every total and per-currency sum still agrees.
+    _tamper(db, [
+        "UPDATE transfers SET currency = 'EUR' WHERE id = 't1'",
+    ])
+    _rechain(db)
+    assert audit(db).violations == [
+        "transfer t1 moves EUR on account alice, which is in USD",
+        "transfer t1 moves EUR on account bob, which is in USD",
+    ]
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ four totals equal the sums of its journal; its history chain (each entry's link 
 account's previous one, its latest entry and count, and its marks with their totals)
 matches the journal; every hold row is the one its pending entry opened (accounts, amount,
 currency, time, deadline) in the state the journal left it, and no hold expired before its
-deadline; per currency,
-debits equal credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
+deadline; every entry moves its accounts' currency, and per currency, debits equal
+credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
 overcredited). Returns a report; it never repairs anything.
 
 The chain shows an edit, but anyone who can write the table can also recompute every hash
@@ -111,7 +111,8 @@ def audit(db: Database, anchor: JournalHead | None = None) -> AuditReport:
 
 def _audit(conn: Connection, anchor: JournalHead | None) -> AuditReport:
     report = AuditReport()
-    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""))
+    currencies: dict[str, str] = {row.id: row.currency for row in conn.execute(select(accounts_t.c.id, accounts_t.c.currency))}
+    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""), currencies)
     _check_head(conn, journal, report)
     _check_accounts(conn, journal, report)
     _check_marks(conn, journal, report)
@@ -142,10 +143,11 @@ class _Journal:
     last_hash: str = GENESIS_HASH
 
 
-def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead) -> _Journal:
-    """Walk the journal once, checking each entry's hash link, amount and hold, and the
-    anchor where the walk reaches it, and derive every account's totals, history chain
-    and marks. (No anchor is one at -1 entries, which the walk never reaches.)"""
+def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, currencies: dict[str, str]) -> _Journal:
+    """Walk the journal once, checking each entry's hash link, amount, hold and currency
+    (its accounts', from `currencies`), and the anchor where the walk reaches it, and
+    derive every account's totals, history chain and marks. (No anchor is one at -1
+    entries, which the walk never reaches.)"""
     journal = _Journal()
     if anchor.entries == 0 and anchor.hash != GENESIS_HASH:
         report.violation(f"anchor {anchor} has no entries but is not the genesis hash")
@@ -188,6 +190,8 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead) 
             journal.resolved[t.pending_id] = _state_of(t.flags)
         pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
         for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
+            if currencies.get(account_id, t.currency) != t.currency:
+                report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {currencies[account_id]}")
             a = journal.accounts[account_id]
             a[first] += pending_delta  # type: ignore[operator]
             a[first + 1] += posted_delta  # type: ignore[operator]
