@@ -94,6 +94,27 @@ def test_same_id_different_fields_is_refused(funded, changed):
     assert snapshot(funded) == before
 
 
+def test_a_hold_or_its_post_replayed_with_other_fields_is_refused(funded):
+    funded.create_transfers([
+        NewTransfer("h1", "alice", "bob", 300, "USD", flags=PENDING, timeout_seconds=60),
+        NewTransfer("h2", "alice", "bob", 300, "USD", flags=PENDING, timeout_seconds=60),
+        NewTransfer("p1", amount=100, flags=POST, pending_id="h1"),
+    ])
+    before = snapshot(funded)
+    for replay in (
+        NewTransfer("h1", "alice", "bob", 300, "USD", flags=PENDING, timeout_seconds=61),
+        NewTransfer("h1", "alice", "bob", 300, "USD", flags=PENDING),
+        NewTransfer("p1", amount=100, flags=POST, pending_id="h2"),
+    ):
+        [r] = funded.create_transfers([replay])
+        assert r.result is Result.exists_with_different_fields, replay
+    assert snapshot(funded) == before
+    assert [r.result for r in funded.create_transfers([
+        NewTransfer("h1", "alice", "bob", 300, "USD", flags=PENDING, timeout_seconds=60),
+        NewTransfer("p1", amount=100, flags=POST, pending_id="h1"),
+    ])] == [Result.exists, Result.exists]
+
+
 def t(**over):
     base = dict(id="x", debit_account_id="alice", credit_account_id="bob", amount=10, currency="USD")
     return NewTransfer(**{**base, **over})
@@ -200,6 +221,11 @@ def test_balancing_moves_at_most_what_the_debit_account_has(funded):
     assert funded.account("alice").balance == 0
     [again] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 5000, "USD", flags=BALANCING)])
     assert (again.result, again.amount) == (Result.exists, 1000)
+    # A replay is the same transfer if its ceiling still admits what moved, and no other.
+    [exact] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 1000, "USD", flags=BALANCING)])
+    assert (exact.result, exact.amount) == (Result.exists, 1000)
+    [lower] = funded.create_transfers([NewTransfer("sweep", "alice", "bob", 999, "USD", flags=BALANCING)])
+    assert lower.result is Result.exists_with_different_fields
     [empty] = funded.create_transfers([NewTransfer("sweep2", "alice", "bob", 5000, "USD", flags=BALANCING)])
     assert empty.result is Result.insufficient_funds
 
