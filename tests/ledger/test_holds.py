@@ -3,10 +3,13 @@
 import pytest
 
 from danbao.clock import NS_PER_SECOND
-from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags
+from danbao.errors import InvariantViolation
+from danbao.ledger import AccountFlags, Hold, Ledger, NewTransfer, Result, TransferFlags
+from danbao.ledger.engine import Totals, plan_batch
 from danbao.ledger.model import TOTAL_MAX
 from danbao.money import AMOUNT_MAX_MINOR
 from danbao.store.raw import Raw
+from danbao.store.schema import GENESIS_HASH
 from tests.ledger.helpers import fund, open_accounts, totals
 
 LINKED = int(TransferFlags.linked)
@@ -253,3 +256,37 @@ def test_a_hold_opened_early_in_a_batch_expires_on_time_though_the_batch_ran_on(
     _at(clock, h.timestamp + NS_PER_SECOND)  # before a second after the batch's last entry
     fund(ledger, "alice", 1, id="on-time")
     assert [x.pending_id for x in ledger.holds(state="expired").items] == ["h"]
+
+
+def test_a_plain_transfer_made_earlier_in_the_same_batch_is_not_a_hold(held):
+    results = held.create_transfers([
+        NewTransfer("plain", "alice", "bob", 10, "USD"),
+        NewTransfer("p", pending_id="plain", flags=POST),
+    ])
+    assert [r.result for r in results] == [Result.ok, Result.pending_not_pending]
+
+
+def test_the_engine_refuses_a_hold_from_its_deadline_on_though_nothing_voided_it_yet():
+    # The ledger voids due holds in the write that loads them; the engine's own rule is the
+    # backstop for a plan made without that (a hold falling due inside a transaction).
+    hold = Hold("h", "a", "b", 400, "USD", timestamp=5, expires_at=100, state="pending")
+    for now, expected in ((99, Result.ok), (100, Result.pending_expired), (101, Result.pending_expired)):
+        plan = plan_batch(
+            [[NewTransfer("p", pending_id="h", flags=POST)]],
+            accounts={"a": Totals("USD", 0, 400, 0, 0, 1000), "b": Totals("USD", 0, 0, 0, 400, 0)},
+            journal={}, holds={"h": hold}, due_holds=(), now_ns=now, head_timestamp=50, head_hash=GENESIS_HASH,
+        )
+        assert plan.results[0][0].result is expected, now
+
+
+def test_the_engine_fails_loudly_rather_than_plan_totals_that_break_an_accounts_flags():
+    # Only an impossible state can get here (the guards refuse first): an overdrawn
+    # no_overdraft account, as a corrupted row would load. A credit that leaves it
+    # overdrawn must not be planned as if all were well.
+    overdrawn = Totals("USD", int(AccountFlags.no_overdraft), 0, 500, 0, 100)
+    with pytest.raises(InvariantViolation, match="overdraft"):
+        plan_batch(
+            [[NewTransfer("in", "src", "a", 10, "USD")]],
+            accounts={"a": overdrawn, "src": Totals("USD", 0, 0, 0, 0, 0)},
+            journal={}, holds={}, due_holds=(), now_ns=1, head_timestamp=0, head_hash=GENESIS_HASH,
+        )

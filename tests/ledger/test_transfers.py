@@ -187,6 +187,18 @@ def test_each_refusal_has_its_code_and_changes_nothing(funded, transfer, code):
     assert snapshot(funded) == before
 
 
+def test_no_overcredit_accounts_count_pending_credits_against_their_debits(ledger):
+    ledger.create_accounts([NewAccount("cap", "USD", "system", flags=int(AccountFlags.no_overcredit)), NewAccount("src", "USD", "bank_clearing")])
+    assert ledger.create_transfers([NewTransfer("out", "cap", "src", 100, "USD")])[0].result is Result.ok
+    results = ledger.create_transfers([
+        NewTransfer("in1", "src", "cap", 60, "USD", flags=PENDING),
+        NewTransfer("in2", "src", "cap", 50, "USD", flags=PENDING),
+        NewTransfer("in3", "src", "cap", 41, "USD"),
+        NewTransfer("in4", "src", "cap", 40, "USD"),
+    ])
+    assert [r.result for r in results] == [Result.ok, Result.exceeds_debits, Result.exceeds_debits, Result.ok]
+
+
 def test_no_overcredit_accounts_refuse_credits_beyond_debits(ledger):
     ledger.create_accounts([NewAccount("cap", "USD", "system", flags=int(AccountFlags.no_overcredit)), NewAccount("src", "USD", "bank_clearing")])
     [r] = ledger.create_transfers([NewTransfer("x", "src", "cap", 1, "USD")])
@@ -213,6 +225,13 @@ def test_overflow_of_a_total_is_refused_on_either_side(ledger, flags):
         [r] = ledger.create_transfers([NewTransfer(id, debit, credit, big, "USD", flags=flags)])
         assert r.result is Result.overflow, id
     assert [ledger.account(a.id) for a in accounts] == before
+    # The bound itself is reachable: what is left moves, and then nothing more.
+    rest = (2**63 - 1) - count * big
+    [exact, beyond] = ledger.create_transfers([
+        NewTransfer("to-the-bound", "src", "dst", rest, "USD", flags=flags),
+        NewTransfer("past-the-bound", "fresh_src", "dst", 1, "USD", flags=flags),
+    ])
+    assert (exact.result, beyond.result) == (Result.ok, Result.overflow)
 
 
 def test_balancing_moves_at_most_what_the_debit_account_has(funded):
