@@ -55,8 +55,9 @@ def test_refuses_non_strings_including_floats(value):
 
 
 def test_refuses_negatives_and_zero_unless_allowed():
-    with pytest.raises(InvalidAmount):
-        parse_amount("-1.00", "USD")
+    for negative in ("-1.00", "-0.01"):
+        with pytest.raises(InvalidAmount, match="negative"):
+            parse_amount(negative, "USD")
     with pytest.raises(InvalidAmount):
         parse_amount("0", "USD")
     assert parse_amount("-1.00", "USD", allow_negative=True) == -100
@@ -70,6 +71,10 @@ def test_refuses_amounts_over_the_documented_bound():
         parse_amount(format_amount(AMOUNT_MAX_MINOR + 1, "USD"), "USD")
     with pytest.raises(InvalidAmount, match="too large"):
         parse_amount("9" * 40, "USD")
+    # The bound holds below zero as above it.
+    assert parse_amount("-" + top, "USD", allow_negative=True) == -AMOUNT_MAX_MINOR
+    with pytest.raises(InvalidAmount, match="maximum"):
+        parse_amount(format_amount(-AMOUNT_MAX_MINOR - 1, "USD"), "USD", allow_negative=True)
 
 
 def test_unknown_currencies_are_refused_everywhere():
@@ -88,6 +93,12 @@ def test_exponents_follow_iso_4217():
 def test_check_minor_refuses_non_positive_oversized_and_non_integers(value):
     with pytest.raises(InvalidAmount):
         check_minor(value)
+
+
+def test_check_minor_takes_its_bounds_themselves():
+    assert check_minor(1) == 1
+    assert check_minor(AMOUNT_MAX_MINOR) == AMOUNT_MAX_MINOR
+    assert check_minor(0, allow_zero=True) == 0
 
 
 def test_money_refuses_floats_and_bools():
