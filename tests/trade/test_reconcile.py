@@ -46,5 +46,20 @@ def test_mismatches_past_the_bound_are_counted_not_each_named(ledger, clock):  #
     named = [v for v in report.violations if v.startswith("trade ")]
     assert len(named) == MISMATCHES_REPORTED_MAX
     assert all(v.endswith("escrow moved 100, the trade says it holds 101") for v in named)
-    assert report.violations[-1] == f"... {extra} more mismatched trades"
+    assert report.violations[-1] == f"... {extra} more mismatches of trades and escrow"
     assert f"{CUR}: escrow holds {100 * (MISMATCHES_REPORTED_MAX + extra)}, open trades hold {101 * (MISMATCHES_REPORTED_MAX + extra)}" in report.violations
+
+
+def test_escrow_moved_for_many_refs_that_are_no_trade_is_bounded_too(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    extra = 2
+    ghosts = [
+        NewTransfer(f"ghost-{i}", acc.owned(m.buyer, "wallet", CUR), acc.platform("escrow", CUR), 1, CUR, code="trade.pay", ref=f"t_ghost{i:03d}")
+        for i in range(MISMATCHES_REPORTED_MAX + extra)
+    ]
+    assert all(r.result is Result.ok for r in ledger.create_transfers(ghosts))
+    report = reconcile(ledger.db)
+    named = [v for v in report.violations if v.startswith("escrow moved 1 for")]
+    assert len(named) == MISMATCHES_REPORTED_MAX
+    assert report.violations[-1] == f"... {extra} more mismatches of trades and escrow"

@@ -14,7 +14,8 @@ from danbao.store import Database
 from danbao.store.raw import Raw
 from danbao.trade import accounts
 
-# Report at most this many mismatched trades (the count is still exact).
+# Report at most this many mismatches, of trades or of escrow moved for no trade (the
+# count is still exact).
 MISMATCHES_REPORTED_MAX = 50
 
 
@@ -47,6 +48,13 @@ def _reconcile(raw: Raw) -> Reconciliation:
     }
     expected_by_currency: dict[str, int] = {}
     mismatches = 0
+
+    def mismatch(message: str) -> None:
+        nonlocal mismatches
+        mismatches += 1
+        if mismatches <= MISMATCHES_REPORTED_MAX:
+            report.violations.append(message)
+
     for trade_id, currency, held in raw.rows(
         "SELECT id, currency, paid - refunded - released FROM trades WHERE model != 'direct' ORDER BY id"
     ):
@@ -54,12 +62,10 @@ def _reconcile(raw: Raw) -> Reconciliation:
         expected_by_currency[currency] = expected_by_currency.get(currency, 0) + int(held)
         net = net_by_ref.pop(trade_id, 0)
         if net != held:
-            mismatches += 1
-            if mismatches <= MISMATCHES_REPORTED_MAX:
-                report.violations.append(f"trade {trade_id}: escrow moved {net}, the trade says it holds {held}")
+            mismatch(f"trade {trade_id}: escrow moved {net}, the trade says it holds {held}")
     for ref, net in sorted(net_by_ref.items(), key=lambda kv: str(kv[0])):
         if net != 0:
-            report.violations.append(f"escrow moved {net} for {ref!r}, which is no open trade")
+            mismatch(f"escrow moved {net} for {ref!r}, which is no open trade")
     balances = {
         row[0]: int(row[1])
         for row in raw.rows("SELECT currency, credits_posted - debits_posted FROM accounts WHERE id LIKE ?", (escrow_like,))
@@ -70,5 +76,5 @@ def _reconcile(raw: Raw) -> Reconciliation:
         if have != want:
             report.violations.append(f"{currency}: escrow holds {have}, open trades hold {want}")
     if mismatches > MISMATCHES_REPORTED_MAX:
-        report.violations.append(f"... {mismatches - MISMATCHES_REPORTED_MAX} more mismatched trades")
+        report.violations.append(f"... {mismatches - MISMATCHES_REPORTED_MAX} more mismatches of trades and escrow")
     return report
