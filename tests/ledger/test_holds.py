@@ -2,6 +2,7 @@
 
 import pytest
 
+import danbao.ledger.ledger as ledger_module
 from danbao.clock import NS_PER_SECOND
 from danbao.errors import InvariantViolation
 from danbao.ledger import AccountFlags, Hold, Ledger, NewTransfer, Result, TransferFlags
@@ -290,3 +291,29 @@ def test_the_engine_fails_loudly_rather_than_plan_totals_that_break_an_accounts_
             accounts={"a": overdrawn, "src": Totals("USD", 0, 0, 0, 0, 0)},
             journal={}, holds={}, due_holds=(), now_ns=1, head_timestamp=0, head_hash=GENESIS_HASH,
         )
+
+
+def test_a_batch_that_names_known_accounts_still_finds_the_hold_it_posts(held):
+    # The first transfer names only accounts this ledger just wrote; the post names a
+    # hold, which only the database knows.
+    results = held.create_transfers([
+        NewTransfer("plain", "alice", "bob", 10, "USD"),
+        NewTransfer("p", pending_id="h", flags=POST, amount=100),
+    ])
+    assert [(r.result, r.amount) for r in results] == [(Result.ok, 10), (Result.ok, 100)]
+    assert totals(held, "alice") == (0, 110, 0, 1000)
+
+
+def test_holds_due_beyond_one_batch_are_voided_by_the_next_write(ledger, clock, monkeypatch):
+    monkeypatch.setattr(ledger_module, "EXPIRIES_PER_BATCH_MAX", 2)  # a write voids two at most
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)
+    ledger.create_transfers([NewTransfer(f"h{i}", "alice", "bob", 100, "USD", flags=PENDING, timeout_seconds=60) for i in range(3)])
+    clock.advance(61)
+    for write in ("t1", "t2"):
+        [r] = ledger.create_transfers([NewTransfer(write, "alice", "bob", 1, "USD")])
+        assert r.result is Result.ok
+    # The first write voided two and could not know the third was due too: the second,
+    # on accounts the ledger knows, must still look.
+    assert sorted(h.pending_id for h in ledger.holds(state="expired").items) == ["h0", "h1", "h2"]
+    assert totals(ledger, "alice")[0] == 0
