@@ -58,6 +58,15 @@ TAMPERING = {
         "account alice totals",
     ),
     "entry deleted": (["DELETE FROM transfers WHERE id = 't1'"], "journal head does not match the last entry"),
+    "head hash edited": (["UPDATE ledger_head SET hash = '" + "e" * 64 + "'"], "journal head does not match the last entry"),
+    "pending total edited on one side": (["UPDATE accounts SET debits_pending = debits_pending + 5 WHERE id = 'alice'"], "USD: debits do not equal credits"),
+    "a hold posted twice": (
+        [
+            "INSERT INTO transfers (id, timestamp, debit_account_id, credit_account_id, amount, hold_amount, currency, code, ref, metadata, flags, pending_id, timeout_seconds, hash, debit_prev, credit_prev) "
+            "SELECT 'p2', timestamp + 1, debit_account_id, credit_account_id, amount, hold_amount, currency, code, ref, metadata, flags, pending_id, timeout_seconds, hash, timestamp, timestamp FROM transfers WHERE id = 'p1'"
+        ],
+        "transfer p2 resolves h1, which is not an open hold",
+    ),
     "head count edited": (["UPDATE ledger_head SET transfers_count = transfers_count + 1"], "journal head does not match the last entry"),
     "amount zeroed": (["UPDATE transfers SET amount = 0 WHERE id = 't1'"], "transfer t1 has non-positive amount 0"),
     "hold reopened": (["UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'"], "hold h1 is pending, journal says posted"),
@@ -89,6 +98,8 @@ TAMPERING = {
 UNCHECKED = {
     "overdraft flag set on an overdrawn account": (f"UPDATE accounts SET flags = {NO_OVERDRAFT} WHERE id = 'bank'", "account bank is overdrawn"),
     "overcredit flag set on an overcredited account": (f"UPDATE accounts SET flags = {NO_OVERCREDIT} WHERE id = 'bob'", "account bob is overcredited"),
+    "overdrawn by pending debits alone": ("UPDATE accounts SET debits_pending = 700 WHERE id = 'alice'", "account alice is overdrawn"),
+    "overcredited by pending credits alone": (f"UPDATE accounts SET flags = {NO_OVERCREDIT}, credits_pending = 1001 WHERE id = 'bank'", "account bank is overcredited"),
 }
 
 
@@ -206,18 +217,31 @@ def _rechain(db):
         conn.execute(text("UPDATE ledger_head SET hash = :h"), {"h": last})
 
 
-def test_a_rewritten_chain_still_shows_a_hold_expired_before_its_deadline(ledger, db, clock):
+@pytest.fixture
+def expired_at_its_deadline(ledger, db, clock):
+    """A hold of 60 s, expired at the very nanosecond of its deadline."""
     open_accounts(ledger, "alice", "bob")
     fund(ledger, "alice", 100)
     ledger.create_transfers([NewTransfer("hx", "alice", "bob", 40, "USD", flags=int(TransferFlags.pending), timeout_seconds=60)])
-    clock.advance(61)
+    [hold] = ledger.holds("alice").items
+    clock.advance(ns=hold.expires_at - clock.now_ns())
     assert ledger.expire_due() == 1
+    assert ledger.transfer("~hx").timestamp == hold.expires_at
+    return ledger
+
+
+def test_a_hold_expired_at_its_deadline_passes(expired_at_its_deadline, db):
+    assert audit(db).ok
     _rechain(db)
     assert audit(db).ok, "the forger's own rechaining is faithful"
-    # The forgery: the hold was given an hour, yet it expired after a minute.
+
+
+@pytest.mark.parametrize(("timeout", "expires_at"), [(3600, f"timestamp + {3600 * NS_PER_SECOND}"), (0, "NULL")], ids=["an hour", "no deadline"])
+def test_a_rewritten_chain_still_shows_a_hold_expired_before_its_deadline(expired_at_its_deadline, db, timeout, expires_at):
+    # The forgery: the hold was given an hour (or forever), yet it expired after a minute.
     _tamper(db, [
-        "UPDATE transfers SET timeout_seconds = 3600 WHERE id = 'hx'",
-        f"UPDATE holds SET expires_at = timestamp + {3600 * NS_PER_SECOND} WHERE pending_id = 'hx'",
+        f"UPDATE transfers SET timeout_seconds = {timeout} WHERE id = 'hx'",
+        f"UPDATE holds SET expires_at = {expires_at} WHERE pending_id = 'hx'",
     ])
     _rechain(db)
     report = audit(db)
