@@ -20,13 +20,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from sqlalchemy import Connection, select
 
 from danbao.errors import DanbaoError
 from danbao.ledger.journal import deltas, entry_hash, hold_deadline
-from danbao.ledger.model import HISTORY_MARK_EVERY, TOTAL_MAX, AccountFlags, HoldState, TransferFlags
+from danbao.ledger.model import HISTORY_MARK_EVERY, TOTAL_MAX, AccountFlags, Hold, HoldState, TransferFlags
 from danbao.ledger.results import ReadCode
 from danbao.store import Database
 from danbao.store.schema import GENESIS_HASH
@@ -120,15 +119,9 @@ def _audit(conn: Connection, anchor: JournalHead | None) -> AuditReport:
     return report
 
 
-class _Opened(NamedTuple):
-    """A hold as its pending entry opened it: the holds table's columns after the id."""
-
-    debit_account_id: str
-    credit_account_id: str
-    amount: int
-    currency: str
-    timestamp: int
-    expires_at: int | None
+# What a pending entry fixes of its hold: every field but the id (the key) and the state
+# (which its resolution changes).
+_OPENED_FIELDS = tuple(name for name in Hold.__dataclass_fields__ if name not in ("pending_id", "state"))
 
 
 @dataclass
@@ -138,7 +131,7 @@ class _Journal:
     # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
     accounts: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(_no_entries))
     marks: dict[tuple[str, int], list[int | None]] = field(default_factory=dict)
-    opened: dict[str, _Opened] = field(default_factory=dict)  # pending id -> the hold its entry opened
+    opened: dict[str, Hold] = field(default_factory=dict)  # pending id -> the hold its entry opened
     resolved: dict[str, str] = field(default_factory=dict)  # pending id -> the state its resolution left
     last_hash: str = GENESIS_HASH
 
@@ -171,9 +164,9 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, 
         if t.amount <= 0:
             report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
         if t.flags & TransferFlags.pending:
-            journal.opened[t.id] = _Opened(
-                t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
-                hold_deadline(t.timestamp, t.timeout_seconds),
+            journal.opened[t.id] = Hold(
+                t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
+                hold_deadline(t.timestamp, t.timeout_seconds), HoldState.pending.value,
             )
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
             hold = journal.opened.get(t.pending_id)
@@ -262,8 +255,8 @@ def _check_holds(conn: Connection, journal: _Journal, report: AuditReport) -> No
         if opened is None:
             report.violation(f"hold {h.pending_id} has no pending entry")
             continue
-        stored = _Opened(h.debit_account_id, h.credit_account_id, h.amount, h.currency, h.timestamp, h.expires_at)
-        for name, kept, entered in zip(_Opened._fields, stored, opened):
+        for name in _OPENED_FIELDS:
+            kept, entered = getattr(h, name), getattr(opened, name)
             if kept != entered:
                 report.violation(f"hold {h.pending_id}'s {name} is {kept}, its pending entry says {entered}")
         expected_state = journal.resolved.get(h.pending_id, HoldState.pending.value)
