@@ -221,7 +221,7 @@ def test_a_cancelled_caller_stops_waiting_but_its_request_still_commits() -> Non
         cancelled.cancel()
         await asyncio.gather(cancelled, return_exceptions=True)
         recorder.release_writer.set()
-        return await kept
+        return await asyncio.wait_for(kept, 30)  # bounded: a lost wake-up fails, not hangs
 
     assert asyncio.run(main()) == 20
     c.close()
