@@ -38,8 +38,13 @@ def committer(recorder: Recorder, **options) -> GroupCommitter[int, int]:  # typ
     return GroupCommitter(recorder.writer, size_max=100, inline=recorder.inline, name="test-group-commit", **options)
 
 
+# How long a test waits for answers that should come at once: a caller never woken then
+# fails its test instead of hanging the suite.
+ANSWER_SECONDS_MAX = 30
+
+
 async def submit_all(c: GroupCommitter[int, int], payloads: list[int]) -> list[object]:
-    return await asyncio.gather(*(c.submit_async(p) for p in payloads), return_exceptions=True)
+    return await asyncio.wait_for(asyncio.gather(*(c.submit_async(p) for p in payloads), return_exceptions=True), ANSWER_SECONDS_MAX)
 
 
 def _until_queued(c: GroupCommitter[int, int], count: int) -> None:
@@ -199,7 +204,7 @@ def test_writer_groups_are_bounded_by_size_and_a_request_that_does_not_fit_waits
         waiting = [asyncio.ensure_future(c.submit_async(p)) for p in range(1, 6)]
         await _turns_until(lambda: c._queue.qsize() == 5)
         recorder.release_writer.set()
-        return await asyncio.gather(*waiting)
+        return await asyncio.wait_for(asyncio.gather(*waiting), ANSWER_SECONDS_MAX)
 
     assert asyncio.run(main()) == [10, 20, 30, 40, 50]
     first.join()
@@ -221,7 +226,7 @@ def test_a_cancelled_caller_stops_waiting_but_its_request_still_commits() -> Non
         cancelled.cancel()
         await asyncio.gather(cancelled, return_exceptions=True)
         recorder.release_writer.set()
-        return await asyncio.wait_for(kept, 30)  # bounded: a lost wake-up fails, not hangs
+        return await asyncio.wait_for(kept, ANSWER_SECONDS_MAX)
 
     assert asyncio.run(main()) == 20
     c.close()
