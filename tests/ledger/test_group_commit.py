@@ -212,6 +212,34 @@ def test_writer_groups_are_bounded_by_size_and_a_request_that_does_not_fit_waits
     assert [payloads for payloads, _ in recorder.writer_groups] == [[0], [1, 2], [3, 4], [5]]
 
 
+def test_a_writer_commit_that_raises_fails_every_request_of_its_group_and_the_committer_keeps_serving() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+
+    def writer(payloads: list[int]) -> list[int | Failed]:
+        if 1 in payloads:
+            raise OSError("disk full")
+        return recorder.writer(payloads)
+
+    c: GroupCommitter[int, int] = GroupCommitter(writer, size_max=100)
+    first = threading.Thread(target=lambda: c.submit(0))
+    first.start()
+    assert recorder.in_writer.wait(timeout=30)  # the writer holds [0] while the rest queue up
+
+    async def main() -> list[object]:
+        waiting = [asyncio.ensure_future(c.submit_async(p)) for p in (1, 2, 3)]
+        await _turns_until(lambda: c._queue.qsize() == 3)
+        recorder.release_writer.set()
+        return await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), ANSWER_SECONDS_MAX)
+
+    outcomes = asyncio.run(main())
+    assert [str(o) for o in outcomes] == ["disk full"] * 3 and all(isinstance(o, OSError) for o in outcomes)
+    first.join()
+    assert c.submit(5) == 50
+    c.close()
+    assert [payloads for payloads, _ in recorder.writer_groups] == [[0], [5]]
+
+
 def test_a_cancelled_caller_stops_waiting_but_its_request_still_commits() -> None:
     # Cancelling is not undoing: once queued, a request commits with its group, like a
     # request whose client hung up. The others in the group get their answers.
