@@ -85,6 +85,17 @@ def test_a_wallet_cannot_give_more_than_it_holds(market: Market) -> None:
     assert market.wallet(market.buyer) == 0
 
 
+def test_a_deposit_cannot_give_back_more_than_it_holds(market: Market) -> None:
+    market.trades.parties.deposit(market.seller, 300, CUR)  # the seller has nothing on deposit before
+    before = market.snapshot()
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.withdraw_deposit(market.seller, 301, CUR)
+    assert e.value.code == "insufficient_funds" and f"{market.seller}.deposit.{CUR}" in str(e.value)
+    assert market.snapshot() == before
+    market.trades.parties.withdraw_deposit(market.seller, 300, CUR)
+    assert market.owned(market.seller, "deposit") == 0
+
+
 def test_money_for_unknown_parties_is_refused_and_a_sellers_or_operators_moves_are_theirs_alone(market: Market) -> None:
     with pytest.raises(TradeError) as e:
         market.trades.parties.top_up("nobody", 100, CUR)
