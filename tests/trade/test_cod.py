@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from danbao.ledger import NewTransfer, Result
 from danbao.trade import TradeConfig, TradeError, run_due, share_of
-from tests.trade.helpers import FUNDS, PRICE, Market, assert_books_balance, open_market
+from danbao.trade import accounts as acc
+from tests.trade.helpers import CUR, FUNDS, PRICE, Market, assert_books_balance, open_market
 
 
 def shipped_cod(m: Market, amount: int = PRICE):  # type: ignore[no-untyped-def]
@@ -114,4 +116,24 @@ def test_the_return_fee_payer_is_configurable(ledger, clock) -> None:  # type: i
     t = m.trades.refuse(shipped_cod(m).id, m.courier)
     m.trades.return_goods(t.id, m.courier)
     assert m.wallet(m.buyer) == FUNDS - 700 and m.wallet(m.seller) == FUNDS
+    assert_books_balance(m)
+
+
+def test_the_platforms_and_the_couriers_accounts_refuse_what_no_trade_step_would_ask(market: Market) -> None:
+    # The trade engine computes every move out of escrow, fees and a courier's cash from
+    # the trade; the accounts' flags are the ledger's second line under it, whoever moves.
+    m = market
+    t = m.trades.collect(shipped_cod(m).id, m.courier, method="cash")
+    escrow, cash = acc.platform("escrow", CUR), acc.owned(m.courier, "cash", CUR)
+    results = m.ledger.create_transfers([
+        NewTransfer("x-escrow", escrow, acc.owned(m.seller, "wallet", CUR), PRICE + 1, CUR),
+        NewTransfer("x-cash", acc.platform("bank", CUR), cash, PRICE + 1, CUR),  # more than the courier owes
+    ])
+    assert [r.result for r in results] == [Result.insufficient_funds, Result.exceeds_debits]
+    m.trades.remit(t.id, m.courier)
+    run_due(m.trades)
+    fee = share_of(PRICE, 200)
+    assert m.platform("fees") == fee
+    [r] = m.ledger.create_transfers([NewTransfer("x-fees", acc.platform("fees", CUR), acc.platform("bank", CUR), fee + 1, CUR)])
+    assert r.result is Result.insufficient_funds
     assert_books_balance(m)
