@@ -330,3 +330,18 @@ def test_a_conflict_in_one_work_retries_its_whole_group_and_each_work_lands_once
     assert ledger.transfer("t1") is not None and ledger.transfer("t2") is not None and ledger.transfer("t3") is None
     report = audit(ledger.db)
     assert report.ok, report.violations
+
+
+def test_a_work_may_flush_midway_and_go_on_in_the_same_transaction(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 100, source="bank")
+
+    def work(txn):  # type: ignore[no-untyped-def]
+        assert [r.result for r in txn.create_transfers([NewTransfer("m1", "a", "b", 10, "USD")])] == [Result.ok]
+        txn.flush()  # written and the head moved: what follows chains to it
+        assert [r.result for r in txn.create_transfers([NewTransfer("m2", "a", "b", 20, "USD")])] == [Result.ok]
+        return "done"
+
+    assert ledger.transaction(work) == "done"
+    assert (ledger.account("a").balance, ledger.account("b").balance) == (70, 30)
+    assert audit(ledger.db).ok
