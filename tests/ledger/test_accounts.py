@@ -69,3 +69,7 @@ def test_invalid_accounts_are_refused_and_nothing_is_created(ledger, account, co
 def test_batch_bound(ledger):
     with pytest.raises(BatchTooLarge):
         ledger.create_accounts([NewAccount(f"a{i}", "USD", "wallet") for i in range(ACCOUNTS_PER_BATCH_MAX + 1)])
+    assert ledger.account("a0") is None  # nothing of the refused batch
+    # The bound itself is a batch.
+    results = ledger.create_accounts([NewAccount(f"a{i}", "USD", "wallet") for i in range(ACCOUNTS_PER_BATCH_MAX)])
+    assert len(results) == ACCOUNTS_PER_BATCH_MAX and all(r.result is Result.ok for r in results)

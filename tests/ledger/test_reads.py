@@ -84,3 +84,21 @@ def test_holds_are_listed_by_a_known_state_only(ledger):
     with pytest.raises(DanbaoError) as e:
         ledger.holds("alice", state="pending\x00")
     assert e.value.code == "state_invalid"
+
+
+@pytest.mark.parametrize("count", [4, 5])
+def test_holds_page_without_gaps_or_repeats_and_the_last_page_says_so(ledger, count):
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 100)
+    pending = int(TransferFlags.pending)
+    ledger.create_transfers([NewTransfer(f"h{i}", "alice", "bob", 1, "USD", flags=pending) for i in range(count)])
+    seen, after, pages = [], None, 0
+    while True:
+        page = ledger.holds("alice", after=after, limit=2)
+        seen += [h.pending_id for h in page.items]
+        pages += 1
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert seen == [f"h{i}" for i in range(count)]
+    assert pages == (count + 1) // 2  # a full last page says there is no more
