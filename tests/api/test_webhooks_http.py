@@ -315,7 +315,10 @@ def test_a_party_that_replaced_many_endpoints_still_reaches_its_newest(live: Liv
     assert rest[-1].id == newest.id and rest[-1].disabled_at is None
     assert len({e.id for e in first + rest}) == 71
     assert ann.deliveries(newest.id) == ([], None)
-    assert ann.disable_webhook(newest.id).disabled_at is not None
+    disabled = ann.disable_webhook(newest.id)
+    assert disabled.disabled_at is not None
+    # The signing secret is shown once, when made: never in a listing nor by a disable.
+    assert newest.secret and disabled.secret is None and all(e.secret is None for e in first + rest)
 
 
 def test_a_party_has_a_bounded_number_of_active_endpoints(live: Live) -> None:
