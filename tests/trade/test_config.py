@@ -12,11 +12,23 @@ from danbao.trade import TradeConfig, share_of
 
 @pytest.mark.parametrize(
     "changes",
-    [{"fee_rate_bp": 10_001}, {"insurance_rate_bp": -1}, {"pay_window_seconds": 1.5}, {"return_fee_payer": "courier"}, {"compensation_multiple": 0}],
+    [
+        {"fee_rate_bp": 10_001}, {"insurance_rate_bp": 10_001}, {"insurance_rate_bp": -1}, {"fee_rate_bp": True},
+        {"pay_window_seconds": 1.5}, {"return_fee_payer": "courier"}, {"compensation_multiple": 0}, {"compensation_multiple": 11},
+    ],
 )
 def test_impossible_settings_are_refused(changes: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError):
         TradeConfig(**changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"fee_rate_bp": 10_000, "insurance_rate_bp": 10_000}, {"fee_rate_bp": 0}, {"compensation_multiple": 1}, {"compensation_multiple": 10}, {"return_fee_payer": "buyer"}],
+)
+def test_the_bounds_of_each_setting_are_settings(changes: dict) -> None:  # type: ignore[type-arg]
+    config = TradeConfig(**changes)
+    assert all(getattr(config, name) == value for name, value in changes.items())
 
 
 @given(amount=st.integers(0, AMOUNT_MAX_MINOR), rate=st.integers(0, 10_000))
