@@ -7,8 +7,9 @@ delivery row. An event goes to the trade's parties and, if it puts the trade bef
 arbiter or takes it away, to every arbiter and operator. Delivery happens off the request
 path, in passes: each pass claims a bounded set of due deliveries (a few per endpoint, so
 one receiver's backlog cannot fill it) and attempts them all at once, each under a timeout
-per network step and a deadline for the whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
-for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
+per network step and a deadline for the whole attempt. A slow, failing or trickling
+receiver never slows the API and holds a pass for one deadline at most. Where a receiver
+may be is `danbao.api.outbound`'s to check.
 
 Each delivery is signed as `danbao.api.signature` says; event types are named in
 `danbao.api.event_types`.

@@ -66,11 +66,10 @@ class JournalHead:
     @classmethod
     def parse(cls, text: str) -> JournalHead:
         """The head `str` wrote, as an anchor to audit against; hex digits in either case."""
-        entries, colon, digest = text[: ANCHOR_CHARS_MAX + 1].partition(":")
+        entries, colon, digest = text.partition(":") if len(text) <= ANCHOR_CHARS_MAX else ("", "", "")
         digest = digest.lower()
         if (
-            len(text) > ANCHOR_CHARS_MAX
-            or not colon
+            not colon
             or not (entries.isascii() and entries.isdigit() and int(entries) <= TOTAL_MAX)
             or len(digest) != len(GENESIS_HASH)
             or not _HEX.issuperset(digest)
