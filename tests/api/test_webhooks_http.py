@@ -15,12 +15,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
+from danbao.api import webhooks
 from danbao.api.models import DeliveryOut
 from danbao.api.signature import SECRET_OVERLAP_SECONDS_DEFAULT, SECRET_OVERLAP_SECONDS_MAX
 from danbao.api.webhooks import (
     ATTEMPTS_MAX,
     CLAIM_SECONDS,
     ENDPOINTS_PER_PARTY_MAX,
+    OVERSEER_ENDPOINTS_MAX,
     RETRY_BACKOFF_BASE_SECONDS,
     RETRY_BACKOFF_MAX_SECONDS,
 )
@@ -337,6 +339,42 @@ def test_a_party_has_a_bounded_number_of_active_endpoints(live: Live) -> None:
     listed, _ = ann.webhooks()
     assert len(listed) == ENDPOINTS_PER_PARTY_MAX + 1
     assert sum(e.disabled_at is None for e in listed) == ENDPOINTS_PER_PARTY_MAX and newest.id in {e.id for e in listed}
+
+
+def test_arbiters_and_operators_together_have_a_bounded_number_of_active_endpoints(live: Live) -> None:
+    """Each event before an arbiter goes to every arbiter's and operator's endpoint, so
+    their number bounds one event's deliveries."""
+    judges = [live.party("arbiter", f"judge{n}") for n in range(OVERSEER_ENDPOINTS_MAX // ENDPOINTS_PER_PARTY_MAX)]
+    hooks = [judge.register_webhook(f"http://127.0.0.1:9/j{n}", ["*"]) for judge in judges for n in range(ENDPOINTS_PER_PARTY_MAX)]
+    for overseer in (live.party("arbiter", "newcomer"), live.admin):
+        with pytest.raises(ApiError) as refused:
+            overseer.register_webhook("http://127.0.0.1:9/one-more", ["*"])
+        assert (refused.value.status, refused.value.code) == (400, "endpoints_limit")
+        assert overseer.webhooks() == ([], None)
+    # A buyer's or a seller's endpoints are not counted with theirs.
+    assert live.party("buyer", "ann").register_webhook("http://127.0.0.1:9/ann", ["*"]).disabled_at is None
+    # A disabled endpoint frees its place.
+    judges[0].disable_webhook(hooks[0].id)
+    assert live.admin.register_webhook("http://127.0.0.1:9/admin", ["*"]).disabled_at is None
+
+
+def test_a_dispatch_writes_a_bounded_number_of_deliveries_and_leaves_the_next_events_to_the_next(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, tea = live.party("buyer", "ann"), live.party("seller", "tea")
+    hooks = [tea.register_webhook(f"http://127.0.0.1:9/t{n}", ["*"]) for n in range(2)]
+    ann.top_up(500, CUR)
+    t = ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+    ann.pay(t.id)
+    tea.ship(t.id)
+    ann.confirm(t.id)
+    # Two deliveries an event: a dispatch of at most 5 takes two events whole, never half a third.
+    monkeypatch.setattr(webhooks, "DELIVERIES_PER_DISPATCH_MAX", 5)
+    dispatched = []
+    for _ in range(3):
+        dispatched.append(live.services.webhooks.dispatch())
+        live.clock.advance(1)  # deliveries list by when they were made
+    assert dispatched == [4, 4, 0]
+    for hook in hooks:
+        assert [d.event_type for d in tea.deliveries(hook.id)[0]] == ["trade.created", "trade.paid", "trade.shipped", "trade.completed"]
 
 
 def test_a_webhook_list_refuses_a_cursor_it_did_not_issue(live: Live) -> None:

@@ -3,8 +3,9 @@ signed, retried with exponential backoff for a bounded time, and recorded.
 
 Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
-delivery row. An event goes to the trade's parties and, if it puts the trade before an
-arbiter or takes it away, to every arbiter and operator. Delivery happens off the request
+delivery row, and writes a bounded number of rows: whole events, in order. An event goes to
+the trade's parties and, if it puts the trade before an arbiter or takes it away, to every
+arbiter and operator (whose endpoints together are bounded for that reason). Delivery happens off the request
 path, in passes: each pass claims a bounded set of due deliveries (a few per endpoint, so
 one receiver's backlog cannot fill it) and attempts them all at once, each under a timeout
 per network step and a deadline for the whole attempt. A slow, failing or trickling
@@ -48,7 +49,16 @@ from danbao.trade.machine import OVERSEERS, concerns_arbiters
 log = logging.getLogger("danbao.webhooks")
 
 ENDPOINTS_PER_PARTY_MAX = 16
+# Arbiters and operators together: each event that concerns arbiters goes to every one of
+# their endpoints, so this (with the trade's three parties' endpoints) bounds one event's
+# deliveries.
+OVERSEER_ENDPOINTS_MAX = 256
 EVENTS_PER_DISPATCH_MAX = 500
+# One dispatch writes at most this many deliveries: it takes events in order while their
+# deliveries fit, and the rest wait for the next dispatch. One event's always fit.
+DELIVERIES_PER_DISPATCH_MAX = 5_000
+DELIVERIES_PER_EVENT_MAX = 3 * ENDPOINTS_PER_PARTY_MAX + OVERSEER_ENDPOINTS_MAX
+invariant(DELIVERIES_PER_EVENT_MAX <= DELIVERIES_PER_DISPATCH_MAX, "a dispatch holds any one event's deliveries")
 DELIVERIES_PER_PASS_MAX = 100
 # At most this many of one endpoint's deliveries per pass, picked from the earliest due
 # ones (DUE_SCANNED_MAX of them): a receiver with a backlog waits its turn with the others.
@@ -178,6 +188,12 @@ _DUE = (
 )
 
 
+_OVERSEERS_ENDPOINTS = (
+    "FROM parties p JOIN webhook_endpoints e ON e.party_id = p.id "
+    f"WHERE p.role IN ({', '.join('?' for _ in OVERSEERS)}) AND e.disabled_at IS NULL"
+)
+
+
 def _also(previous_secret: str | None) -> tuple[str, ...]:
     return () if previous_secret is None else (previous_secret,)
 
@@ -212,6 +228,8 @@ class Webhooks:
             [(count,)] = raw.rows("SELECT COUNT(*) FROM webhook_endpoints WHERE party_id = ? AND disabled_at IS NULL", (party_id,))
             if count >= ENDPOINTS_PER_PARTY_MAX:
                 raise WebhookError(f"at most {ENDPOINTS_PER_PARTY_MAX} endpoints per party", code=ApiCode.endpoints_limit)
+            if self._overseer(raw, party_id) and self._overseers_endpoints_count(raw) >= OVERSEER_ENDPOINTS_MAX:
+                raise WebhookError(f"at most {OVERSEER_ENDPOINTS_MAX} endpoints for arbiters and operators together", code=ApiCode.endpoints_limit)
             raw.run(
                 "INSERT INTO webhook_endpoints (id, party_id, url, secret, event_types, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
                 (endpoint.id, party_id, url, endpoint.secret, json.dumps(endpoint.event_types), endpoint.created_at),
@@ -310,20 +328,29 @@ class Webhooks:
                 subscribed.setdefault(party_id, []).append((endpoint_id, set(json.loads(types))))
             overseer_ids = {party_id for _, party_id, _ in overseers}
             now = txn.now_ns
-            rows = []
+            rows: list[tuple[Any, ...]] = []
+            dispatched: list[TradeEvent] = []
             for (event, trade), overseen in zip(pending, for_overseers, strict=True):
                 kind = event_type(event)
-                body = json.dumps(event_payload(event, trade), separators=(",", ":"), sort_keys=True)
                 receivers = {trade.buyer_id, trade.seller_id, trade.courier_id} - {None}
-                for party in (receivers | overseer_ids) if overseen else receivers:
-                    for endpoint_id, types in subscribed.get(party, []):  # type: ignore[arg-type]
-                        if kind in types or "*" in types:
-                            # A dispatch's deliveries share `now`; lists page by (created_at, id),
-                            # so the id leads with the row's place here: in the events' order.
-                            rows.append((f"wd_{len(rows):06x}{secrets.token_hex(6)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
-            invariant(len(rows) <= 0xFFFFFF, "a dispatch's deliveries are numbered in six hex digits")
+                targets = [
+                    (party, endpoint_id)
+                    for party in sorted((receivers | overseer_ids) if overseen else receivers)  # type: ignore[type-var]
+                    for endpoint_id, types in subscribed.get(party, [])
+                    if kind in types or "*" in types
+                ]
+                invariant(len(targets) <= DELIVERIES_PER_EVENT_MAX, f"event {event_id(event)} has {len(targets)} deliveries")
+                if len(rows) + len(targets) > DELIVERIES_PER_DISPATCH_MAX:
+                    break  # this event and the rest: the next dispatch
+                body = json.dumps(event_payload(event, trade), separators=(",", ":"), sort_keys=True)
+                for party, endpoint_id in targets:
+                    # A dispatch's deliveries share `now`; lists page by (created_at, id),
+                    # so the id leads with the row's place here: in the events' order.
+                    rows.append((f"wd_{len(rows):06x}{secrets.token_hex(6)}", endpoint_id, party, event_id(event), kind, body, "pending", 0, None, None, now, now, now))
+                dispatched.append(event)
+            invariant(bool(dispatched), "a dispatch takes at least its first event")
             raw.insert(_DELIVERY_ROWS, rows)
-            trade_rows.mark_dispatched(raw, [e for e, _ in pending])
+            trade_rows.mark_dispatched(raw, dispatched)
             return len(rows)
 
         return self.trades.ledger.transaction(work)
@@ -338,14 +365,21 @@ class Webhooks:
 
     @staticmethod
     def _overseers_endpoints(raw: Raw) -> list[tuple[str, str, str]]:
-        """Every arbiter's and operator's active endpoints (found by the parties' role)."""
-        marks = ", ".join("?" for _ in OVERSEERS)
-        rows = raw.rows(
-            "SELECT e.id, e.party_id, e.event_types FROM parties p JOIN webhook_endpoints e ON e.party_id = p.id "
-            f"WHERE p.role IN ({marks}) AND e.disabled_at IS NULL ORDER BY e.id",
-            OVERSEERS,
-        )
+        """Every arbiter's and operator's active endpoints (found by the parties' role):
+        at most OVERSEER_ENDPOINTS_MAX, as registration keeps them."""
+        rows = raw.rows(f"SELECT e.id, e.party_id, e.event_types {_OVERSEERS_ENDPOINTS} ORDER BY e.id LIMIT {OVERSEER_ENDPOINTS_MAX + 1}", OVERSEERS)
+        invariant(len(rows) <= OVERSEER_ENDPOINTS_MAX, f"more than {OVERSEER_ENDPOINTS_MAX} active endpoints of arbiters and operators")
         return [tuple(r) for r in rows]  # type: ignore[misc]
+
+    @staticmethod
+    def _overseers_endpoints_count(raw: Raw) -> int:
+        [(count,)] = raw.rows(f"SELECT COUNT(*) {_OVERSEERS_ENDPOINTS}", OVERSEERS)
+        return int(count)
+
+    @staticmethod
+    def _overseer(raw: Raw, party_id: str) -> bool:
+        rows = raw.rows("SELECT role FROM parties WHERE id = ?", (party_id,))
+        return bool(rows) and rows[0][0] in OVERSEERS
 
     def deliver_due(self) -> int:
         """Claim the due deliveries (bounded per pass and per endpoint) and attempt them
