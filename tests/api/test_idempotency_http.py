@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from danbao.api import Services
+from danbao.api import Services, idempotency
 from danbao.api.idempotency import KEEP_SECONDS, RUNNING_LEASE_SECONDS
 from danbao.store.errors import StoreError
 from tests.api.conftest import Live, serve
@@ -215,6 +215,20 @@ def test_an_effect_whose_response_was_lost_is_never_done_again(live: Live, monke
     late = http.post("/v1/parties", json=body)
     assert (late.status_code, late.json()["code"]) == (409, "idempotency_response_lost")
     assert live.services.trades.parties.get("ann").name == "Ann"
+
+
+@pytest.mark.parametrize("path, body", [("/v1/trades", {"seller_id": "tea", "model": "escrow", "amount": 400, "currency": CUR}), ("/v1/parties", {"role": "buyer", "name": "Bo", "id": "bo"})])
+def test_a_response_too_large_to_keep_is_not_kept_and_its_effect_is_never_done_again(live: Live, monkeypatch: pytest.MonkeyPatch, path: str, body: dict[str, object]) -> None:
+    # A trade renders its response inside its transaction, a party after it: both bounded.
+    live.party("buyer", "ann"), live.party("seller", "tea")
+    http = _keyed(live, live.admin_key if path == "/v1/parties" else live.admin.issue_key("ann").key, "big")
+    monkeypatch.setattr(idempotency, "RESPONSE_BYTES_MAX", 64)  # every answer here is longer
+    first = http.post(path, json=body)
+    assert first.status_code == 201 and len(first.content) > 64
+    live.clock.advance(RUNNING_LEASE_SECONDS)
+    again = http.post(path, json=body)
+    assert (again.status_code, again.json()["code"]) == (409, "idempotency_response_lost")
+    assert len(live.services.trades.of_party("ann", after=None, limit=10)) == (path == "/v1/trades")
 
 
 def test_two_servers_racing_on_one_key_move_the_money_once(live: Live, database_url: str) -> None:
