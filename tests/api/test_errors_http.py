@@ -185,13 +185,13 @@ def test_a_body_must_say_it_is_json_or_it_is_415(ann: httpx.Client, path: str, b
     no_type = ann.build_request("POST", path, content=body)  # raw bytes: httpx names no type
     assert "content-type" not in no_type.headers
     assert problem_of(ann.send(no_type)) == (415, "media_type_unsupported", "Content-Type")
-    for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+    for media in ("text/plain", "application/x-www-form-urlencoded", "application/xml", "text/vnd.example+json"):
         assert problem_of(ann.post(path, content=body, headers={"Content-Type": media})) == (415, "media_type_unsupported", "Content-Type")
     chunked = ann.build_request("POST", path, content=iter([body]), headers={"Content-Type": "text/plain"})
     assert "content-length" not in chunked.headers and chunked.headers["transfer-encoding"] == "chunked"
     assert problem_of(ann.send(chunked)) == (415, "media_type_unsupported", "Content-Type")
     assert ann.get("/v1/trades").json()["data"] == [] and _wallet(ann) == 0  # nothing happened
-    for media in ("application/json; charset=utf-8", "application/merge-patch+json"):
+    for media in ("application/json; charset=utf-8", "application/merge-patch+json", "Application/JSON"):
         assert ann.post(path, content=body, headers={"Content-Type": media}).status_code == 201
 
 
