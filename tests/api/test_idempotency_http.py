@@ -151,6 +151,24 @@ def test_the_client_retries_a_trade_operation_without_doing_it_twice(live: Live)
     assert tea.trade(t.id).status == "paid"
 
 
+def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, _ = live.party("buyer", "ann"), live.party("seller", "tea")
+    ann.top_up(1_000, CUR)
+    t = ann.create_trade(seller_id="tea", model="escrow", amount=400, currency=CUR)
+    ledger, works = live.services.ledger, []
+    run = ledger.transaction_async
+
+    async def counted(work: Callable[..., object]) -> object:
+        works.append(work)
+        return await run(work)
+
+    monkeypatch.setattr(ledger, "transaction_async", counted)
+    assert ann.pay(t.id, idempotency_key="pay-1").status == "paid"
+    assert len(works) == 1  # the response was stored with the payment: no second commit
+    assert ann.pay(t.id, idempotency_key="pay-1").status == "paid"  # and replays from it
+    assert len(works) == 2  # the replay's transaction, refused by the record it found
+
+
 def _dies_before_storing_the_response(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server dies between committing a keyed request's effect and storing its response."""
 
