@@ -237,6 +237,12 @@ def test_no_key_and_bad_keys_are_401(live: Live) -> None:
     assert 'error="invalid_token"' in plain.get("/v1/accounts", headers={"Authorization": "Bearer dbk_abc_def"}).headers["www-authenticate"]
     posted = plain.post("/v1/trades/t_1/pay", content=b"{}", headers={"Content-Type": "application/json"})  # a direct route, too
     assert problem_of(posted)[0] == 401 and "www-authenticate" in posted.headers
+    # A valid key counts only as a bearer token (the scheme's name in any case), not under another scheme.
+    for scheme, accepted in (("Basic", False), ("Token", False), ("bearer", True), ("BEARER", True)):
+        headers = {"Authorization": f"{scheme} {live.admin_key}"}
+        listed = plain.get("/v1/accounts", headers=headers)  # a thread-pool route
+        paid = plain.post("/v1/trades/t_1/pay", headers=headers)  # an async one: past the key, no such trade
+        assert (listed.status_code, paid.status_code) == ((200, 404) if accepted else (401, 401)), scheme
 
 
 def test_every_route_refuses_a_query_parameter_it_does_not_declare_before_doing_anything(live: Live, ann: httpx.Client) -> None:

@@ -169,6 +169,19 @@ def test_a_refused_refund_resumes_the_clock_where_it_stopped(market: Market) -> 
     assert market.trades.get(t.id, market.buyer).status == "completed"
 
 
+def test_a_refund_asked_after_the_window_ran_out_leaves_no_time_on_the_clock(market: Market) -> None:
+    # The worker has not confirmed yet; the window is over, so nothing is left to resume.
+    t = shipped_trade(market)
+    market.days(11)
+    t = market.trades.request_refund(t.id, market.buyer, 1_000)
+    assert (t.confirm_by, t.confirm_left_ns) == (None, 0)
+    market.days(1)
+    t = market.trades.refuse_refund(t.id, market.seller)
+    assert t.confirm_by == t.due_at == t.updated_at  # due now, not in the past
+    run_due(market.trades)
+    assert market.trades.get(t.id, market.buyer).status == "completed"
+
+
 @pytest.mark.parametrize(
     ("decision", "amount", "status", "to_buyer"),
     [("release", None, "completed", 0), ("refund_full", None, "refunded", PRICE), ("refund_partial", 4_000, "completed", 4_000)],
