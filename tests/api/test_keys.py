@@ -176,3 +176,43 @@ def test_a_first_key_is_issued_only_to_a_party_without_one(services: Services) -
     keys.revoke(first.id)
     again = keys.issue_first("ann")
     assert again is not None and _live_keys(keys, "ann") == [again.id]
+
+
+def test_revoking_stamps_a_key_once_and_counts_only_live_keys(services: Services, clock: ManualClock) -> None:
+    keys = services.keys
+    one, two, three = (keys.issue("ann") for _ in range(3))
+    assert keys.revoke(one.id) is True
+    when = keys.get(one.id).revoked_at  # type: ignore[union-attr]
+    clock.advance(5)
+    assert keys.revoke(one.id) is False and keys.get(one.id).revoked_at == when  # type: ignore[union-attr]
+    assert keys.revoke_all("ann") == 2  # two and three: one was revoked already
+    assert keys.get(one.id).revoked_at == when and keys.revoke_all("ann") == 0  # type: ignore[union-attr]
+    assert {keys.get(k.id).revoked_at for k in (two, three)} == {when + 5 * 10**9}  # type: ignore[union-attr]
+
+
+def test_a_key_counts_only_with_its_own_prefix(services: Services) -> None:
+    issued = services.keys.issue("ann")
+    assert issued.key.startswith(KEY_PREFIX)
+    for presented in ("xyz_" + issued.key[len(KEY_PREFIX) :], "DBK_" + issued.key[len(KEY_PREFIX) :], issued.key[len(KEY_PREFIX) :]):
+        assert services.keys.verify(presented) is None, presented
+        assert services.keys.cached(presented) is None, presented
+    assert services.keys.verify(issued.key) is not None
+
+
+def test_the_verification_cache_holds_a_bounded_number_of_keys(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keys_module, "VERIFIED_CACHE_KEYS_MAX", 3)
+    keys = services.keys
+    issued = [keys.issue("ann") for _ in range(7)]
+    for key in issued:
+        assert keys.verify(key.key) is not None
+        assert len(keys._verified) <= 3  # past the bound it starts over rather than grow
+    assert keys.cached(issued[-1].key) is not None  # the newest is still cached
+
+
+def test_an_operator_whose_keys_were_all_revoked_gets_a_new_one_at_the_next_start(services: Services) -> None:
+    keys = services.keys
+    first = bootstrap_operator(keys, services.trades.parties)
+    assert first is not None and bootstrap_operator(keys, services.trades.parties) is None
+    keys.revoke_all(OPERATOR_ID)
+    again = bootstrap_operator(keys, services.trades.parties)
+    assert again is not None and _live_keys(keys, OPERATOR_ID) == [again.id]

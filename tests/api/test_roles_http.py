@@ -169,7 +169,8 @@ def test_keys_can_be_rotated_and_revoked(live: Live) -> None:
         assert (error.status, error.code) == (401, "auth_invalid")
     fresh = live.client(rotated.key)
     assert fresh.accounts() == []
-    fresh.revoke_key(rotated.id)
+    revoked = fresh.revoke_key(rotated.id)
+    assert (revoked.id, revoked.revoked_at, revoked.key) == (rotated.id, live.clock.now_ns(), None)  # the answer says when
     try:
         fresh.accounts()
         raise AssertionError("a revoked key still works")
