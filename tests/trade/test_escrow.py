@@ -169,6 +169,19 @@ def test_a_refused_refund_resumes_the_clock_where_it_stopped(market: Market) -> 
     assert market.trades.get(t.id, market.buyer).status == "completed"
 
 
+def test_a_buyer_refused_a_refund_may_ask_again_for_what_is_still_held(market: Market) -> None:
+    t = market.trades.request_refund(shipped_trade(market).id, market.buyer, PRICE)
+    t = market.trades.refuse_refund(t.id, market.seller)
+    with pytest.raises(TradeError) as too_much:
+        market.trades.request_refund(t.id, market.buyer, PRICE + 1)
+    assert too_much.value.code == "refund_exceeds_paid"
+    t = market.trades.request_refund(t.id, market.buyer, 1_000)  # a smaller ask, this time
+    assert (t.status, t.refund_requested) == ("refund_requested", 1_000)
+    t = market.trades.agree_refund(t.id, market.seller)
+    assert (t.status, t.refunded) == ("shipped", 1_000)
+    assert market.wallet(market.buyer) == FUNDS - PRICE + 1_000
+
+
 def test_a_refund_asked_after_the_window_ran_out_leaves_no_time_on_the_clock(market: Market) -> None:
     # The worker has not confirmed yet; the window is over, so nothing is left to resume.
     t = shipped_trade(market)
