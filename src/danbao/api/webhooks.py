@@ -3,14 +3,14 @@ signed, retried with exponential backoff for a bounded time, and recorded.
 
 Fan-out runs in a ledger transaction (the head lock orders it with the trade steps that
 wrote the events), so each event reaches each subscribed endpoint exactly once as a
-delivery row, and writes a bounded number of rows: whole events, in order. An event goes to
-the trade's parties and, if it puts the trade before an arbiter or takes it away, to every
-arbiter and operator (whose endpoints together are bounded for that reason). Delivery happens off the request
-path, in passes: each pass claims a bounded set of due deliveries (a few per endpoint, so
-one receiver's backlog cannot fill it) and attempts them all at once, each under a timeout
-per network step and a deadline for the whole attempt. A slow, failing or trickling
-receiver never slows the API and holds a pass for one deadline at most. Where a receiver
-may be is `danbao.api.outbound`'s to check.
+delivery row; one fan-out writes a bounded number of rows (whole events, in order). An
+event goes to the trade's parties and, if it puts the trade before an arbiter or takes it
+away, to every arbiter and operator (whose endpoints together are bounded for that
+reason). Delivery happens off the request path, in passes: each pass claims a bounded set
+of due deliveries (a few per endpoint, so one receiver's backlog cannot fill it) and
+attempts them all at once, each under a timeout per network step and a deadline for the
+whole attempt. A slow, failing or trickling receiver never slows the API and holds a pass
+for one deadline at most. Where a receiver may be is `danbao.api.outbound`'s to check.
 
 Each delivery is signed as `danbao.api.signature` says; event types are named in
 `danbao.api.event_types`.
@@ -58,7 +58,7 @@ EVENTS_PER_DISPATCH_MAX = 500
 # deliveries fit, and the rest wait for the next dispatch. One event's always fit.
 DELIVERIES_PER_DISPATCH_MAX = 5_000
 DELIVERIES_PER_EVENT_MAX = 3 * ENDPOINTS_PER_PARTY_MAX + OVERSEER_ENDPOINTS_MAX
-invariant(DELIVERIES_PER_EVENT_MAX <= DELIVERIES_PER_DISPATCH_MAX, "a dispatch holds any one event's deliveries")
+invariant(DELIVERIES_PER_EVENT_MAX <= DELIVERIES_PER_DISPATCH_MAX <= 0xFFFFFF, "a dispatch holds any one event's deliveries, numbered in six hex digits")
 DELIVERIES_PER_PASS_MAX = 100
 # At most this many of one endpoint's deliveries per pass, picked from the earliest due
 # ones (DUE_SCANNED_MAX of them): a receiver with a backlog waits its turn with the others.
