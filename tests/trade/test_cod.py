@@ -32,6 +32,16 @@ def test_cash_is_collected_remitted_and_then_the_seller_is_paid(market: Market) 
     assert m.wallet(m.buyer) == FUNDS  # paid in cash at the door, not from the wallet
 
 
+def test_a_cod_order_has_no_pay_window_and_waits_for_the_seller_to_ship(market: Market) -> None:
+    # The buyer pays at the door: no pay deadline closes the order while it waits to ship.
+    t = market.new_trade("cod", PRICE)
+    assert (t.pay_by, t.due_at, t.due_action) == (None, None, None)
+    market.days(60)
+    assert run_due(market.trades).trades_advanced == 0
+    t = market.trades.ship(t.id, market.seller, courier_id=market.courier)
+    assert t.status == "shipped"
+
+
 def test_an_operator_may_settle_a_remitted_trade(market: Market) -> None:
     t = market.trades.remit(market.trades.collect(shipped_cod(market).id, market.courier, method="cash").id, market.courier)
     assert market.trades.settle(t.id, market.operator).status == "settled"
