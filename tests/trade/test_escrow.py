@@ -130,10 +130,11 @@ def test_a_full_refund_after_shipping_ends_the_trade(market: Market) -> None:
 
 def test_the_sellers_silence_is_agreement(market: Market) -> None:
     t = market.trades.request_refund(shipped_trade(market).id, market.buyer, 2_500)
-    market.days(4.9)
+    assert t.respond_by == t.updated_at + 5 * 24 * 3600 * 10**9  # five days to answer, to the nanosecond
+    market.clock.advance(ns=t.respond_by - market.clock.now_ns() - 1)
     run_due(market.trades)
     assert market.trades.get(t.id, market.buyer).status == "refund_requested"
-    market.days(0.2)
+    market.clock.advance(ns=1)
     run_due(market.trades)
     t = market.trades.get(t.id, market.buyer)
     assert t.status == "shipped" and t.refunded == 2_500
