@@ -67,7 +67,7 @@ def test_a_claim_after_the_window_is_refused_even_before_the_worker_runs(direct:
 
 @pytest.mark.parametrize(
     ("reason", "evidence", "code"),
-    [("lost_interest", "x", "claim_reason_invalid"), ("counterfeit", "", "evidence_invalid"), ("counterfeit", "x" * 2001, "evidence_invalid"),
+    [("lost_interest", "x", "claim_reason_invalid"), ("counterfeit", "", "evidence_invalid"), ("counterfeit", " \n ", "evidence_invalid"), ("counterfeit", "x" * 2001, "evidence_invalid"),
      ("counterfeit", "fake\x00seal", "evidence_invalid"), ("counterfeit", "fake \udcff seal", "evidence_invalid")],
 )
 def test_a_claim_needs_a_known_reason_and_evidence(direct: Market, reason: str, evidence: str, code: str) -> None:

@@ -15,6 +15,7 @@ from tests.trade.helpers import CUR, FUNDS, Market
     [
         ("emperor", "X", "x1", "role_invalid", "role"),
         ("buyer", "", "x1", "name_invalid", "name"),
+        ("buyer", " \t ", "x1", "name_invalid", "name"),  # blank once trimmed
         ("buyer", "x" * 129, "x1", "name_invalid", "name"),
         ("buyer", "Nul\x00Name", "x1", "name_invalid", "name"),  # PostgreSQL's text refuses NUL
         ("buyer", "Bad\udcffByte", "x1", "name_invalid", "name"),  # a lone surrogate: not UTF-8
