@@ -119,6 +119,8 @@ def test_a_partial_refund_the_seller_agrees_to_leaves_the_rest_to_confirm(market
     t = market.trades.confirm(t.id, market.buyer)
     rest = PRICE - 3_000
     assert t.released == rest and t.fee == share_of(rest, 200)
+    # Its event says how much the confirmation released.
+    assert market.trades.events(t.id, market.seller)[-1].detail == f'{{"released":{rest}}}'
     assert market.wallet(market.seller) == FUNDS + rest - share_of(rest, 200)
 
 

@@ -20,6 +20,8 @@ from tests.trade.helpers import CUR, FUNDS, Market
         ("buyer", "Nul\x00Name", "x1", "name_invalid", "name"),  # PostgreSQL's text refuses NUL
         ("buyer", "Bad\udcffByte", "x1", "name_invalid", "name"),  # a lone surrogate: not UTF-8
         ("buyer", "X", "Has.Dots", "party_id_invalid", "party_id"),
+        ("buyer", "X", "-leading-dash", "party_id_invalid", "party_id"),
+        ("buyer", "X", "_leading_underscore", "party_id_invalid", "party_id"),
         ("buyer", "X", "x" * 33, "party_id_invalid", "party_id"),
         ("buyer", "X", "trailing-newline\n", "party_id_invalid", "party_id"),
         ("buyer", "X", "platform", "party_id_invalid", "party_id"),  # would own the platform's accounts
