@@ -124,6 +124,14 @@ def test_a_partial_refund_the_seller_agrees_to_leaves_the_rest_to_confirm(market
     assert market.wallet(market.seller) == FUNDS + rest - share_of(rest, 200)
 
 
+def test_a_refund_of_all_but_one_minor_unit_leaves_that_unit_to_confirm(market: Market) -> None:
+    t = market.trades.request_refund(shipped_trade(market).id, market.buyer, PRICE - 1)
+    t = market.trades.agree_refund(t.id, market.seller)
+    assert (t.status, t.refunded, t.open_in_escrow) == ("shipped", PRICE - 1, 1)
+    t = market.trades.confirm(t.id, market.buyer)
+    assert (t.status, t.released, t.open_in_escrow) == ("completed", 1, 0)
+
+
 def test_a_full_refund_after_shipping_ends_the_trade(market: Market) -> None:
     t = market.trades.request_refund(shipped_trade(market).id, market.buyer, PRICE)
     t = market.trades.agree_refund(t.id, market.seller)

@@ -41,6 +41,10 @@ def test_a_partys_name_is_kept_without_the_spaces_around_it_and_a_couriers_limit
     with pytest.raises(TradeError) as e:
         market.trades.parties.create("courier", "Runner", party_id="runner", cash_limit=-1)
     assert (e.value.code, e.value.field) == ("amount_invalid", "cash_limit")
+    for odd in (True, 1.0, "5"):  # a bool is an int to Python, not an amount
+        with pytest.raises(TradeError) as e:
+            market.trades.parties.create("courier", "Runner", party_id="runner", cash_limit=odd)  # type: ignore[arg-type]
+        assert (e.value.code, e.value.field) == ("amount_invalid", "cash_limit")
 
 
 def test_a_party_gets_a_fresh_id_when_none_is_given(market: Market) -> None:
