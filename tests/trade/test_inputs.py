@@ -6,7 +6,7 @@ import pytest
 
 from danbao.money import AMOUNT_MAX_MINOR, format_amount
 from danbao.trade import TradeError
-from danbao.trade.model import Model
+from danbao.trade.model import ITEMS_BYTES_MAX, Model
 from tests.trade.helpers import CUR, FUNDS, Market
 
 
@@ -149,6 +149,23 @@ def test_a_trade_needs_parties_in_their_roles_and_sound_terms(market: Market, ch
         market.trades.create(buyer, **terms)
     assert (e.value.code, e.value.field) == (code, field)
     assert market.trades.of_party(market.buyer) == []
+
+
+def test_items_take_up_to_their_bound_in_bytes_of_json(market: Market) -> None:
+    def items(size: int) -> list[str]:
+        return ["é" * ((size - 4) // 2)]  # ["…"]: 4 bytes of JSON around two bytes a letter
+
+    exact = market.trades.create(market.buyer, seller_id=market.seller, model="escrow", amount=100, currency=CUR, items=items(ITEMS_BYTES_MAX))
+    assert len(exact.items.encode()) == ITEMS_BYTES_MAX  # counted in bytes as stored, not in letters
+    with pytest.raises(TradeError) as e:
+        market.trades.create(market.buyer, seller_id=market.seller, model="escrow", amount=100, currency=CUR, items=items(ITEMS_BYTES_MAX + 2))
+    assert (e.value.code, e.value.field) == ("items_invalid", "items")
+
+
+def test_a_courier_made_without_a_cash_limit_gets_the_configured_one(market: Market) -> None:
+    made = market.trades.parties.create("courier", "Walker", party_id="walker")
+    assert made.cash_limit == market.trades.config.courier_cash_limit == market.trades.parties.get("walker").cash_limit
+    assert market.trades.parties.create("buyer", "Ann", party_id="ann").cash_limit is None  # only couriers carry cash
 
 
 def test_a_model_may_be_named_by_its_enum_and_the_trade_keeps_the_plain_name(market: Market) -> None:
