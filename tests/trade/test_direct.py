@@ -34,6 +34,18 @@ def test_a_seller_without_the_minimum_deposit_cannot_sell_direct(market: Market)
     assert market.new_trade("direct").status == "created"
 
 
+def test_an_order_is_paid_direct_only_while_the_seller_still_holds_the_deposit(direct: Market) -> None:
+    # Checked again at payment: the seller may have taken the deposit back since the order.
+    t = direct.new_trade("direct")
+    direct.trades.parties.withdraw_deposit(direct.seller, 1, "CNY")
+    with pytest.raises(TradeError) as e:
+        direct.trades.pay(t.id, direct.buyer)
+    assert e.value.code == "deposit_below_minimum"
+    assert direct.trades.get(t.id, direct.buyer).status == "created" and direct.wallet(direct.buyer) == FUNDS
+    direct.trades.parties.deposit(direct.seller, 1, "CNY")
+    assert direct.trades.pay(t.id, direct.buyer).status == "paid"
+
+
 def test_the_buyer_pays_the_seller_at_once_and_the_seller_pays_a_premium(direct: Market) -> None:
     m = direct
     t = paid_direct(m)
