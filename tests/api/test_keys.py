@@ -216,3 +216,14 @@ def test_an_operator_whose_keys_were_all_revoked_gets_a_new_one_at_the_next_star
     keys.revoke_all(OPERATOR_ID)
     again = bootstrap_operator(keys, services.trades.parties)
     assert again is not None and _live_keys(keys, OPERATOR_ID) == [again.id]
+
+
+def test_a_pepper_set_in_the_environment_is_the_one_keys_are_hashed_under(services: Services, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An operator may keep the pepper out of the database; keys then verify only under it.
+    monkeypatch.setenv(keys_module.PEPPER_ENV, "pepper-one")
+    issued = ApiKeys(services.ledger, clock).issue("ann")
+    assert ApiKeys(services.ledger, clock).verify(issued.key) is not None
+    monkeypatch.setenv(keys_module.PEPPER_ENV, "pepper-two")
+    assert ApiKeys(services.ledger, clock).verify(issued.key) is None
+    monkeypatch.delenv(keys_module.PEPPER_ENV)
+    assert ApiKeys(services.ledger, clock).verify(issued.key) is None  # nor under the stored one
