@@ -88,6 +88,15 @@ def test_a_courier_cannot_carry_more_than_its_cash_limit(market: Market) -> None
     assert shipped_cod(m, 3 * PRICE).status == "shipped"
 
 
+def test_a_new_courier_carries_up_to_its_limit_and_not_a_unit_more(market: Market) -> None:
+    # No cash account yet: it carries nothing, not some default.
+    m = market
+    with pytest.raises(TradeError) as e:
+        shipped_cod(m, 5 * PRICE + 1)
+    assert e.value.code == "courier_cash_limit"
+    assert shipped_cod(m, 5 * PRICE).status == "shipped"
+
+
 def test_a_couriers_cash_limit_counts_one_currency_at_a_time(market: Market) -> None:
     m = market  # the courier's limit is 5 x PRICE, in each currency
     shipped_cod(m, 4 * PRICE)
