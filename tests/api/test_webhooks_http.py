@@ -349,6 +349,15 @@ def test_a_party_has_a_bounded_number_of_active_endpoints(live: Live) -> None:
     assert sum(e.disabled_at is None for e in listed) == ENDPOINTS_PER_PARTY_MAX and newest.id in {e.id for e in listed}
 
 
+@pytest.mark.parametrize("url", ["http://hooks.example/\udcff", "http://hooks.example/a\u2028b", "http://hooks.example/a\x7fb"])
+def test_the_service_refuses_a_url_with_what_no_url_holds(live: Live, url: str) -> None:
+    # Over HTTP the strict JSON decoder already refuses a lone surrogate; other callers reach the service.
+    live.party("buyer", "ann")
+    with pytest.raises(webhooks.WebhookError) as refused:
+        live.services.webhooks.register("ann", url, ["*"])
+    assert (refused.value.code, refused.value.field) == ("url_invalid", "url")
+
+
 def test_arbiters_and_operators_together_have_a_bounded_number_of_active_endpoints(live: Live) -> None:
     """Each event before an arbiter goes to every arbiter's and operator's endpoint, so
     their number bounds one event's deliveries."""
