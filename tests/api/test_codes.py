@@ -8,7 +8,7 @@ from pathlib import Path
 
 from danbao.api.keys import KEYS_PER_PARTY_MAX
 from danbao.api.problems import STATUS_BY_CODE, ApiCode, status_of
-from danbao.api.webhooks import ENDPOINTS_PER_PARTY_MAX
+from danbao.api.webhooks import ENDPOINTS_PER_PARTY_MAX, OVERSEER_ENDPOINTS_MAX
 from danbao.ledger.results import ReadCode, Result
 from danbao.money.amount import InvalidAmount
 from danbao.money.currency import UnknownCurrency
@@ -54,4 +54,5 @@ def test_the_status_table_names_only_codes_that_exist() -> None:
 
 def test_the_documented_limits_are_the_codes_limits() -> None:
     assert f"already holds {KEYS_PER_PARTY_MAX} live API keys" in DOC
-    assert f"already has {ENDPOINTS_PER_PARTY_MAX} webhook endpoints" in DOC
+    assert f"already has {ENDPOINTS_PER_PARTY_MAX} webhook endpoints active" in DOC
+    assert f"together already have {OVERSEER_ENDPOINTS_MAX} " in DOC
