@@ -228,7 +228,8 @@ class Webhooks:
             [(count,)] = raw.rows("SELECT COUNT(*) FROM webhook_endpoints WHERE party_id = ? AND disabled_at IS NULL", (party_id,))
             if count >= ENDPOINTS_PER_PARTY_MAX:
                 raise WebhookError(f"at most {ENDPOINTS_PER_PARTY_MAX} endpoints per party", code=ApiCode.endpoints_limit)
-            if self._overseer(raw, party_id) and self._overseers_endpoints_count(raw) >= OVERSEER_ENDPOINTS_MAX:
+            party = trade_rows.parties(raw, [party_id]).get(party_id)
+            if party is not None and party.role in OVERSEERS and self._overseers_endpoints_count(raw) >= OVERSEER_ENDPOINTS_MAX:
                 raise WebhookError(f"at most {OVERSEER_ENDPOINTS_MAX} endpoints for arbiters and operators together", code=ApiCode.endpoints_limit)
             raw.run(
                 "INSERT INTO webhook_endpoints (id, party_id, url, secret, event_types, created_at, disabled_at) VALUES (?, ?, ?, ?, ?, ?, NULL)",
@@ -375,11 +376,6 @@ class Webhooks:
     def _overseers_endpoints_count(raw: Raw) -> int:
         [(count,)] = raw.rows(f"SELECT COUNT(*) {_OVERSEERS_ENDPOINTS}", OVERSEERS)
         return int(count)
-
-    @staticmethod
-    def _overseer(raw: Raw, party_id: str) -> bool:
-        rows = raw.rows("SELECT role FROM parties WHERE id = ?", (party_id,))
-        return bool(rows) and rows[0][0] in OVERSEERS
 
     def deliver_due(self) -> int:
         """Claim the due deliveries (bounded per pass and per endpoint) and attempt them
