@@ -4,6 +4,7 @@ with every request aimed at the address that was checked."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import socket
 import threading
 
@@ -11,10 +12,12 @@ import httpx
 import pytest
 
 from danbao.api.outbound import (
+    _LOOKUPS,
     ADDRESSES_MAX,
     LOOKUPS_MAX,
     AddressRefused,
     Pinned,
+    _look_up,
     is_public,
     pin,
     refusal_at_registration,
@@ -91,3 +94,37 @@ def test_lookups_in_flight_are_bounded_and_a_hung_one_frees_its_place_when_it_en
         assert await system_resolve("hooks.example", 443) == ["93.184.216.34"]
 
     asyncio.run(main())
+
+
+def test_a_url_without_a_port_is_looked_up_for_its_scheme_s_port() -> None:
+    for url, port in [("https://hooks.example.com/in", 443), ("http://hooks.example.com/in", 80), ("http://hooks.example.com:8080/in", 8080)]:
+        asked: list[tuple[str, int]] = []
+
+        async def resolve(host: str, port: int) -> list[str]:
+            asked.append((host, port))
+            return ["93.184.216.34"]
+
+        asyncio.run(pin(url, private_networks=False, resolve=resolve))
+        assert asked == [("hooks.example.com", port)]
+
+
+def test_a_request_goes_to_the_first_address_and_a_name_may_answer_with_up_to_the_bound() -> None:
+    assert _pin("https://hooks.example.com/in", ["93.184.216.34", "8.8.8.8"]).url == "https://93.184.216.34/in"
+    assert _pin("https://hooks.example.com/in", ["93.184.216.34"] * ADDRESSES_MAX).url == "https://93.184.216.34/in"
+
+
+def test_the_system_lookup_asks_for_stream_sockets_so_each_address_comes_once() -> None:
+    # Asked without a socket type, the resolver answers once per type (stream, datagram, raw).
+    assert asyncio.run(system_resolve("127.0.0.1", 443)) == ["127.0.0.1"]
+
+
+def test_a_lookup_the_attempt_gave_up_on_before_it_started_answers_nothing_and_frees_its_place() -> None:
+    assert _LOOKUPS.acquire(blocking=False)
+    answer: concurrent.futures.Future[list[object]] = concurrent.futures.Future()
+    answer.cancel()
+    _look_up(answer, "hooks.example", 443)  # answering a cancelled future would raise here
+    assert answer.cancelled()
+    places = [_LOOKUPS.acquire(blocking=False) for _ in range(LOOKUPS_MAX)]
+    assert all(places)
+    for _ in places:
+        _LOOKUPS.release()
