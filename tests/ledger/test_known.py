@@ -256,3 +256,33 @@ def test_a_hold_to_resolve_or_an_account_created_elsewhere_goes_the_usual_way(
     assert trips == ["usual", "usual", "one_trip"]  # carol is known now
     assert totals(ledger, "carol") == (0, 0, 0, 2)
     assert audit(ledger.db).ok
+
+
+def test_a_transaction_that_creates_an_account_and_moves_money_keeps_what_was_known(db: Database, ledger: Ledger) -> None:
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 100)
+
+    def opens_carol_and_pays_her(txn):  # type: ignore[no-untyped-def]
+        assert txn.create_accounts([NewAccount("carol", "USD", "wallet")])[0].result is Result.ok
+        assert txn.create_transfers([NewTransfer("t1", "alice", "carol", 30, "USD")])[0].result is Result.ok
+
+    ledger.transaction(opens_carol_and_pays_her)
+    found = ledger.known.find_all({"alice", "bob", "carol"})
+    assert found is not None, "bob, untouched, is still known at the new head"
+    (_, head_hash), known = found
+    assert head_hash == _head_hash(db)
+    assert {k: (t.debits_posted, t.credits_posted) for k, t in known.items()} == {"alice": (30, 100), "bob": (0, 0), "carol": (0, 30)}
+
+
+def test_an_account_created_again_is_not_taught_as_new(db: Database, ledger: Ledger) -> None:
+    open_accounts(ledger, "alice")
+    fund(ledger, "alice", 100)
+
+    def opens_alice_again(txn):  # type: ignore[no-untyped-def]
+        assert txn.create_accounts([NewAccount("alice", "USD", "wallet")])[0].result is not Result.ok
+
+    ledger.transaction(opens_alice_again)
+    _, known = ledger.known.find(["alice"])
+    assert {k: t.credits_posted for k, t in known.items()} in ({}, {"alice": 100})
+    assert ledger.create_transfers([NewTransfer("t1", "alice", "bank", 100, "USD")])[0].result is Result.ok
+    assert audit(db).ok

@@ -345,3 +345,21 @@ def test_a_work_may_flush_midway_and_go_on_in_the_same_transaction(ledger: Ledge
     assert ledger.transaction(work) == "done"
     assert (ledger.account("a").balance, ledger.account("b").balance) == (70, 30)
     assert audit(ledger.db).ok
+
+
+def test_holds_fallen_due_are_voided_once_however_many_batches_a_transaction_makes(ledger: Ledger, clock: ManualClock) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 1_000)
+    [held] = ledger.create_transfers([NewTransfer("h", "a", "b", 300, "USD", flags=int(TransferFlags.pending), timeout_seconds=1)])
+    assert held.result is Result.ok
+    clock.advance(2)
+
+    def work(txn):  # type: ignore[no-untyped-def]
+        for transfer_id in ("m1", "m2", "m3"):
+            assert [r.result for r in txn.create_transfers([NewTransfer(transfer_id, "a", "b", 10, "USD")])] == [Result.ok]
+
+    ledger.transaction(work)
+    assert [h.pending_id for h in ledger.holds("a", state="expired").items] == ["h"]
+    a = ledger.account("a")
+    assert (a.debits_pending, a.debits_posted, a.balance) == (0, 30, 1_000 - 30)  # type: ignore[union-attr]
+    assert audit(ledger.db).ok

@@ -83,3 +83,35 @@ def test_passes_go_on_while_holds_expire_even_when_no_trade_is_due(market: Marke
     assert (run.trades_advanced, run.holds_expired) == (0, 5)
     assert market.ledger.account(wallet).debits_pending == 0  # type: ignore[union-attr]
 
+
+
+def test_a_pass_takes_no_more_due_trades_than_its_caller_asks(market: Market) -> None:
+    made = [market.new_trade().id for _ in range(3)]
+    market.days(30)
+    assert run_due(market.trades, limit=2).trades_advanced == 2
+    assert [market.trades.get(t, market.buyer).status for t in made].count("closed") == 2
+    assert run_due(market.trades, limit=2).trades_advanced == 1
+
+
+def test_a_job_another_worker_did_first_is_not_counted_again(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    trade = market.new_trade()
+    market.days(30)
+    run_due_one = market.trades.run_due_one
+
+    def after_another_worker(trade_id: str):  # type: ignore[no-untyped-def]
+        assert run_due_one(trade_id) is not None  # the other worker, between the listing and this job
+        return run_due_one(trade_id)
+
+    monkeypatch.setattr(market.trades, "run_due_one", after_another_worker)
+    run = run_due(market.trades)
+    assert (run.trades_advanced, run.failures) == (0, ())
+    assert market.trades.get(trade.id, market.buyer).status == "closed"
+
+
+def test_passes_go_on_while_trades_advance_even_when_no_hold_expires(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "WORKER_TRADES_PER_RUN_MAX", 2)
+    made = [market.new_trade().id for _ in range(5)]
+    market.days(30)
+    run = run_until_idle(market.trades)
+    assert (run.trades_advanced, run.holds_expired) == (5, 0)
+    assert {market.trades.get(t, market.buyer).status for t in made} == {"closed"}
