@@ -14,6 +14,7 @@ from danbao.clock import ManualClock
 from danbao.errors import DanbaoError, InvariantViolation
 from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
 from danbao.ledger.group_commit import Failed
+from danbao.ledger.model import PAGE_LIMIT_MAX, BatchTooLarge
 from danbao.store import Database, upgrade
 from danbao.store.errors import TransientStoreError
 from danbao.store.raw import RowsOf
@@ -363,3 +364,42 @@ def test_holds_fallen_due_are_voided_once_however_many_batches_a_transaction_mak
     a = ledger.account("a")
     assert (a.debits_pending, a.debits_posted, a.balance) == (0, 30, 1_000 - 30)  # type: ignore[union-attr]
     assert audit(ledger.db).ok
+
+
+def test_a_transaction_sees_the_holds_it_placed_in_the_totals_it_reads(ledger: Ledger) -> None:
+    open_accounts(ledger, "a", "b")
+    fund(ledger, "a", 100)
+
+    def inside(txn):  # type: ignore[no-untyped-def]
+        assert txn.create_transfers([NewTransfer("h1", "a", "b", 40, "USD", flags=int(TransferFlags.pending))])[0].result is Result.ok
+        seen = txn.accounts(["a", "b"])
+        return (seen["a"].debits_pending, seen["a"].available, seen["b"].credits_pending)
+
+    assert ledger.transaction(inside) == (40, 60, 40)
+
+
+def test_a_transaction_reads_up_to_a_page_of_accounts_at_once_and_skips_ids_no_backend_stores(ledger: Ledger) -> None:
+    open_accounts(ledger, "a")
+    at_most = ["a", *(f"missing-{i}" for i in range(PAGE_LIMIT_MAX - 2)), "nul\x00id"]
+    assert len(at_most) == PAGE_LIMIT_MAX
+    assert list(ledger.transaction(lambda txn: txn.accounts(at_most))) == ["a"]
+    with pytest.raises(BatchTooLarge):
+        ledger.transaction(lambda txn: txn.accounts([*at_most, "one-more"]))
+
+
+def test_the_rows_a_transaction_queues_are_bounded(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    from danbao.ledger import transaction
+
+    monkeypatch.setattr(transaction, "APPENDED_ROWS_MAX", 2)
+
+    def queues(count: int):  # type: ignore[no-untyped-def]
+        def work(txn):  # type: ignore[no-untyped-def]
+            for i in range(count):
+                txn.append(EVENT_ROWS, (f"t{i}", 1, i, "actor", "create", "none", "created", None, None, 0))
+
+        return work
+
+    ledger.transaction(queues(2))
+    with pytest.raises(InvariantViolation, match="bounded number of rows"):
+        ledger.transaction(queues(3))
+    assert ledger.db.read_raw(lambda raw: raw.rows("SELECT COUNT(*) FROM trade_events")) == [(2,)]

@@ -63,3 +63,37 @@ def test_escrow_moved_for_many_refs_that_are_no_trade_is_bounded_too(ledger, clo
     named = [v for v in report.violations if v.startswith("escrow moved 1 for")]
     assert len(named) == MISMATCHES_REPORTED_MAX
     assert report.violations[-1] == f"... {extra} more mismatches of trades and escrow"
+
+
+def test_exactly_the_bound_of_mismatches_are_all_named_and_none_counted_beyond(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    for _ in range(MISMATCHES_REPORTED_MAX):
+        m.trades.pay(m.new_trade(amount=100).id, m.buyer)
+    with ledger.db.engine.begin() as conn:
+        conn.execute(text("UPDATE trades SET paid = paid + 1"))
+    report = reconcile(ledger.db)
+    assert len([v for v in report.violations if v.startswith("trade ")]) == MISMATCHES_REPORTED_MAX
+    assert not [v for v in report.violations if v.startswith("...")]
+
+
+def test_escrow_taken_out_for_no_open_trade_is_a_violation_and_the_report_shows_what_escrow_holds(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    taken = NewTransfer("ghost-out", acc.platform("escrow", CUR), acc.owned(m.buyer, "wallet", CUR), 500, CUR, code="trade.refund", ref="t_ghost")
+    assert ledger.create_transfers([taken])[0].result is Result.ok
+    report = reconcile(ledger.db)
+    assert report.violations == [
+        "escrow moved -500 for 't_ghost', which is no open trade",
+        f"{CUR}: escrow holds {PRICE - 500}, open trades hold {PRICE}",
+    ]
+    assert report.escrow_by_currency == {CUR: PRICE - 500}
+
+
+def test_escrow_held_in_a_currency_no_trade_uses_is_a_violation(ledger, clock):  # type: ignore[no-untyped-def]
+    open_market(ledger, clock)
+    escrow_usd, bank_usd = acc.platform("escrow", "USD"), acc.platform("bank", "USD")
+    assert {r.result for r in ledger.create_accounts([acc.definition(escrow_usd), acc.definition(bank_usd)])} == {Result.ok}
+    assert ledger.create_transfers([NewTransfer("stray", bank_usd, escrow_usd, 700, "USD", ref="t_stray")])[0].result is Result.ok
+    report = reconcile(ledger.db)
+    assert "USD: escrow holds 700, open trades hold 0" in report.violations
+    assert report.escrow_by_currency == {"USD": 700}

@@ -115,3 +115,12 @@ def test_passes_go_on_while_trades_advance_even_when_no_hold_expires(market: Mar
     run = run_until_idle(market.trades)
     assert (run.trades_advanced, run.holds_expired) == (5, 0)
     assert {market.trades.get(t, market.buyer).status for t in made} == {"closed"}
+
+
+def test_passes_until_idle_are_bounded_by_the_caller(market: Market, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker, "WORKER_TRADES_PER_RUN_MAX", 1)
+    for _ in range(4):
+        market.new_trade()
+    market.days(30)
+    assert run_until_idle(market.trades, passes_max=2).trades_advanced == 2
+    assert run_until_idle(market.trades).trades_advanced == 2
