@@ -143,3 +143,71 @@ def test_a_503_that_lasts_past_the_retries_is_raised_and_no_more_is_waited() -> 
         client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})
     assert (raised.value.status, raised.value.code) == (503, "store_unavailable")
     assert slept == [1.0, 1.0] and len(transport.keys) == 3
+
+
+def test_a_503_whose_retry_after_is_no_plain_number_waits_the_backoff() -> None:
+    slept: list[float] = []
+    superscript_two = "\u00b2".encode("latin-1")  # a digit to str.isdigit, not to float()
+    odd = httpx.Response(503, headers=[(b"Content-Type", b"application/problem+json"), (b"Retry-After", superscript_two)], json={"code": "store_unavailable"})
+    transport = Answers(odd, CREATED)
+    with Danbao("http://danbao.test", "dbk_x", transport=transport, sleep=slept.append) as client:
+        assert client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})["amount"] == 700
+    assert slept == [RETRY_BACKOFF_SECONDS]
+
+
+@pytest.mark.parametrize(("asked", "attempts"), [(1_000, 11), (-3, 1), (0, 1)])
+def test_the_retries_a_client_makes_are_bounded(asked: int, attempts: int) -> None:
+    transport = Answers(*[unavailable(None)] * 12)
+    with Danbao("http://danbao.test", "dbk_x", retries=asked, transport=transport, sleep=lambda _: None) as client, pytest.raises(ApiError):
+        client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})
+    assert len(transport.keys) == attempts
+
+
+def test_a_network_that_stays_down_raises_its_error_after_the_retries() -> None:
+    tried: list[httpx.Request] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        tried.append(request)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    slept: list[float] = []
+    with Danbao("http://danbao.test", "dbk_x", retries=2, transport=httpx.MockTransport(refuse), sleep=slept.append) as client, pytest.raises(httpx.ConnectError):
+        client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})
+    assert len(tried) == 3 and slept == [RETRY_BACKOFF_SECONDS, 2 * RETRY_BACKOFF_SECONDS]
+
+
+def test_only_posts_carry_an_idempotency_key_and_a_400_is_a_refusal() -> None:
+    refused = httpx.Response(400, headers={"Content-Type": "application/problem+json"}, json={"code": "request_invalid", "detail": "no", "field": "limit"})
+    transport = Answers(httpx.Response(200, json={"data": []}), refused)
+    with Danbao("http://danbao.test", "dbk_x", transport=transport) as client:
+        assert client.accounts() == []
+        with pytest.raises(ApiError) as raised:
+            client.request("GET", "/v1/events", params={"limit": 0})
+    assert (raised.value.status, raised.value.code, raised.value.field) == (400, "request_invalid", "limit")
+    assert transport.keys == [None, None]
+
+
+def test_a_conflict_other_than_one_still_running_is_raised_at_once() -> None:
+    state = httpx.Response(409, headers={"Content-Type": "application/problem+json"}, json={"code": "trade_state_invalid", "detail": "paid already"})
+    plain = httpx.Response(409, headers={"Content-Type": "text/plain"}, text="conflict")
+    for answer, code in [(state, "trade_state_invalid"), (plain, "error")]:
+        transport = Answers(answer)
+        with Danbao("http://danbao.test", "dbk_x", transport=transport, sleep=lambda _: None) as client, pytest.raises(ApiError) as raised:
+            client.request("POST", "/v1/trades/t_1/pay")
+        assert (raised.value.status, raised.value.code, len(transport.keys)) == (409, code, 1)
+
+
+def test_a_retry_of_one_still_running_waits_the_backoff_whatever_retry_after_says() -> None:
+    running = httpx.Response(409, headers={"Content-Type": "application/problem+json", "Retry-After": "5"}, json={"code": "idempotency_in_progress"})
+    slept: list[float] = []
+    with Danbao("http://danbao.test", "dbk_x", transport=Answers(running, CREATED), sleep=slept.append) as client:
+        assert client.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": "CNY"})["amount"] == 700
+    assert slept == [RETRY_BACKOFF_SECONDS]
+
+
+def test_zero_is_sent_as_a_setting_and_none_is_left_out(live: Live) -> None:
+    assert live.admin.create_party("courier", "Kim", id="kim", cash_limit=0).cash_limit == 0
+    ann = live.party("buyer", "ann")
+    hook = ann.register_webhook("https://93.184.216.34/in", ["trade.paid"])
+    assert ann.rotate_webhook_secret(hook.id, overlap_seconds=0).previous_secret_until is None
+    assert live.admin.audit(anchor=None).ok  # an empty anchor would be refused

@@ -169,6 +169,22 @@ def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Liv
     assert len(works) == 2  # the replay's transaction, refused by the record it found
 
 
+def test_a_keyed_money_move_stores_its_response_in_the_commit_that_moves_the_money(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann = live.party("buyer", "ann")
+    ledger, later = live.services.ledger, []
+    run = ledger.transaction_async
+
+    async def counted(work: Callable[..., object]) -> object:
+        later.append(work)
+        return await run(work)
+
+    monkeypatch.setattr(ledger, "transaction_async", counted)
+    moved = ann.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": CUR}, idempotency_key="top-1")
+    assert later == []  # nothing left to store once the money moved
+    assert ann.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": CUR}, idempotency_key="top-1") == moved
+    assert live.services.ledger.account(f"ann.wallet.{CUR}").balance == 700  # type: ignore[union-attr]
+
+
 def _dies_before_storing_the_response(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """The server dies between committing a keyed request's effect and storing its response."""
 

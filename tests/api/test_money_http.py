@@ -46,3 +46,21 @@ def test_a_past_balance_of_an_unknown_account_is_not_found(live: Live) -> None:
     with pytest.raises(ApiError) as refused:
         ann.balance_at("ann.wallet.XYZ", 0)
     assert (refused.value.status, refused.value.code) == (404, "account_not_found")
+
+
+def test_each_money_move_answers_with_what_it_moved_and_moves_it(live: Live) -> None:
+    tea, ann = live.party("seller", "tea"), live.party("buyer", "ann")
+    moves = [
+        (tea, "/v1/wallet/top-up", {"amount": 900_00}, {"tea.wallet.CNY": 900_00}),
+        (tea, "/v1/deposit", {"amount": 500_00}, {"tea.wallet.CNY": 400_00, "tea.deposit.CNY": 500_00}),
+        (tea, "/v1/deposit/withdraw", {"amount": 100_00}, {"tea.wallet.CNY": 500_00, "tea.deposit.CNY": 400_00}),
+        (tea, "/v1/transfers", {"amount": 50_00, "to_party_id": "ann"}, {"tea.wallet.CNY": 450_00, "ann.wallet.CNY": 50_00}),
+        (ann, "/v1/wallet/withdraw", {"amount": 20_00}, {"ann.wallet.CNY": 30_00}),
+        (live.admin, "/v1/insurance/fund", {"amount": 70_00}, {"platform.insurance.CNY": 70_00}),
+    ]
+    for client, path, body, balances in moves:
+        answer = client.request("POST", path, json={**body, "currency": CUR})
+        assert (answer["amount"], answer["currency"]) == (body["amount"], CUR) and answer["transfer_id"], path
+        assert live.services.ledger.transfer(answer["transfer_id"]).amount == body["amount"]  # type: ignore[union-attr]
+        for account_id, balance in balances.items():
+            assert live.services.ledger.account(account_id).balance == balance, (path, account_id)  # type: ignore[union-attr]
