@@ -2,10 +2,13 @@
 
 import sqlite3
 
+import psycopg
 import pytest
+import sqlalchemy.exc
 
 from danbao.store import Database, IntegrityViolation, TransientStoreError
 from danbao.store.database import SQLITE_BUSY_TIMEOUT_MS
+from danbao.store.errors import StoreError, StoreUnavailable, translate
 
 
 def flaky(failures: int, error: Exception):
@@ -33,7 +36,7 @@ def test_a_busy_database_is_retried_until_it_succeeds(tmp_path, method):
 def test_retries_are_bounded(tmp_path, method):
     db = Database(f"sqlite:///{tmp_path}/r.db")
     work, calls = flaky(100, sqlite3.OperationalError("database is locked"))
-    with pytest.raises(TransientStoreError):
+    with pytest.raises(TransientStoreError, match="database is locked"):  # the last attempt's own error
         getattr(db, method)(work, attempts=3)
     assert len(calls) == 3
     db.dispose()
@@ -159,4 +162,30 @@ def test_a_write_to_commit_later_that_fails_leaves_nothing_behind(tmp_path):
         db.write_raw_commit_later(half_done)
     assert db.write_raw_commit_later(lambda raw: raw.run("INSERT INTO t VALUES (2)"))() == 1
     assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t")) == [(2,)]
+    db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("error", "neutral"),
+    [
+        (psycopg.errors.SerializationFailure("could not serialize access"), TransientStoreError),  # 40001, CockroachDB's restart too
+        (psycopg.errors.DeadlockDetected("deadlock detected"), TransientStoreError),  # 40P01
+        (sqlite3.OperationalError("database is locked"), TransientStoreError),
+        (sqlite3.OperationalError("database table is locked"), TransientStoreError),
+        (psycopg.errors.UniqueViolation("duplicate key"), IntegrityViolation),
+        (psycopg.OperationalError("connection refused"), StoreUnavailable),
+        (psycopg.InterfaceError("the connection is closed"), StoreUnavailable),
+        (sqlalchemy.exc.DBAPIError("SELECT 1", {}, Exception("server closed the connection"), connection_invalidated=True), StoreUnavailable),
+        (sqlite3.OperationalError("no such table: accounts"), StoreError),
+    ],
+)
+def test_each_driver_error_is_one_neutral_error(error: Exception, neutral: type[Exception]) -> None:
+    assert type(translate(error)) is neutral
+
+
+def test_a_serialization_failure_is_retried_like_a_busy_database(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    work, calls = flaky(2, psycopg.errors.SerializationFailure("could not serialize access"))
+    assert db.write_raw(work) == "done"
+    assert len(calls) == 3
     db.dispose()

@@ -50,7 +50,7 @@ def translate(error: BaseException) -> BaseException:
         orig = error  # raised by the raw DB-API path
     else:
         return error
-    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    sqlstate = getattr(orig, "sqlstate", None)  # psycopg 3's; SQLite's errors have none
     message = str(orig)
     if sqlstate in _TRANSIENT_SQLSTATES:
         return TransientStoreError(message)
