@@ -6,6 +6,7 @@ import pytest
 
 from danbao.client import ApiError
 from danbao.clock import NS_PER_SECOND
+from danbao.ledger import NewTransfer, Result, TransferFlags
 from tests.api.conftest import Live
 
 CUR = "CNY"
@@ -64,3 +65,16 @@ def test_each_money_move_answers_with_what_it_moved_and_moves_it(live: Live) -> 
         assert live.services.ledger.transfer(answer["transfer_id"]).amount == body["amount"]  # type: ignore[union-attr]
         for account_id, balance in balances.items():
             assert live.services.ledger.account(account_id).balance == balance, (path, account_id)  # type: ignore[union-attr]
+    assert {a.id: a.balance for a in tea.accounts()} == {"tea.wallet.CNY": 450_00, "tea.deposit.CNY": 400_00}  # all its own, no other's
+
+
+def test_a_past_balance_shows_the_holds_pending_then_on_each_side(live: Live) -> None:
+    ann, bob = live.party("buyer", "ann"), live.party("buyer", "bob")
+    ann.top_up(10_00, CUR)
+    bob.top_up(1_00, CUR)
+    hold = NewTransfer("h1", "ann.wallet.CNY", "bob.wallet.CNY", 3_00, CUR, flags=int(TransferFlags.pending))
+    assert live.services.ledger.create_transfers([hold])[0].result is Result.ok
+    live.clock.advance(1)
+    payer, payee = ann.balance_at("ann.wallet.CNY", live.clock.now_ns()), bob.balance_at("bob.wallet.CNY", live.clock.now_ns())
+    assert (payer.debits_pending, payer.credits_pending, payer.balance) == (3_00, 0, 10_00)
+    assert (payee.debits_pending, payee.credits_pending, payee.balance) == (0, 3_00, 1_00)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from danbao.api.background import run_pass
+from danbao.api.models import TradeOut
 from danbao.client import ApiError
 from danbao.trade import share_of
 from tests.api.conftest import Live, disputed
@@ -94,3 +98,63 @@ def test_a_cod_trade_collected_remitted_and_settled(live: Live) -> None:
     assert courier.act(t.id, "remit").status == "remitted"
     assert live.admin.act(t.id, "settle").status == "settled"
     assert live.admin.audit().ok
+
+
+def _as_engine_holds_it(live: Live, trade_id: str) -> dict[str, object]:
+    """The trade as the engine keeps it, in the API's terms (flags as booleans, items as JSON)."""
+    t = live.services.trades.get(trade_id, "operator")
+    held = {name: getattr(t, name) for name in TradeOut.model_fields}
+    return held | {"items": json.loads(t.items), "confirm_extended": bool(t.confirm_extended), "remit_late": bool(t.remit_late)}
+
+
+def test_every_answer_shows_every_field_of_the_trade_as_the_engine_holds_it(live: Live) -> None:
+    buyer, seller, courier = live.party("buyer", "ann"), live.party("seller", "tea"), live.party("courier", "kuai", cash_limit=1_000_00)
+    live.admin.fund_insurance(1_000_00, CUR)
+    buyer.top_up(500_00, CUR)
+    seller.top_up(600_00, CUR)
+    seller.deposit(500_00, CUR)
+    escrow = buyer.create_trade(seller_id="tea", model="escrow", amount=60_00, currency=CUR, items=[{"sku": "pu-erh", "qty": 2}])
+    direct = buyer.create_trade(seller_id="tea", model="direct", amount=30_00, currency=CUR)
+    cod = buyer.create_trade(seller_id="tea", model="cod", amount=20_00, currency=CUR)
+    steps = [
+        lambda: buyer.pay(escrow.id),
+        lambda: seller.ship(escrow.id),
+        lambda: buyer.act(escrow.id, "extend"),  # confirm_extended
+        lambda: buyer.request_refund(escrow.id, 10_00),  # refund_requested, respond_by
+        lambda: buyer.pay(direct.id),  # claim_by
+        lambda: buyer.act(direct.id, "claim", reason="counterfeit", evidence="the seal is fake"),
+        lambda: seller.ship(cod.id, courier_id="kuai"),
+        lambda: courier.act(cod.id, "collect", method="cash"),  # collect_method, remit_by
+    ]
+    for step in steps:
+        live.clock.advance(1)  # so that updated_at moves on from created_at
+        answer = step()
+        assert answer.model_dump() == _as_engine_holds_it(live, answer.id), answer.status
+    live.clock.advance(3 * 24 * 3600)  # past the courier's day to remit
+    run_pass(live.services)
+    late = buyer.trade(cod.id)
+    assert late.remit_late and late.model_dump() == _as_engine_holds_it(live, cod.id)
+    engine_events = live.services.trades.events(direct.id, "ann", after_seq=0, limit=100)
+    shown = buyer.trade_events(direct.id)
+    assert [(e.seq, e.at, e.actor, e.action, e.from_status, e.to_status, e.amount, e.detail) for e in shown] == [
+        (e.seq, e.at, e.actor, e.action, e.from_status, e.to_status, e.amount, json.loads(e.detail) if e.detail else None) for e in engine_events
+    ]
+    assert shown[-1].detail == {"reason": "counterfeit", "evidence": "the seal is fake"}
+
+
+def test_event_pages_end_with_no_cursor_and_the_cursor_moves_on(live: Live) -> None:
+    buyer, seller = live.party("buyer", "ann"), live.party("seller", "tea")
+    buyer.top_up(100_00, CUR)
+    t = buyer.create_trade(seller_id="tea", model="escrow", amount=10_00, currency=CUR)
+    buyer.pay(t.id)
+    seller.ship(t.id)  # three events: created, paid, shipped
+    first = buyer.request("GET", f"/v1/trades/{t.id}/events", params={"limit": 2})
+    rest = buyer.request("GET", f"/v1/trades/{t.id}/events", params={"limit": 2, "after": first["next_cursor"]})
+    assert [e["type"] for e in first["data"] + rest["data"]] == ["trade.created", "trade.paid", "trade.shipped"]
+    assert rest["next_cursor"] is None
+    assert buyer.request("GET", f"/v1/trades/{t.id}/events", params={"limit": 3})["next_cursor"] is not None  # a full page may have more
+    everything, cursor = buyer.events(limit=10)
+    assert len(everything) == 3 and cursor is None
+    page, cursor = buyer.events(limit=2)
+    more, end = buyer.events(after=cursor, limit=2)
+    assert [e.id for e in page + more] == [e.id for e in everything] and end is None
