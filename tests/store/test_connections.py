@@ -1,6 +1,11 @@
-"""Which pooled connection a SQLite file database hands out next."""
+"""Which pooled connection a SQLite file database hands out next, and how each is set up."""
+
+import sqlite3
+
+import pytest
 
 from danbao.store import Database
+from danbao.store.database import SQLITE_BUSY_TIMEOUT_MS
 
 
 def test_the_connection_returned_last_is_handed_out_first(tmp_path):
@@ -25,4 +30,37 @@ def test_writes_reuse_one_connection_while_nothing_else_holds_it(tmp_path):
         connection.close()
     used = [db.write_raw(lambda raw: id(raw._cursor.connection)) for _ in range(5)]
     assert len(set(used)) == 1
+    db.dispose()
+
+
+def test_every_sqlite_connection_is_durable_wal_with_a_full_sync_and_foreign_keys(tmp_path):
+    # A committed transfer survives power loss by default: synchronous=FULL under WAL.
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+
+    def settings(raw):
+        return [raw.rows(f"PRAGMA {name}")[0][0] for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")]
+
+    assert db.read_raw(settings) == ["wal", 2, 1, SQLITE_BUSY_TIMEOUT_MS]
+    assert db.write_raw(settings) == ["wal", 2, 1, SQLITE_BUSY_TIMEOUT_MS]
+    assert db.write_raw(settings, wait=False)[:3] == ["wal", 2, 1]  # and the no-wait one, at busy timeout 0
+    db.dispose()
+
+
+@pytest.mark.parametrize("method", ["write", "write_raw"])
+def test_a_sqlite_write_takes_the_write_lock_when_it_begins(tmp_path, method):
+    # Taken up front, two writers never deadlock on upgrading a read lock.
+    path = tmp_path / "p.db"
+    db = Database(f"sqlite:///{path}")
+
+    def work(_conn):
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            return str(error)
+        finally:
+            other.close()
+        return "the other writer got the lock"
+
+    assert getattr(db, method)(work, attempts=1) == "database is locked"
     db.dispose()

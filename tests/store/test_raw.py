@@ -3,6 +3,7 @@ number of rows stops the commit, pipelined or not, on both backends; in one roun
 (writes, their checks and the COMMIT together), the server makes the checks."""
 
 import pytest
+from sqlalchemy import text
 
 from danbao.errors import InvariantViolation
 from danbao.store import Database, IntegrityViolation
@@ -155,3 +156,29 @@ def test_a_pipelined_write_leaves_its_connection_in_transactions_of_its_own(db, 
         with pytest.raises(InvariantViolation):
             db.write_raw(breaks)
     assert _ledger_head(db) == before
+
+
+@pytest.mark.parametrize("how", ["read_raw", "read"])
+def test_a_read_sees_one_snapshot_however_many_queries_it_makes(db, how):
+    def bump_elsewhere() -> None:
+        db.write_raw(lambda raw: _bump(raw, where_id=1))
+
+    if how == "read_raw":
+
+        def work(raw):
+            first = raw.rows("SELECT transfers_count FROM ledger_head WHERE id = 1")
+            bump_elsewhere()  # another connection commits between the read's two queries
+            return first, raw.rows("SELECT transfers_count FROM ledger_head WHERE id = 1")
+
+        first, second = db.read_raw(work)
+    else:
+
+        def work(conn):
+            query = text("SELECT transfers_count FROM ledger_head WHERE id = 1")
+            first = conn.execute(query).all()
+            bump_elsewhere()
+            return first, conn.execute(query).all()
+
+        first, second = db.read(work)
+    assert [tuple(r) for r in first] == [tuple(r) for r in second]
+    assert _ledger_head(db)[1] == first[0][0] + 1  # the bump did commit

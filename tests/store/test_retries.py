@@ -189,3 +189,17 @@ def test_a_serialization_failure_is_retried_like_a_busy_database(tmp_path):
     assert db.write_raw(work) == "done"
     assert len(calls) == 3
     db.dispose()
+
+
+def test_each_wait_between_attempts_is_bounded(tmp_path, monkeypatch):
+    from danbao.store import database
+
+    waits: list[float] = []
+    monkeypatch.setattr(database.time, "sleep", waits.append)
+    monkeypatch.setattr(database.random, "uniform", lambda low, high: high)  # the longest each could be
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    work, calls = flaky(database.WRITE_ATTEMPTS_MAX - 1, sqlite3.OperationalError("database is locked"))
+    assert db.write_raw(work) == "done"
+    assert len(waits) == database.WRITE_ATTEMPTS_MAX - 1
+    assert waits[0] == 2 * database.RETRY_BACKOFF_BASE_SECONDS and max(waits) == database.RETRY_BACKOFF_MAX_SECONDS
+    db.dispose()
