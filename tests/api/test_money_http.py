@@ -78,3 +78,7 @@ def test_a_past_balance_shows_the_holds_pending_then_on_each_side(live: Live) ->
     payer, payee = ann.balance_at("ann.wallet.CNY", live.clock.now_ns()), bob.balance_at("bob.wallet.CNY", live.clock.now_ns())
     assert (payer.debits_pending, payer.credits_pending, payer.balance) == (3_00, 0, 10_00)
     assert (payee.debits_pending, payee.credits_pending, payee.balance) == (0, 3_00, 1_00)
+    [payer_now] = [a for a in ann.accounts() if a.id == "ann.wallet.CNY"]
+    [payee_now] = [a for a in bob.accounts() if a.id == "bob.wallet.CNY"]
+    assert (payer_now.debits_pending, payer_now.credits_pending, payer_now.balance, payer_now.available) == (3_00, 0, 10_00, 7_00)
+    assert (payee_now.debits_pending, payee_now.credits_pending, payee_now.balance) == (0, 3_00, 1_00)

@@ -339,6 +339,7 @@ def test_audit_reconciles_trades_with_escrow_and_catches_a_tampered_trade(url):
     db.dispose()
     tampered = run(url, "audit")
     assert tampered.exit_code == 1 and paid_id in tampered.output
+    assert "2 violation(s)" in tampered.output  # the trade's and its currency's, though the ledger's own books balance
 
 
 def test_the_demo_simulates_a_marketplace_and_ends_with_a_clean_audit(tmp_path):
@@ -381,3 +382,35 @@ def test_admin_key_at_the_operators_bound_is_refused_until_others_are_revoked(ur
     assert refused.exit_code == 2 and "too_many_keys" in refused.output and "dbk_" not in refused.output
     replaced = run(url, "admin-key", "--revoke-others")
     assert replaced.exit_code == 0 and len(re.findall(r"dbk_", replaced.output)) == 1
+
+
+def test_a_hold_shows_its_flag_in_the_history_and_its_expiry_in_the_holds(url):
+    assert run(url, "account", "create", "alice", "--currency", "CNY").exit_code == 0
+    assert run(url, "account", "create", "bob", "--currency", "CNY").exit_code == 0
+    assert run(url, "transfer", "h1", "alice", "bob", "3.00", "--currency", "CNY", "--pending", "--timeout", "600").exit_code == 0
+    assert "pending" in run(url, "account", "history", "bob").output.split("flags", 1)[1]
+    holds = run(url, "account", "holds", "bob").output
+    assert len(re.findall(r"\d{4}-\d{2}-\d{2}", holds)) == 2, holds  # placed at, and expires at
+
+
+def test_an_account_opened_with_no_overcredit_refuses_credits_past_its_debits(url):
+    assert run(url, "account", "create", "debt", "--currency", "CNY", "--no-overcredit").exit_code == 0
+    assert run(url, "account", "create", "bob", "--currency", "CNY").exit_code == 0
+    refused = run(url, "transfer", "t1", "bob", "debt", "1.00", "--currency", "CNY")
+    assert refused.exit_code == 1 and "exceeds_debits" in refused.output
+    assert run(url, "transfer", "t2", "debt", "bob", "1.00", "--currency", "CNY").exit_code == 0
+    assert run(url, "transfer", "t3", "bob", "debt", "1.00", "--currency", "CNY").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("moment", "ns"),
+    [
+        ("2026-11-23T10:00:00", 1_795_428_000 * 10**9),
+        ("2026-11-23T10:00:00.250001", 1_795_428_000 * 10**9 + 250_001_000),  # to the microsecond
+        ("2026-11-23T18:00:00+08:00", 1_795_428_000 * 10**9),  # an offset it names
+    ],
+)
+def test_a_moment_is_read_to_the_microsecond_and_in_utc_unless_it_says_otherwise(moment, ns):
+    from danbao.cli.main import _moment
+
+    assert _moment(moment) == ns
