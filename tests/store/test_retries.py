@@ -42,6 +42,19 @@ def test_retries_are_bounded(tmp_path, method):
     db.dispose()
 
 
+def test_each_wait_between_attempts_is_bounded(tmp_path, monkeypatch):
+    from danbao.store import database
+
+    waits: list[float] = []
+    monkeypatch.setattr(database.time, "sleep", waits.append)
+    monkeypatch.setattr(database.random, "uniform", lambda low, high: high)  # the longest each could be
+    db = Database(f"sqlite:///{tmp_path}/r.db")
+    work, calls = flaky(database.WRITE_ATTEMPTS_MAX - 1, sqlite3.OperationalError("database is locked"))
+    assert db.write_raw(work) == "done"
+    assert len(waits) == database.WRITE_ATTEMPTS_MAX - 1
+    assert waits[0] == 2 * database.RETRY_BACKOFF_BASE_SECONDS and max(waits) == database.RETRY_BACKOFF_MAX_SECONDS
+    db.dispose()
+
 def test_driver_errors_that_a_retry_cannot_cure_are_translated_and_not_retried(tmp_path):
     db = Database(f"sqlite:///{tmp_path}/r.db")
     work, calls = flaky(100, sqlite3.IntegrityError("UNIQUE constraint failed"))
@@ -190,16 +203,3 @@ def test_a_serialization_failure_is_retried_like_a_busy_database(tmp_path):
     assert len(calls) == 3
     db.dispose()
 
-
-def test_each_wait_between_attempts_is_bounded(tmp_path, monkeypatch):
-    from danbao.store import database
-
-    waits: list[float] = []
-    monkeypatch.setattr(database.time, "sleep", waits.append)
-    monkeypatch.setattr(database.random, "uniform", lambda low, high: high)  # the longest each could be
-    db = Database(f"sqlite:///{tmp_path}/r.db")
-    work, calls = flaky(database.WRITE_ATTEMPTS_MAX - 1, sqlite3.OperationalError("database is locked"))
-    assert db.write_raw(work) == "done"
-    assert len(waits) == database.WRITE_ATTEMPTS_MAX - 1
-    assert waits[0] == 2 * database.RETRY_BACKOFF_BASE_SECONDS and max(waits) == database.RETRY_BACKOFF_MAX_SECONDS
-    db.dispose()
