@@ -179,3 +179,15 @@ def test_the_deposit_is_locked_while_a_claim_may_still_arrive(direct: Market) ->
     assert direct.trades.get(t.id, direct.seller).status == "completed"
     direct.trades.parties.withdraw_deposit(direct.seller, MINIMUM, "CNY")
     assert direct.owned(direct.seller, "deposit") == 0
+
+
+def test_the_deposit_stays_locked_while_a_claim_waits_on_the_arbiter(direct: Market) -> None:
+    t = direct.trades.claim(paid_direct(direct).id, direct.buyer, reason="counterfeit", evidence="the seal is fake")
+    direct.days(31)  # past the window for new claims: this one is still open
+    run_due(direct.trades)
+    assert direct.trades.get(t.id, direct.seller).status == "claimed"
+    with pytest.raises(TradeError) as e:
+        direct.trades.parties.withdraw_deposit(direct.seller, 1, "CNY")
+    assert e.value.code == "deposit_locked"
+    direct.trades.reject_claim(t.id, direct.arbiter)
+    direct.trades.parties.withdraw_deposit(direct.seller, 1, "CNY")
