@@ -39,3 +39,25 @@ def test_reads_from_an_unreachable_server_are_store_unavailable_too():
     with pytest.raises(StoreUnavailable):
         db.read(lambda conn: conn.exec_driver_sql("SELECT 1").all())
     db.dispose()
+
+
+def test_the_url_is_the_one_given_else_danbao_database_url_else_a_file_here(monkeypatch):
+    from danbao.store.database import DEFAULT_URL, database_url
+
+    monkeypatch.delenv("DANBAO_DATABASE_URL", raising=False)
+    assert database_url(None) == DEFAULT_URL == "sqlite:///danbao.db"
+    monkeypatch.setenv("DANBAO_DATABASE_URL", "postgresql://danbao@db.internal/books")
+    assert database_url(None) == "postgresql://danbao@db.internal/books"
+    assert database_url("sqlite:///given.db") == "sqlite:///given.db"
+
+
+@pytest.mark.parametrize(
+    ("url", "file"),
+    [("sqlite:////var/lib/danbao/books.db", "/var/lib/danbao/books.db"), ("sqlite:///:memory:", None), ("postgresql://danbao@db.internal/books", None)],
+)
+def test_only_a_sqlite_url_of_a_file_names_a_file(url, file):
+    from pathlib import Path
+
+    from danbao.store.database import sqlite_file
+
+    assert sqlite_file(url) == (None if file is None else Path(file))
