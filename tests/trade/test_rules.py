@@ -188,3 +188,14 @@ def test_someone_elses_trade_looks_like_no_trade_at_all(market: Market, model: M
 def test_final_statuses_have_no_way_out() -> None:
     for rules in TABLE.values():
         assert not {s for (s, _) in rules} & FINAL
+
+
+@pytest.mark.parametrize("field", ["id", "model", "buyer_id", "seller_id", "currency", "amount", "items", "created_at", "version"])
+def test_what_a_trade_was_made_with_is_never_changed_by_a_step(market: Market, field: str) -> None:
+    from danbao.errors import InvariantViolation
+    from danbao.trade import repository
+
+    t = market.new_trade()
+    with pytest.raises(InvariantViolation, match="not updatable"):
+        market.ledger.transaction(lambda txn: repository.update_trade(txn.raw, t, {field: getattr(t, field)}, txn.now_ns))
+    assert market.trades.get(t.id, market.buyer) == t
