@@ -151,10 +151,8 @@ def test_the_client_retries_a_trade_operation_without_doing_it_twice(live: Live)
     assert tea.trade(t.id).status == "paid"
 
 
-def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
-    ann, _ = live.party("buyer", "ann"), live.party("seller", "tea")
-    ann.top_up(1_000, CUR)
-    t = ann.create_trade(seller_id="tea", model="escrow", amount=400, currency=CUR)
+def _async_transactions(live: Live, monkeypatch: pytest.MonkeyPatch) -> list[Callable[..., object]]:
+    """The works the server submits to its ledger from the event loop from now on."""
     ledger, works = live.services.ledger, []
     run = ledger.transaction_async
 
@@ -163,6 +161,14 @@ def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Liv
         return await run(work)
 
     monkeypatch.setattr(ledger, "transaction_async", counted)
+    return works
+
+
+def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    ann, _ = live.party("buyer", "ann"), live.party("seller", "tea")
+    ann.top_up(1_000, CUR)
+    t = ann.create_trade(seller_id="tea", model="escrow", amount=400, currency=CUR)
+    works = _async_transactions(live, monkeypatch)
     assert ann.pay(t.id, idempotency_key="pay-1").status == "paid"
     assert len(works) == 1  # the response was stored with the payment: no second commit
     assert ann.pay(t.id, idempotency_key="pay-1").status == "paid"  # and replays from it
@@ -171,14 +177,7 @@ def test_a_keyed_trade_step_and_its_record_cost_one_ledger_transaction(live: Liv
 
 def test_a_keyed_money_move_stores_its_response_in_the_commit_that_moves_the_money(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     ann = live.party("buyer", "ann")
-    ledger, later = live.services.ledger, []
-    run = ledger.transaction_async
-
-    async def counted(work: Callable[..., object]) -> object:
-        later.append(work)
-        return await run(work)
-
-    monkeypatch.setattr(ledger, "transaction_async", counted)
+    later = _async_transactions(live, monkeypatch)
     moved = ann.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": CUR}, idempotency_key="top-1")
     assert later == []  # nothing left to store once the money moved
     assert ann.request("POST", "/v1/wallet/top-up", json={"amount": 700, "currency": CUR}, idempotency_key="top-1") == moved

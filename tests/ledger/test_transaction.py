@@ -249,12 +249,17 @@ def test_a_refused_work_in_a_group_leaves_no_trace_in_the_balances_the_next_one_
     assert audit(ledger.db).ok
 
 
-def test_a_refused_work_that_voided_due_holds_leaves_the_voiding_to_the_next_work(ledger: Ledger, clock: ManualClock) -> None:
+def _a_hold_fallen_due(ledger: Ledger, clock: ManualClock) -> None:
+    """a (funded with 1,000) holds 300 for b, due a second ago."""
     open_accounts(ledger, "a", "b")
     fund(ledger, "a", 1_000)
     [held] = ledger.create_transfers([NewTransfer("h", "a", "b", 300, "USD", flags=int(TransferFlags.pending), timeout_seconds=1)])
     assert held.result is Result.ok
     clock.advance(2)
+
+
+def test_a_refused_work_that_voided_due_holds_leaves_the_voiding_to_the_next_work(ledger: Ledger, clock: ManualClock) -> None:
+    _a_hold_fallen_due(ledger, clock)
 
     outcomes = run_as_one_group(ledger, moves_then_refuses("r", 10), moves("s", 10))
     assert isinstance(outcomes[0], Failed)
@@ -349,11 +354,7 @@ def test_a_work_may_flush_midway_and_go_on_in_the_same_transaction(ledger: Ledge
 
 
 def test_holds_fallen_due_are_voided_once_however_many_batches_a_transaction_makes(ledger: Ledger, clock: ManualClock) -> None:
-    open_accounts(ledger, "a", "b")
-    fund(ledger, "a", 1_000)
-    [held] = ledger.create_transfers([NewTransfer("h", "a", "b", 300, "USD", flags=int(TransferFlags.pending), timeout_seconds=1)])
-    assert held.result is Result.ok
-    clock.advance(2)
+    _a_hold_fallen_due(ledger, clock)
 
     def work(txn):  # type: ignore[no-untyped-def]
         for transfer_id in ("m1", "m2", "m3"):
