@@ -225,6 +225,24 @@ def test_a_malformed_idempotency_key_is_refused_and_nothing_happens(live: Live, 
     assert live.services.ledger.account("ann.wallet.CNY") is None
 
 
+def test_an_idempotency_key_of_the_most_characters_allowed_is_taken(live: Live, ann: httpx.Client) -> None:
+    from danbao.api.idempotency import KEY_CHARS_MAX
+
+    response = ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR}, headers={"Idempotency-Key": "k" * KEY_CHARS_MAX})
+    assert response.status_code == 201
+    assert ann.post("/v1/wallet/top-up", json={"amount": 5, "currency": CUR}, headers={"Idempotency-Key": "k" * KEY_CHARS_MAX}).json() == response.json()
+    assert _wallet(ann) == 5
+
+
+def test_a_key_on_a_method_that_is_not_post_is_not_kept(live: Live, ann: httpx.Client) -> None:
+    body = {"amount": 5, "currency": CUR}
+    wrong = ann.request("DELETE", "/v1/wallet/top-up", json=body, headers={"Idempotency-Key": "k-1"})
+    assert problem_of(wrong)[:2] == (405, "method_not_allowed")
+    right = ann.post("/v1/wallet/top-up", json=body, headers={"Idempotency-Key": "k-1"})  # not a replay of the 405
+    assert right.status_code == 201 and "idempotent-replayed" not in right.headers
+    assert _wallet(ann) == 5
+
+
 def test_no_key_and_bad_keys_are_401(live: Live) -> None:
     plain = httpx.Client(base_url=live.url)
     missing = plain.get("/v1/accounts")
@@ -330,3 +348,78 @@ def test_the_problem_docs_api_shows_is_the_one_the_api_answers(ann: httpx.Client
     refused = ann.post(f"/v1/trades/{trade['id']}/pay")
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json() == shown
+
+
+def test_the_metrics_cache_of_labelled_series_is_bounded_and_the_series_are_kept(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    from prometheus_client import generate_latest
+
+    from danbao.api import app as app_module
+
+    monkeypatch.setattr(app_module, "METRIC_SERIES_MAX", 3)
+    metrics = app_module.Metrics(live.services)
+    for status in range(200, 220):
+        metrics.observe("GET", "/v1/trades", status, 0.001)
+        assert len(metrics._children) <= 4
+    scraped = generate_latest(metrics.registry).decode()
+    assert all(f'status="{status}"' in scraped for status in range(200, 220))
+
+
+def _asgi_post(live: Live, headers: list[tuple[bytes, bytes]], messages: list[dict[str, object]]) -> list[dict[str, object]]:
+    """A top-up handed to the application as a server would, with what no HTTP client
+    sends (a malformed Content-Length, a disconnect mid-body): what the application sent."""
+    import asyncio
+
+    from danbao.api import create_app
+
+    app, sent = create_app(live.services), []
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http", "path": "/v1/wallet/top-up",
+             "raw_path": b"/v1/wallet/top-up", "root_path": "", "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    to_receive = list(messages)
+
+    async def receive() -> dict[str, object]:
+        return to_receive.pop(0) if to_receive else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def _ann_headers(live: Live, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    key = live.admin.issue_key(live.admin.create_party("buyer", "Ann", id="ann").id).key
+    return [(b"content-type", b"application/json"), (b"authorization", f"Bearer {key}".encode()), *extra]
+
+
+@pytest.mark.parametrize("length", [b"-1", b"1e3", b"\xd9\xa1"])
+def test_a_content_length_that_is_no_plain_number_is_refused_before_any_work(live: Live, length: bytes) -> None:
+    import json
+
+    sent = _asgi_post(live, _ann_headers(live, (b"content-length", length)), [{"type": "http.request", "body": b'{"amount":5,"currency":"CNY"}'}])
+    assert sent[0]["status"] == 413 and json.loads(sent[1]["body"])["code"] == "body_too_large"  # type: ignore[arg-type]
+    assert live.services.ledger.account("ann.wallet.CNY") is None
+
+
+@pytest.mark.parametrize("key", [None, b"k1"], ids=["no key", "keyed"])
+def test_a_request_whose_client_leaves_before_its_body_ends_does_nothing(live: Live, key: bytes | None) -> None:
+    whole = b'{"amount":5,"currency":"CNY"}'  # whole JSON already: the rest never comes
+    headers = _ann_headers(live, *([(b"idempotency-key", key)] if key else []))
+    assert _asgi_post(live, headers, [{"type": "http.request", "body": whole, "more_body": True}, {"type": "http.disconnect"}]) == []
+    assert live.services.ledger.account("ann.wallet.CNY") is None
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["declared", "streamed"])
+def test_a_body_of_exactly_the_bound_is_taken_and_one_byte_more_is_not(ann: httpx.Client, streamed: bool) -> None:
+    from danbao.api.app import BODY_BYTES_MAX
+
+    move = b'{"amount": 5, "currency": "CNY"}'
+
+    def sent(size: int):  # type: ignore[no-untyped-def]
+        body = move + b" " * (size - len(move))  # JSON allows the whitespace
+        return (body[i : i + 4096] for i in range(0, len(body), 4096)) if streamed else body
+
+    taken = ann.post("/v1/wallet/top-up", content=sent(BODY_BYTES_MAX), headers={"Content-Type": "application/json"})
+    assert taken.status_code == 201, taken.text
+    refused = ann.post("/v1/wallet/top-up", content=sent(BODY_BYTES_MAX + 1), headers={"Content-Type": "application/json"})
+    assert problem_of(refused)[:2] == (413, "body_too_large")
+    assert _wallet(ann) == 5

@@ -12,6 +12,7 @@ import pytest
 
 from danbao.api import Services, idempotency
 from danbao.api.idempotency import KEEP_SECONDS, RUNNING_LEASE_SECONDS
+from danbao.client import ApiError
 from danbao.clock import NS_PER_SECOND
 from danbao.store.errors import StoreError
 from tests.api.conftest import Live, serve
@@ -319,3 +320,13 @@ def test_a_retry_of_a_call_that_writes_outside_the_ledger_replays_too(live: Live
     first, again = http.post("/v1/webhook-endpoints", json=body), http.post("/v1/webhook-endpoints", json=body)
     assert first.status_code == again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json() == first.json() and [e.id for e in live.services.webhooks.endpoints("ann")] == [first.json()["id"]]
+
+
+def test_the_same_key_and_body_on_another_path_is_another_request(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    body = {"amount": 700, "currency": CUR}
+    ann.request("POST", "/v1/wallet/top-up", json=body, idempotency_key="k-1")
+    with pytest.raises(ApiError) as refused:
+        ann.request("POST", "/v1/wallet/withdraw", json=body, idempotency_key="k-1")
+    assert (refused.value.status, refused.value.code) == (422, "idempotency_key_reused")
+    assert live.services.ledger.account(f"ann.wallet.{CUR}").balance == 700  # type: ignore[union-attr]
