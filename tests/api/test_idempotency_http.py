@@ -330,3 +330,14 @@ def test_the_same_key_and_body_on_another_path_is_another_request(live: Live) ->
         ann.request("POST", "/v1/wallet/withdraw", json=body, idempotency_key="k-1")
     assert (refused.value.status, refused.value.code) == (422, "idempotency_key_reused")
     assert live.services.ledger.account(f"ann.wallet.{CUR}").balance == 700  # type: ignore[union-attr]
+
+
+def test_a_replayed_refusal_is_the_same_problem_with_its_media_type(live: Live) -> None:
+    live.party("buyer", "ann")
+    key = live.admin.issue_key("ann").key
+    with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "w-1"}) as ann:
+        first = ann.post("/v1/wallet/withdraw", json={"amount": 700, "currency": CUR})
+        again = ann.post("/v1/wallet/withdraw", json={"amount": 700, "currency": CUR})
+    assert (first.status_code, first.json()["code"]) == (422, "insufficient_funds")
+    assert (again.status_code, again.json(), again.headers["idempotent-replayed"]) == (422, first.json(), "true")
+    assert first.headers["content-type"] == again.headers["content-type"] == "application/problem+json"
