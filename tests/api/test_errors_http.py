@@ -423,3 +423,14 @@ def test_a_body_of_exactly_the_bound_is_taken_and_one_byte_more_is_not(ann: http
     refused = ann.post("/v1/wallet/top-up", content=sent(BODY_BYTES_MAX + 1), headers={"Content-Type": "application/json"})
     assert problem_of(refused)[:2] == (413, "body_too_large")
     assert _wallet(ann) == 5
+
+
+def test_every_schema_the_openapi_document_refers_to_is_in_it_and_errors_have_one(live: Live) -> None:
+    import re
+
+    spec = httpx.get(f"{live.url}/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    referred = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(spec)))
+    assert "Problem" in referred and referred <= set(schemas), sorted(referred - set(schemas))
+    assert set(schemas["Problem"]["required"]) == {"type", "title", "status", "code", "detail"}
+    assert not {"HTTPValidationError", "ValidationError"} & set(schemas)  # FastAPI's own error shape: never answered

@@ -139,6 +139,9 @@ def _problem_json_errors(spec: dict[str, Any]) -> dict[str, Any]:
                 if status in ERROR_HEADERS:
                     responses[status]["headers"] = ERROR_HEADERS[status]
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    # The schema every error refers to: FastAPI adds a model only where a route names it,
+    # and no route here does (the handlers answer for all of them).
+    schemas["Problem"] = Problem.model_json_schema()
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     return spec
