@@ -211,3 +211,17 @@ def test_zero_is_sent_as_a_setting_and_none_is_left_out(live: Live) -> None:
     hook = ann.register_webhook("https://93.184.216.34/in", ["trade.paid"])
     assert ann.rotate_webhook_secret(hook.id, overlap_seconds=0).previous_secret_until is None
     assert live.admin.audit(anchor=None).ok  # an empty anchor would be refused
+
+
+def test_the_metrics_count_webhook_attempts_apart_from_deliveries(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    live.party("seller", "tea")
+    ann.register_webhook("http://127.0.0.1:9/unreachable", ["trade.closed"])
+    ann.create_trade(seller_id="tea", model="escrow", amount=500, currency="CNY")
+    live.clock.advance(31 * 60)  # past the pay window: one trade.closed to deliver
+    run_pass(live.services)
+    live.clock.advance(60)  # past the first backoff
+    run_pass(live.services)
+    metrics = httpx.get(f"{live.url}/metrics").text
+    assert 'danbao_webhook_deliveries{state="pending"} 1.0' in metrics
+    assert 'danbao_webhook_delivery_attempts_total{state="pending"} 2.0' in metrics
