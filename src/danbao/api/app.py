@@ -59,7 +59,6 @@ def create_app(services: Services) -> FastAPI:
         version="1",
         description="Trust and payments for commerce: escrow, direct and cash-on-delivery trades on one double-entry ledger. "
         "Amounts are integers in minor units. Authenticate with `Authorization: Bearer <key>`; every POST takes `Idempotency-Key`.",
-        responses={400: {"model": Problem}},
     )
     app.state.services = services
     for module in (trades, money, parties, webhooks, operator):
