@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from danbao.api.background import run_pass
+from danbao.api.models import TradeOut, WebhookEndpointOut
 from danbao.client import RETRY_AFTER_SECONDS_MAX, RETRY_BACKOFF_SECONDS, ApiError, Danbao
 from tests.api.conftest import Live
 
@@ -81,13 +82,20 @@ def test_refusals_raise_api_errors_with_the_servers_code(live: Live) -> None:
     assert (e.value.status, e.value.code, e.value.field) == (404, "trade_not_found", "trade_id")
 
 
-def test_the_servers_background_pass_runs_timeouts_and_webhooks(live: Live) -> None:
+def _a_trade_closed_for_an_unreachable_receiver(live: Live) -> tuple[Danbao, WebhookEndpointOut, TradeOut]:
+    """Ann's unpaid trade, closed by one background pass past its pay window; its
+    trade.closed delivery attempted once, to a receiver that never answers."""
     ann = live.party("buyer", "ann")
     live.party("seller", "tea")
     hook = ann.register_webhook("http://127.0.0.1:9/unreachable", ["trade.closed"])
     t = ann.create_trade(seller_id="tea", model="escrow", amount=500, currency="CNY")
     live.clock.advance(31 * 60)  # past the pay window
     run_pass(live.services)
+    return ann, hook, t
+
+
+def test_the_servers_background_pass_runs_timeouts_and_webhooks(live: Live) -> None:
+    ann, hook, t = _a_trade_closed_for_an_unreachable_receiver(live)
     assert ann.trade(t.id).status == "closed"
     [delivery] = ann.deliveries(hook.id)[0]
     assert (delivery.event_type, delivery.state, delivery.attempts) == ("trade.closed", "pending", 1)
@@ -214,12 +222,7 @@ def test_zero_is_sent_as_a_setting_and_none_is_left_out(live: Live) -> None:
 
 
 def test_the_metrics_count_webhook_attempts_apart_from_deliveries(live: Live) -> None:
-    ann = live.party("buyer", "ann")
-    live.party("seller", "tea")
-    ann.register_webhook("http://127.0.0.1:9/unreachable", ["trade.closed"])
-    ann.create_trade(seller_id="tea", model="escrow", amount=500, currency="CNY")
-    live.clock.advance(31 * 60)  # past the pay window: one trade.closed to deliver
-    run_pass(live.services)
+    _a_trade_closed_for_an_unreachable_receiver(live)
     live.clock.advance(60)  # past the first backoff
     run_pass(live.services)
     metrics = httpx.get(f"{live.url}/metrics").text
