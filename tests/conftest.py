@@ -1,13 +1,12 @@
 """Fixtures shared by every test: a fresh database on each backend, a manual clock, a ledger.
 
 Tests that take `db` (or `ledger`) run once on SQLite and once on PostgreSQL. The
-PostgreSQL cluster is a throwaway one started for the session; each test gets its own
-database cloned from a migrated template.
+PostgreSQL cluster is a throwaway one started for the session; each test gets a database
+of its own, cloned from a migrated template or reset to it (tests/databases.py).
 """
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -19,20 +18,24 @@ from danbao.clock import ManualClock
 from danbao.ledger import Ledger
 from danbao.store import Database, upgrade
 from danbao.store.throwaway import ThrowawayPostgres
+from tests.databases import TEMPLATE, DatabasePool
 
 BACKENDS = ("sqlite", "postgresql")
-_TEMPLATE = "danbao_template"
-_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[ThrowawayPostgres]:
     pg = ThrowawayPostgres().start()
-    db = Database(pg.create_database(_TEMPLATE))
+    db = Database(pg.create_database(TEMPLATE))
     upgrade(db)
     db.dispose()
     yield pg
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres: ThrowawayPostgres) -> DatabasePool:
+    return DatabasePool(postgres, TEMPLATE)
 
 
 @pytest.fixture(scope="session")
@@ -45,13 +48,16 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path / "danbao.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
-        return f"sqlite:///{path}"
-    pg: ThrowawayPostgres = request.getfixturevalue("postgres")
-    return pg.create_database(f"test_{next(_names)}", template=_TEMPLATE)
+        yield f"sqlite:///{path}"
+        return
+    pool: DatabasePool = request.getfixturevalue("postgres_databases")
+    url = pool.take()
+    yield url
+    pool.give_back(url)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -65,10 +71,11 @@ def database_factory(request: pytest.FixtureRequest, sqlite_template: Path):  # 
             return Database(f"sqlite:///{tmp}/danbao.db"), lambda: shutil.rmtree(tmp, ignore_errors=True)
 
         return sqlite_factory
-    pg: ThrowawayPostgres = request.getfixturevalue("postgres")
+    pool: DatabasePool = request.getfixturevalue("postgres_databases")
 
     def postgres_factory():  # type: ignore[no-untyped-def]
-        return Database(pg.create_database(f"stateful_{next(_names)}", template=_TEMPLATE)), lambda: None
+        url = pool.take()
+        return Database(url), lambda: pool.give_back(url)
 
     return postgres_factory
 
