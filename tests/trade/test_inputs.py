@@ -6,7 +6,7 @@ import pytest
 
 from danbao.money import AMOUNT_MAX_MINOR, format_amount
 from danbao.trade import TradeError
-from danbao.trade.model import ITEMS_BYTES_MAX, Model
+from danbao.trade.model import ITEMS_BYTES_MAX, NAME_CHARS_MAX, Model
 from tests.trade.helpers import CUR, FUNDS, Market
 
 
@@ -47,6 +47,15 @@ def test_a_partys_name_is_kept_without_the_spaces_around_it_and_a_couriers_limit
         assert (e.value.code, e.value.field) == ("amount_invalid", "cash_limit")
 
 
+def test_a_name_and_a_cash_limit_may_be_as_long_and_as_large_as_their_bounds(market: Market) -> None:
+    name = "n" * NAME_CHARS_MAX
+    made = market.trades.parties.create("courier", name, party_id="longest", cash_limit=AMOUNT_MAX_MINOR)
+    assert (made.name, made.cash_limit) == (name, AMOUNT_MAX_MINOR)
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.create("courier", "Runner", party_id="runner", cash_limit=AMOUNT_MAX_MINOR + 1)
+    assert (e.value.code, e.value.field) == ("amount_invalid", "cash_limit")
+
+
 def test_a_party_gets_a_fresh_id_when_none_is_given(market: Market) -> None:
     a = market.trades.parties.create("buyer", "A")
     b = market.trades.parties.create("buyer", "B")
@@ -72,6 +81,31 @@ def test_the_largest_amount_moves_in_and_out(market: Market) -> None:
     assert market.wallet(market.buyer) == FUNDS + AMOUNT_MAX_MINOR
     market.trades.parties.withdraw(market.buyer, AMOUNT_MAX_MINOR, CUR)
     assert market.wallet(market.buyer) == FUNDS
+
+
+def test_each_money_move_is_journalled_with_its_own_code_and_the_acting_party_as_its_ref(market: Market) -> None:
+    parties = market.trades.parties
+    moves = [
+        (parties.top_up, market.buyer, (), f"platform.bank.{CUR}", f"{market.buyer}.wallet.{CUR}", "wallet.top_up"),
+        (parties.withdraw, market.buyer, (), f"{market.buyer}.wallet.{CUR}", f"platform.bank.{CUR}", "wallet.withdraw"),
+        (parties.send, market.buyer, (market.seller,), f"{market.buyer}.wallet.{CUR}", f"{market.seller}.wallet.{CUR}", "wallet.transfer"),
+        (parties.deposit, market.seller, (), f"{market.seller}.wallet.{CUR}", f"{market.seller}.deposit.{CUR}", "deposit.top_up"),
+        (parties.withdraw_deposit, market.seller, (), f"{market.seller}.deposit.{CUR}", f"{market.seller}.wallet.{CUR}", "deposit.withdraw"),
+        (parties.fund_insurance, market.operator, (), f"platform.bank.{CUR}", f"platform.insurance.{CUR}", "insurance.fund"),
+    ]
+    for move, party, others, debit, credit, code in moves:
+        transfer_id = move(party, *others, 7, CUR)
+        t = market.ledger.transfer(transfer_id)
+        assert t is not None, move.__name__
+        assert (t.debit_account_id, t.credit_account_id, t.amount, t.code, t.ref) == (debit, credit, 7, code, party), move.__name__
+
+
+def test_money_sent_to_an_unknown_party_names_the_payee_as_the_field_at_fault(market: Market) -> None:
+    before = market.snapshot()
+    with pytest.raises(TradeError) as e:
+        market.trades.parties.send(market.buyer, "nobody", 100, CUR)
+    assert (e.value.code, e.value.field) == ("party_not_found", "to_party_id")
+    assert market.snapshot() == before
 
 
 def test_a_party_cannot_send_money_to_itself(market: Market) -> None:
