@@ -9,7 +9,8 @@ import random
 import pytest
 from sqlalchemy import text
 
-from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit
+from danbao.errors import InvariantViolation
+from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit, history
 from danbao.ledger.journal import deltas
 from danbao.ledger.model import HISTORY_MARK_EVERY, Balance, Transfer
 from tests.ledger.helpers import fund, open_accounts
@@ -158,6 +159,14 @@ def test_the_audit_passes_and_catches_a_mark_changed_or_removed(busy: Ledger) ->
         assert any("history mark" in v for v in audit(busy.db).violations)
 
 
+def test_a_history_whose_marks_were_removed_fails_loudly_rather_than_walk_the_whole_chain(busy: Ledger) -> None:
+    first = entries_of(busy, "a")[0].timestamp
+    with busy.db.engine.begin() as conn:
+        conn.execute(text("DELETE FROM account_marks WHERE account_id = 'a'"))
+    with pytest.raises(InvariantViolation, match="history runs"):
+        busy.balance_at("a", first)
+
+
 def test_a_journal_from_before_the_chain_is_linked_by_the_migration(busy: Ledger) -> None:
     from alembic import command
 
@@ -180,3 +189,47 @@ def test_a_journal_from_before_the_chain_is_linked_by_the_migration(busy: Ledger
     with Ledger(busy.db) as reopened:
         assert {a: read_all_pages(reopened, a, 100) for a in ACCOUNTS} == pages
     assert audit(busy.db).ok
+
+
+def test_a_read_of_the_history_takes_no_more_entries_than_it_asks_for(busy: Ledger) -> None:
+    # The first stretch between marks holds HISTORY_MARK_EVERY entries; three are asked for.
+    found = busy.db.read(lambda conn: history.transfers_after(conn, "a", 0, 3))
+    assert found == entries_of(busy, "a")[:3]
+
+
+def _steps(ledger: Ledger, read) -> int:  # type: ignore[no-untyped-def]
+    """SQLite virtual-machine steps (in hundreds) that `read(conn)` takes."""
+    counted = [0]
+
+    def counting(conn):  # type: ignore[no-untyped-def]
+        driver = conn.connection.driver_connection
+        driver.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 100)
+        try:
+            return read(conn)
+        finally:
+            driver.set_progress_handler(None, 0)
+
+    ledger.db.read(counting)
+    return counted[0]
+
+
+def test_a_recent_moment_is_read_from_the_recent_entries_however_long_the_history(ledger: Ledger) -> None:
+    if not ledger.db.in_process:
+        pytest.skip("counts SQLite's virtual-machine steps, which PostgreSQL has no counter for")
+    open_accounts(ledger, "long", "short")
+    for account, entries in (("long", 16 * HISTORY_MARK_EVERY - 10), ("short", HISTORY_MARK_EVERY - 10)):
+        transfers = [NewTransfer(f"{account}-{i}", "bank", account, 1, "USD") for i in range(entries)]
+        fund(ledger, account, 1)  # opens the bank: one entry more
+        for start in range(0, entries, 500):
+            assert {r.result for r in ledger.create_transfers(transfers[start : start + 500])} == {Result.ok}
+
+    def ten_back(account: str) -> int:
+        moment = entries_of(ledger, account)[-11].timestamp
+        expected = balance_by_scan(entries_of(ledger, account), account, moment)
+        assert ledger.balance_at(account, moment) == expected
+        return _steps(ledger, lambda conn: history.balance_at(conn, account, moment))
+
+    short, long = ten_back("short"), ten_back("long")
+    # Both walk the ten entries after the moment back from the latest. Walking the chain
+    # on past the moment, to the account's first entry, read the long history whole.
+    assert long < 2 * short + 2, (short, long)

@@ -7,7 +7,14 @@ from sqlalchemy import text
 
 from danbao.errors import InvariantViolation
 from danbao.store import Database, IntegrityViolation
-from danbao.store.raw import VALUES_ROWS_MAX, RowsOf
+from danbao.store.raw import (
+    PAGE_ROWS_MAX,
+    PARAMETERS_PER_STATEMENT_MAX,
+    VALUES_ROWS_MAX,
+    RowsOf,
+    _to_native,
+    created_page,
+)
 
 PIPELINED = [False, True]
 # How a write transaction may travel: statement by statement, pipelined, or in one trip.
@@ -88,14 +95,20 @@ def test_a_queued_write_the_database_refuses_rolls_back_everything(db, mode):
 SCRATCH = RowsOf("raw_rows_scratch", ("id", "n", "note", "since"), ("text", "bigint", "text", "bigint"))
 
 
-@pytest.mark.parametrize("count", [1, VALUES_ROWS_MAX, VALUES_ROWS_MAX + 1, 1000])
+# More rows than one statement carries (PARAMETERS_PER_STATEMENT_MAX parameters, under
+# what SQLite and PostgreSQL bind by default): each list is split over several.
+MANY = 40_000
+assert MANY > 2 * PARAMETERS_PER_STATEMENT_MAX
+
+
+@pytest.mark.parametrize("count", [1, VALUES_ROWS_MAX, VALUES_ROWS_MAX + 1, 1000, MANY])
 def test_rows_travel_intact_whether_sent_as_a_values_list_or_as_arrays(db, count):
     # PostgreSQL sends up to VALUES_ROWS_MAX rows as scalar parameters and more as one
     # array per column; either way, and on SQLite, the rows are the same. The traps: a
     # VALUES column typed from its first row (a small int there, an int8 later; a bigint
     # NULL in every row) and text that needs escaping in an array.
-    rows = [(f"r{i:04d}", i, f'note "{i}", {{é}}' if i % 2 else None, i) for i in range(count)]
-    updates = [(f"r{i:04d}", 2**40 + i if i else 1, None, None) for i in range(count)]
+    rows = [(f"r{i:05d}", i, f'note "{i}", {{é}}' if i % 2 else None, i) for i in range(count)]
+    updates = [(f"r{i:05d}", 2**40 + i if i else 1, None, None) for i in range(count)]
 
     def work(raw):
         raw.run("CREATE TABLE raw_rows_scratch (id VARCHAR(8) PRIMARY KEY, n BIGINT NOT NULL, note TEXT, since BIGINT)")
@@ -115,6 +128,72 @@ def test_rows_travel_intact_whether_sent_as_a_values_list_or_as_arrays(db, count
     inserted, updated = db.write_raw(work, pipelined=True)
     assert inserted == rows
     assert updated == updates
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_a_write_that_changes_more_rows_than_expected_stops_the_commit_too(db, mode):
+    before = _ledger_head(db)
+
+    def work(raw):
+        _bump(raw, where_id=1)
+        raw.expect("UPDATE ledger_head SET transfers_count = transfers_count + 1 WHERE id >= ?", (0,), 0, "nothing changes")
+
+    with pytest.raises(InvariantViolation) as broken:
+        db.write_raw(work, **mode)
+    assert str(broken.value).startswith("nothing changes")  # the check's own words first
+    assert _ledger_head(db) == before
+
+
+@pytest.mark.parametrize("mode", MODES, ids=str)
+def test_rows_that_must_each_change_one_row_stop_the_commit_when_one_names_no_row(db, mode):
+    before = _ledger_head(db)
+    template = "UPDATE ledger_head SET transfers_count = v.column2 FROM {rows} WHERE ledger_head.id = v.column1"
+
+    def work(raw):
+        raw.update_from_rows(template, ("integer", "bigint"), [(2, 5)])  # unchecked: changes nothing, and may
+        raw.update_from_rows(template, ("integer", "bigint"), [(1, 5), (2, 5)], why="one row per update")
+
+    with pytest.raises(InvariantViolation, match="one row per update"):
+        db.write_raw(work, **mode)
+    assert _ledger_head(db) == before
+
+
+def test_a_transaction_registers_a_bounded_number_of_commit_callbacks(db):
+    ran = []
+
+    def register(count):
+        def work(raw):
+            _bump(raw, where_id=1)
+            for _ in range(count):
+                raw.on_commit(lambda: ran.append(1))
+
+        return work
+
+    db.write_raw(register(64))
+    assert len(ran) == 64
+    before = _ledger_head(db)
+    with pytest.raises(InvariantViolation, match="bounded number of callbacks"):
+        db.write_raw(register(65))
+    assert _ledger_head(db) == before and len(ran) == 64
+
+
+def test_placeholders_become_postgresqls_own_and_sql_with_a_dollar_is_refused():
+    assert _to_native("SELECT ? WHERE x IN (?, ?)") == "SELECT $1 WHERE x IN ($2, $3)"
+    with pytest.raises(ValueError, match=r"must not contain '\$'"):
+        _to_native("SELECT '$1' WHERE x = ?")
+
+
+def test_a_row_set_has_one_type_per_column():
+    with pytest.raises(ValueError, match="one type per column"):
+        RowsOf("t", ("a", "b"), ("text",))
+
+
+@pytest.mark.parametrize(("select", "limit"), [("SELECT id FROM trades", 10), ("SELECT id FROM trades WHERE x", 0),
+                                                ("SELECT id FROM trades WHERE x", PAGE_ROWS_MAX + 1), ("SELECT id FROM trades WHERE x", 10.0)])
+def test_a_page_is_a_bounded_page_of_a_filtered_select(select, limit):
+    with pytest.raises(InvariantViolation, match="a bounded page of a filtered select"):
+        created_page(select, (), None, limit)
+    assert created_page("SELECT id FROM trades WHERE x", (), None, PAGE_ROWS_MAX)[0].endswith(f"LIMIT {PAGE_ROWS_MAX}")
 
 
 @pytest.mark.parametrize("wait", [True, False])
