@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from danbao.api.query import NAME_SHOWN_CHARS_MAX
 from danbao.client import ApiError
 from tests.api.conftest import Live
 
@@ -282,6 +283,20 @@ def test_a_query_parameter_given_twice_is_refused_and_once_is_read(ann: httpx.Cl
         ann.post("/v1/wallet/top-up", json={"amount": 5 + n, "currency": CUR})
     assert problem_of(ann.get("/v1/accounts/ann.wallet.CNY/transfers?limit=1&limit=500")) == (400, "parameter_repeated", "limit")
     assert len(ann.get("/v1/accounts/ann.wallet.CNY/transfers", params={"limit": 2}).json()["data"]) == 2
+
+
+def test_a_long_parameter_name_is_repeated_back_only_in_part(ann: httpx.Client) -> None:
+    name = "q" * 1000
+    response = ann.get("/v1/trades", params={name: "1"})
+    shown = "q" * NAME_SHOWN_CHARS_MAX
+    assert problem_of(response) == (400, "parameter_unknown", shown)
+    assert shown + "q" not in response.text
+
+
+def test_an_unknown_parameter_is_answered_with_the_ones_the_route_takes(ann: httpx.Client) -> None:
+    listed = ann.get("/v1/trades", params={"limt": "1"}).json()["detail"]
+    paid = ann.post("/v1/trades/t_1/pay", params={"limt": "1"}).json()["detail"]
+    assert (listed, paid) == ("unknown query parameter 'limt' (this route takes: after, limit)", "unknown query parameter 'limt' (this route takes: none)")
 
 
 def test_head_is_the_get_it_names_without_the_body(live: Live, ann: httpx.Client) -> None:
