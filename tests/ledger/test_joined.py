@@ -92,6 +92,15 @@ def test_only_the_first_transaction_of_the_context_carries_the_join(funded: Ledg
     assert funded.account("c").balance == 1  # type: ignore[union-attr]
 
 
+def test_a_join_no_transaction_took_ends_with_its_block(funded: Ledger) -> None:
+    fee = Fee("fee-1")
+    with joining(fee):
+        pass  # refused before any transaction, say
+    funded.transaction(pays("t1"))
+    assert fee.seen == [] and not fee.committed
+    assert funded.transfer("fee-1") is None
+
+
 def test_another_thread_does_not_carry_this_contexts_join(funded: Ledger) -> None:
     fee = Fee("fee-1")
     with joining(fee):
