@@ -35,6 +35,8 @@ TEMPLATE = "danbao_template"
 RETURNED_MAX = 8
 # How many times a returned database still in use is tried again before it is left alone.
 TRIES_MAX = 3
+# How long the reset waits for a lock some straggler holds before calling it in use.
+LOCK_WAIT = "2s"
 
 # Everything in the public schema a test could change and a fresh clone would not have.
 _FINGERPRINT = """
@@ -104,20 +106,28 @@ class DatabasePool:
         with self._connect(name) as conn:
             if conn.execute(_OTHER_CLIENTS).fetchone()[0]:  # type: ignore[index]
                 return "in use"
-            if _fingerprint(conn) != self._fingerprint:
-                return "changed"
-            with conn.transaction():
-                # Foreign keys are checked by triggers, which a replica's role skips: the
-                # tables are emptied in any order, then hold the template's rows again.
-                conn.execute("SET LOCAL session_replication_role = replica")
-                for table in self._tables:
-                    conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
-                    rows = self._rows[table]
-                    if rows:
-                        marks = sql.SQL(", ").join(sql.Placeholder() * len(rows[0]))
-                        insert = sql.SQL("INSERT INTO {} VALUES ({})").format(sql.Identifier(table), marks)
-                        conn.cursor().executemany(insert, rows)
+            conn.execute(f"SET lock_timeout = '{LOCK_WAIT}'")  # the catalog reads lock too
+            try:
+                if _fingerprint(conn) != self._fingerprint:
+                    return "changed"
+                self._empty(conn)
+            except psycopg.errors.LockNotAvailable:
+                return "in use"
             return "reset"
+
+    def _empty(self, conn: psycopg.Connection[Any]) -> None:
+        """Every table back to the template's rows, in one transaction."""
+        with conn.transaction():
+            # Foreign keys are checked by triggers, which a replica's role skips: the
+            # tables are emptied in any order, then hold the template's rows again.
+            conn.execute("SET LOCAL session_replication_role = replica")
+            for table in self._tables:
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+                rows = self._rows[table]
+                if rows:
+                    marks = sql.SQL(", ").join(sql.Placeholder() * len(rows[0]))
+                    insert = sql.SQL("INSERT INTO {} VALUES ({})").format(sql.Identifier(table), marks)
+                    conn.cursor().executemany(insert, rows)
 
     def _connect(self, name: str) -> psycopg.Connection[Any]:
         return psycopg.connect(self.pg.dsn(name), autocommit=True)

@@ -12,6 +12,7 @@ from danbao.clock import ManualClock
 from danbao.ledger import Ledger, NewAccount, NewTransfer, Result
 from danbao.store import Database
 from danbao.store.throwaway import ThrowawayPostgres
+from tests import databases
 from tests.databases import TEMPLATE, TRIES_MAX, DatabasePool
 
 
@@ -92,3 +93,14 @@ def wait_until_no_client_is_connected(pg: ThrowawayPostgres, name: str) -> None:
             if conn.execute(query, (name,)).fetchone() == (0,):
                 return
     raise AssertionError(f"a client is still connected to {name}")
+
+
+def test_a_lock_a_straggler_holds_makes_the_database_in_use_not_a_hang(pool: DatabasePool, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = pool.take()
+    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as straggler:
+        straggler.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        # As if the straggler connected just after the pool looked for clients.
+        monkeypatch.setattr(databases, "_OTHER_CLIENTS", "SELECT 0")
+        pool.give_back(url)
+        assert pool.take() != url
+    assert pool.reused == 0
