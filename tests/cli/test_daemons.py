@@ -131,10 +131,10 @@ def test_the_worker_outlives_its_database_connections_being_cut(postgres) -> Non
     import psycopg
 
     from tests.cli.test_cli import _market_with_an_old_unpaid_trade
-    from tests.conftest import _TEMPLATE
+    from tests.databases import TEMPLATE
 
     name = "worker_outage"
-    url = postgres.create_database(name, template=_TEMPLATE)
+    url = postgres.create_database(name, template=TEMPLATE)
     _market_with_an_old_unpaid_trade(url)  # parties b and s, and one trade due
     process = subprocess.Popen([*CLI, "--database-url", url, "worker", "--interval", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
