@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from danbao.api.background import Background
+from danbao.api.background import Background, run_jobs, run_pass
+from danbao.api.idempotency import KEEP_SECONDS
 from tests.api.conftest import Live
 from tests.api.test_webhooks_http import Receiver
 
@@ -58,3 +59,40 @@ def test_a_pass_that_fails_is_logged_and_the_next_pass_runs(live: Live, caplog, 
     expected, unexpected = failed
     assert "store_unavailable: server closed the connection" in expected.getMessage() and expected.exc_info is None
     assert unexpected.exc_info is not None  # a fault of ours keeps its traceback
+
+
+def test_the_jobs_pass_sweeps_idempotency_keys_past_their_day(live: Live) -> None:
+    ann = live.party("buyer", "ann")
+    ann.top_up(10, "CNY")  # the client sends an Idempotency-Key: a record is kept
+    kept = "SELECT COUNT(*) FROM idempotency_keys"
+    assert live.services.ledger.db.read_raw(lambda raw: raw.rows(kept))[0][0] > 0
+    live.clock.advance(KEEP_SECONDS + 1)
+    run_jobs(live.services)
+    assert live.services.ledger.db.read_raw(lambda raw: raw.rows(kept)) == [(0,)]
+
+
+def test_a_whole_pass_delivers_the_webhooks_due(live: Live) -> None:
+    receiver = Receiver([])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency="CNY")
+        run_pass(live.services)
+        assert len(receiver.received) == 1
+    finally:
+        receiver.close()
+
+
+def test_each_loop_counts_exactly_the_passes_it_ended(live: Live, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ran: list[int] = []
+    monkeypatch.setattr(live.services.webhooks, "run_once", lambda: ran.append(1))
+    background = Background(live.services, interval_seconds=0.01)
+    background.start()
+    try:
+        assert background.wait_for_passes("webhooks", 3, WAIT_SECONDS)
+    finally:
+        background.stop()
+    ended = background.passes("webhooks")
+    assert ended == len(ran) >= 3
+    assert background.wait_for_passes("webhooks", ended, 0)  # already there: no waiting
