@@ -24,6 +24,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import make_url
 
 from danbao.errors import invariant
 from danbao.store.throwaway import ThrowawayPostgres
@@ -96,7 +97,7 @@ class DatabasePool:
 
     def give_back(self, url: str) -> None:
         """The test that took `url` is over: the database may go to a later test."""
-        name = url.rsplit("/", 1)[1]
+        name = str(make_url(url).database)
         invariant(name.startswith(f"{self.prefix}_"), f"{name} came from this pool")
         if len(self._returned) < RETURNED_MAX:
             self._returned.append((name, 0))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy import make_url
 
 from danbao.clock import ManualClock
 from danbao.ledger import Ledger, NewAccount, NewTransfer, Result
@@ -22,9 +23,18 @@ def pool(postgres: ThrowawayPostgres, request: pytest.FixtureRequest) -> Databas
     return DatabasePool(postgres, prefix=f"pooltest_{request.node.name.split('[')[0][-40:]}")
 
 
-def contents(url: str) -> dict[str, list[tuple[object, ...]]]:
+def connect(pg: ThrowawayPostgres, url: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A plain connection to the database a pool's `url` names."""
+    return psycopg.connect(pg.dsn(name_of(url)), autocommit=autocommit)
+
+
+def name_of(url: str) -> str:
+    return str(make_url(url).database)
+
+
+def contents(pg: ThrowawayPostgres, url: str) -> dict[str, list[tuple[object, ...]]]:
     """Every public table's rows, sorted."""
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as conn:
+    with connect(pg, url) as conn:
         tables = [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
         return {t: sorted(conn.execute(sql.SQL("SELECT * FROM {}").format(sql.Identifier(t))).fetchall()) for t in tables}
 
@@ -39,33 +49,29 @@ def use(url: str) -> None:
     db.dispose()
 
 
-@pytest.fixture
-def template_contents(postgres: ThrowawayPostgres) -> Iterator[dict[str, list[tuple[object, ...]]]]:
-    yield contents(postgres.url(TEMPLATE))
-
-
-def test_a_returned_database_is_handed_out_again_holding_only_the_templates_rows(pool: DatabasePool, template_contents) -> None:  # type: ignore[no-untyped-def]
+def test_a_returned_database_is_handed_out_again_holding_only_the_templates_rows(pool: DatabasePool, postgres: ThrowawayPostgres) -> None:
+    template = contents(postgres, postgres.url(TEMPLATE))
     url = pool.take()
     use(url)
-    assert contents(url) != template_contents
+    assert contents(postgres, url) != template
     pool.give_back(url)
     assert pool.take() == url
     assert pool.reused == 1
-    assert contents(url) == template_contents
+    assert contents(postgres, url) == template
 
 
-def test_a_database_whose_schema_a_test_changed_is_never_handed_out_again(pool: DatabasePool) -> None:
+def test_a_database_whose_schema_a_test_changed_is_never_handed_out_again(pool: DatabasePool, postgres: ThrowawayPostgres) -> None:
     url = pool.take()
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True) as conn:
+    with connect(postgres, url) as conn:
         conn.execute("ALTER TABLE accounts DROP CONSTRAINT ck_accounts_no_overdraft")
     pool.give_back(url)
     assert pool.take() != url
     assert pool.reused == 0
 
 
-def test_a_database_still_connected_to_waits_and_is_left_alone_after_a_bounded_number_of_tries(pool: DatabasePool) -> None:
+def test_a_database_still_connected_to_waits_and_is_left_alone_after_a_bounded_number_of_tries(pool: DatabasePool, postgres: ThrowawayPostgres) -> None:
     url = pool.take()
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True):
+    with connect(postgres, url):
         pool.give_back(url)
         others = [pool.take() for _ in range(TRIES_MAX)]
     assert url not in others
@@ -76,11 +82,11 @@ def test_a_database_still_connected_to_waits_and_is_left_alone_after_a_bounded_n
 
 def test_a_database_is_handed_out_once_its_last_connection_closed(pool: DatabasePool, postgres: ThrowawayPostgres) -> None:
     url = pool.take()
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True):
+    with connect(postgres, url):
         pool.give_back(url)
         other = pool.take()
     assert other != url
-    wait_until_no_client_is_connected(postgres, url.rsplit("/", 1)[1])
+    wait_until_no_client_is_connected(postgres, name_of(url))
     assert pool.take() == url
 
 
@@ -95,9 +101,9 @@ def wait_until_no_client_is_connected(pg: ThrowawayPostgres, name: str) -> None:
     raise AssertionError(f"a client is still connected to {name}")
 
 
-def test_a_lock_a_straggler_holds_makes_the_database_in_use_not_a_hang(pool: DatabasePool, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lock_a_straggler_holds_makes_the_database_in_use_not_a_hang(pool: DatabasePool, postgres: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch) -> None:
     url = pool.take()
-    with psycopg.connect(url.replace("postgresql+psycopg", "postgresql")) as straggler:
+    with connect(postgres, url, autocommit=False) as straggler:
         straggler.execute("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")  # held until the block ends
         # As if the straggler connected just after the pool looked for clients.
         monkeypatch.setattr(databases, "_OTHER_CLIENTS", "SELECT 0")

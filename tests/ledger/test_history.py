@@ -14,6 +14,7 @@ from danbao.ledger import Ledger, NewTransfer, Result, TransferFlags, audit, his
 from danbao.ledger.journal import deltas
 from danbao.ledger.model import HISTORY_MARK_EVERY, Balance, Transfer
 from tests.ledger.helpers import fund, open_accounts
+from tests.steps import counted_steps
 
 PENDING = int(TransferFlags.pending)
 POST = int(TransferFlags.post_pending)
@@ -199,18 +200,13 @@ def test_a_read_of_the_history_takes_no_more_entries_than_it_asks_for(busy: Ledg
 
 def _steps(ledger: Ledger, read) -> int:  # type: ignore[no-untyped-def]
     """SQLite virtual-machine steps (in hundreds) that `read(conn)` takes."""
-    counted = [0]
 
-    def counting(conn):  # type: ignore[no-untyped-def]
-        driver = conn.connection.driver_connection
-        driver.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 100)
-        try:
-            return read(conn)
-        finally:
-            driver.set_progress_handler(None, 0)
+    def counting(conn) -> int:  # type: ignore[no-untyped-def]
+        with counted_steps(conn.connection.driver_connection) as counted:
+            read(conn)
+        return counted[0]
 
-    ledger.db.read(counting)
-    return counted[0]
+    return ledger.db.read(counting)
 
 
 def test_a_recent_moment_is_read_from_the_recent_entries_however_long_the_history(ledger: Ledger) -> None:

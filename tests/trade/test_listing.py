@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from danbao.trade import TradeError, repository
+from tests.steps import counted_steps
 from tests.trade.helpers import Market
 
 
@@ -55,21 +56,16 @@ def test_every_role_pages_through_its_trades_once_oldest_first(market: Market) -
 def _steps(m: Market, party: str, *, pages: int, limit: int, read_page, cursor) -> int:  # type: ignore[no-untyped-def]
     """SQLite's virtual-machine steps to read `pages` pages with `read_page(raw, party,
     after=, limit=)`, each next page after `cursor(last row)`: the work, without a clock."""
-    counted = [0]
 
-    def read(raw):  # type: ignore[no-untyped-def]
-        connection = raw._connection.driver_connection
-        connection.set_progress_handler(lambda: counted.__setitem__(0, counted[0] + 1) or 0, 100)
-        try:
+    def read(raw) -> int:  # type: ignore[no-untyped-def]
+        with counted_steps(raw._connection.driver_connection) as counted:
             after = None
             for _ in range(pages):
                 page = read_page(raw, party, after=after, limit=limit)
                 after = cursor(page[-1])
-        finally:
-            connection.set_progress_handler(None, 0)
+        return counted[0]
 
-    m.ledger.db.read_raw(read)
-    return counted[0]
+    return m.ledger.db.read_raw(read)
 
 
 def _trade_steps(m: Market, party: str) -> int:
