@@ -3,8 +3,10 @@ fresh timestamp pass; anything else is refused, and no header, however malformed
 
 from __future__ import annotations
 
+import hmac
 import time
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -74,6 +76,40 @@ def test_malformed_headers_are_refused() -> None:
         good + "," + "x" * HEADER_CHARS_MAX,
     ):
         assert not verify_signature(SECRET, header, BODY, now_seconds=NOW), header
+
+
+def test_a_header_and_its_signatures_may_reach_their_bounds_exactly() -> None:
+    """Bounds on what a receiver parses: at them a header is read, one past them it is not
+    (the malformed cases above go one past)."""
+    good = sign(SECRET, NOW, BODY)
+    padding = ",x=" + "x" * (HEADER_CHARS_MAX - len(good) - 3)
+    assert len(good + padding) == HEADER_CHARS_MAX
+    assert verify_signature(SECRET, good + padding, BODY, now_seconds=NOW)
+    assert not verify_signature(SECRET, good + padding + "x", BODY, now_seconds=NOW)
+    others = [f"v1={sign(f'whsec_{i}', NOW, BODY).split('v1=')[1]}" for i in range(SIGNATURES_PER_HEADER_MAX - 1)]
+    at_bound = ",".join([*others, good])
+    assert at_bound.count("v1=") == SIGNATURES_PER_HEADER_MAX
+    assert verify_signature(SECRET, at_bound, BODY, now_seconds=NOW)
+
+
+def test_every_signature_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timing says nothing about how much of a guess matched, nor which candidate did:
+    each is compared with `hmac.compare_digest`, the matching one first or not."""
+    compared: list[str] = []
+    real = hmac.compare_digest
+
+    def spy(a: str, b: str) -> bool:
+        compared.append(b)
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    new = sign(SECRET, NOW, BODY).split("v1=")[1]
+    old = sign("whsec_old", NOW, BODY).split("v1=")[1]
+    assert verify_signature(SECRET, f"t={NOW},v1={new},v1={old}", BODY, now_seconds=NOW)
+    assert compared == [new, old]
+    compared.clear()
+    assert not verify_signature(SECRET, f"t={NOW},v1={old}", BODY, now_seconds=NOW)
+    assert compared == [old]
 
 
 @given(st.text(max_size=200))
