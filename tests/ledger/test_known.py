@@ -48,6 +48,9 @@ def test_knowledge_is_bounded() -> None:
     known.learn("h1", (0, "h2"), {"c": _totals(3), "d": _totals(4)})
     assert len(known) == 2
     assert list(known.find("abcd")[1]) == ["c", "d"]
+    known.learn("h2", (0, "h3"), {"e": _totals(5)})  # exactly the bound: all kept
+    assert len(known) == 3
+    assert list(known.find("abcde")[1]) == ["c", "d", "e"]
 
 
 def test_the_engine_gets_copies() -> None:
