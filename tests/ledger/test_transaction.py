@@ -271,6 +271,24 @@ def test_a_refused_work_that_voided_due_holds_leaves_the_voiding_to_the_next_wor
     assert audit(ledger.db).ok
 
 
+def test_a_refused_work_that_voided_due_holds_teaches_nothing_about_when_holds_fall_due(ledger: Ledger, clock: ManualClock) -> None:
+    """A plan that voids the due holds learns that no other can fall due for a while, and
+    later batches skip the lookup until then. A refused work's voiding is rolled back, so
+    what it learned is not true: the hold is still pending, and the next batch voids it."""
+    _a_hold_fallen_due(ledger, clock)
+
+    outcomes = run_as_one_group(ledger, moves_then_refuses("r", 10), lambda txn: "moves nothing")
+    assert isinstance(outcomes[0], Failed)
+    assert outcomes[1] == "moves nothing"
+    assert [h.pending_id for h in ledger.holds("a").items] == ["h"]
+
+    [r] = ledger.create_transfers([NewTransfer("s", "a", "b", 10, "USD")])  # the same moment
+    assert r.result is Result.ok
+    assert [h.pending_id for h in ledger.holds("a", state="expired").items] == ["h"]
+    assert ledger.account("a").debits_pending == 0  # type: ignore[union-attr]
+    assert audit(ledger.db).ok
+
+
 def test_a_refused_works_queued_writes_are_rolled_back_with_it_and_the_others_land(ledger: Ledger) -> None:
     """Pipelined, a work's checked writes wait for the commit to be sent; a refusal after
     them still takes them back, and the rest of the group's are applied and checked."""

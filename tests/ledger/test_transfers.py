@@ -18,6 +18,7 @@ from danbao.ledger.audit import audit
 from danbao.ledger.group_commit import Failed
 from danbao.ledger.model import TIMEOUT_SECONDS_MAX, TRANSFERS_PER_BATCH_MAX
 from danbao.money import AMOUNT_MAX_MINOR
+from danbao.store.errors import TransientStoreError
 from tests.ledger.helpers import fund, open_accounts, totals
 
 PENDING = int(TransferFlags.pending)
@@ -284,6 +285,42 @@ def test_a_submission_that_breaks_the_engine_fails_alone_not_the_group_it_shared
     assert isinstance(outcomes[1], Failed) and "not a transfer" in str(outcomes[1].error)
     assert [r.result for r in outcomes[2]] == [Result.ok]
     assert funded.account("bob").balance == 300
+
+
+def test_a_lone_submission_that_breaks_the_engine_raises_its_error_once(funded, monkeypatch):
+    # With nobody to shield, the error goes to its caller as it is, from one attempt.
+    attempts = _counted_writes(funded, monkeypatch)
+    with pytest.raises(RuntimeError, match="not a transfer"):
+        funded._commit([[NotATransfer()]])
+    assert len(attempts) == 1
+    assert funded.account("bob").balance == 0
+
+
+def test_a_conflict_that_outlasts_the_retries_fails_the_whole_group_at_once(funded, monkeypatch):
+    """The store already retried it; trying each submission alone as well would multiply
+    the wait by the group's size, for a conflict, not a broken submission."""
+    attempts = _counted_writes(funded, monkeypatch, fail=TransientStoreError("could not serialize access"))
+    with pytest.raises(TransientStoreError):
+        funded._commit([[t(id="g1", amount=100)], [t(id="g2", amount=200)], [t(id="g3", amount=300)]])
+    assert len(attempts) == 1
+    assert funded.account("bob").balance == 0
+
+
+def _counted_writes(ledger, monkeypatch, fail=None):
+    """The ledger's write transactions, counted (its one-trip tries aside), each raising
+    `fail` if given."""
+    attempts = []
+    write_raw = ledger.db.write_raw
+
+    def counted(work, **options):
+        if not options.get("one_trip"):
+            attempts.append(options)
+        if fail is not None:
+            raise fail
+        return write_raw(work, **options)
+
+    monkeypatch.setattr(ledger.db, "write_raw", counted)
+    return attempts
 
 
 def test_batch_bound_is_enforced_before_anything_happens(funded):
