@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from danbao.trade import Trade, TradeError
-from danbao.trade.machine import FINAL, SYSTEM, TABLE
+from danbao.trade.machine import BUYER, FINAL, SELLER, SYSTEM, TABLE, Rule, authorise
 from danbao.trade.model import Action, Model, Status
 from tests.trade.helpers import Market, assert_books_balance
 
@@ -185,9 +185,26 @@ def test_someone_elses_trade_looks_like_no_trade_at_all(market: Market, model: M
     assert market.trades.get(t.id, market.operator) == t
 
 
-def test_final_statuses_have_no_way_out() -> None:
-    for rules in TABLE.values():
-        assert not {s for (s, _) in rules} & FINAL
+def test_the_gate_reads_the_actors_of_the_row_for_the_trades_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An actor the table lets take an action from one status may not take it from another
+    whose row does not name them: that is the trade's state, not the actor's role."""
+    rules = dict(TABLE[Model.escrow])
+    rules[(Status.paid, Action.cancel)] = Rule(frozenset({SELLER}), (Status.refunded,))
+    monkeypatch.setitem(TABLE, Model.escrow, rules)
+    assert authorise(Model.escrow, Status.paid, Action.cancel, SELLER).to == (Status.refunded,)
+    assert authorise(Model.escrow, Status.created, Action.cancel, BUYER).to == (Status.closed,)
+    with pytest.raises(TradeError) as refused:
+        authorise(Model.escrow, Status.paid, Action.cancel, BUYER)
+    assert refused.value.code == "trade_state_invalid"
+    with pytest.raises(TradeError) as refused:
+        authorise(Model.escrow, Status.paid, Action.ship, BUYER)
+    assert refused.value.code == "role_forbidden"
+
+
+def test_the_final_statuses_are_exactly_those_a_trade_arrives_at_and_never_leaves() -> None:
+    arrived = {to for rules in TABLE.values() for rule in rules.values() for to in rule.to}
+    left = {status for rules in TABLE.values() for (status, _) in rules}
+    assert FINAL == arrived - left
 
 
 @pytest.mark.parametrize("field", ["id", "model", "buyer_id", "seller_id", "currency", "amount", "items", "created_at", "version"])
