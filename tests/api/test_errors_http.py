@@ -11,6 +11,7 @@ import pytest
 
 from danbao.api.query import NAME_SHOWN_CHARS_MAX
 from danbao.client import ApiError
+from danbao.ledger.model import PAGE_LIMIT_MAX
 from tests.api.conftest import Live
 
 CUR = "CNY"
@@ -59,6 +60,9 @@ CASES = [
     ("trade: items not a list", "/v1/trades", b'{"seller_id": "tea", "model": "escrow", "amount": 5, "currency": "CNY", "items": {}}', (400, "items_invalid", "items")),
     ("ship: courier as number", "/v1/trades/t_missing/ship", b'{"courier_id": 7}', (400, "request_invalid", "courier_id")),
     ("arbitrate: unknown decision", "/v1/trades/t_missing/arbitrate", b'{"decision": "split"}', (400, "decision_invalid", "decision")),
+    ("collect: unknown method", "/v1/trades/t_missing/collect", b'{"method": "cheque"}', (400, "collect_method_invalid", "method")),
+    ("claim: unknown reason", "/v1/trades/t_missing/claim", b'{"reason": "bored", "evidence": "photos"}', (400, "claim_reason_invalid", "reason")),
+    ("claim: empty evidence", "/v1/trades/t_missing/claim", b'{"reason": "counterfeit", "evidence": ""}', (400, "evidence_invalid", "evidence")),
     ("unknown trade", "/v1/trades/t_missing/pay", b"{}", (404, "trade_not_found", "trade_id")),
     ("unknown trade, optional body left out", "/v1/trades/t_missing/ship", b"", (404, "trade_not_found", "trade_id")),
     ("unknown route", "/v1/nothing", b"{}", (404, "not_found", None)),
@@ -158,6 +162,9 @@ def test_an_id_no_store_can_hold_is_not_found_on_every_route(live: Live, ann: ht
     (b'{"role": "buyer", "name": "X", "id": 5}', (400, "party_id_invalid", "id")),
     (b'{"role": "buyer", "name": "X", "id": "platform"}', (400, "party_id_invalid", "id")),  # the trade engine refuses it
     (b'{"role": "buyer", "name": "X", "id": "ann"}', (409, "party_exists", "id")),
+    (b'{"role": "king", "name": "X"}', (400, "role_invalid", "role")),
+    (b'{"role": "buyer", "name": ""}', (400, "name_invalid", "name")),
+    (b'{"role": "buyer", "name": 5}', (400, "name_invalid", "name")),
     (b'{"role": "courier", "name": "X", "cash_limit": -5}', (400, "amount_invalid", "cash_limit")),
     (b'{"role": "courier", "name": "X", "cash_limit": "5"}', (400, "amount_invalid", "cash_limit")),
 ])
@@ -276,6 +283,20 @@ def test_every_route_refuses_a_query_parameter_it_does_not_declare_before_doing_
             response = client.request(method.upper(), url, params={"limt": "10"}, json={} if method == "post" else None)
             assert problem_of(response) == (400, "parameter_unknown", "limt"), (method, path)
     assert live.admin.audit() == before
+
+
+def test_every_paged_list_refuses_a_page_size_out_of_its_bounds_as_limit_invalid(live: Live) -> None:
+    """The ledger's and the trade engine's own code for a page size (`ReadCode`), however
+    the API catches it: 1 to PAGE_LIMIT_MAX, whole numbers only."""
+    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+    paths = admin.get("/openapi.json").json()["paths"]
+    paged = [path for path, ops in paths.items() if any(p["name"] == "limit" for p in ops.get("get", {}).get("parameters", ()))]
+    assert len(paged) >= 8
+    for path in paged:
+        url = "/".join("x" if part.startswith("{") else part for part in path.split("/"))
+        for limit in ("0", str(PAGE_LIMIT_MAX + 1), "-1", "ten", "1.5"):
+            assert problem_of(admin.get(url, params={"limit": limit})) == (400, "limit_invalid", "limit"), (path, limit)
+        assert admin.get(url, params={"limit": str(PAGE_LIMIT_MAX)}).status_code in (200, 404), path
 
 
 def test_a_query_parameter_given_twice_is_refused_and_once_is_read(ann: httpx.Client) -> None:
