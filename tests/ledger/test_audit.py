@@ -127,6 +127,21 @@ def test_audit_names_what_tampering_broke(books, db, statements, expected):
     _reported(audit(db), expected)
 
 
+def test_an_entry_edited_without_rehashing_is_named_alone(books, db):
+    """Each entry is checked against the hash the journal holds for the one before it, so
+    an entry edited and left unhashed is one broken link, named where the edit is."""
+    _tamper(db, ["UPDATE transfers SET amount = 99 WHERE id = 't1'"])  # not the last entry
+    broken = [v for v in audit(db).violations if v.startswith("hash chain broken")]
+    assert len(broken) == 1 and broken[0].startswith("hash chain broken at transfer t1 "), broken
+
+
+def test_a_hold_the_journal_left_open_but_its_row_calls_resolved_is_caught(books, db):
+    [held] = books.create_transfers([NewTransfer("h2", "alice", "bob", 40, "USD", flags=int(TransferFlags.pending))])
+    assert held.ok
+    _tamper(db, ["UPDATE holds SET state = 'voided' WHERE pending_id = 'h2'"])
+    _reported(audit(db), "hold h2 is voided, journal says pending")
+
+
 @pytest.mark.parametrize(("statement", "expected"), UNCHECKED.values(), ids=UNCHECKED.keys())
 def test_audit_catches_what_constraints_would_have_refused(books, db, statement, expected):
     _tamper(db, [statement], unchecked=True)
@@ -280,6 +295,16 @@ def test_an_anchor_shows_what_a_rewritten_chain_hides(books, db):
     assert audit(db, anchor).violations == [
         f"the journal's first 4 entries are not the anchor's: they hash to {_stored_hash_at(db, 4)}, not {anchor.hash}"
     ]
+
+
+def test_an_anchored_entry_edited_without_rehashing_fails_the_anchor_as_well_as_the_chain(books, db):
+    """The anchor is checked against what the entries hash to, not against the hash a row
+    claims: an edit left unhashed is a broken link and an anchor not met."""
+    anchor = audit(db).head
+    _tamper(db, ["UPDATE transfers SET amount = 249 WHERE id = 'p1'"])  # the anchor's last entry
+    violations = audit(db, anchor).violations
+    assert "hash chain broken at transfer p1" in violations[0]
+    assert any(v.startswith("the journal's first 4 entries are not the anchor's") for v in violations), violations
 
 
 def test_an_anchor_shows_entries_removed_from_the_end(books, db):
