@@ -36,11 +36,20 @@ def test_parses_decimal_strings_into_minor_units(text, code, minor):
 @pytest.mark.parametrize(
     "text",
     # Digits are ASCII only: "١٢" (Arabic-Indic) and "１２" (full-width) are not amounts.
-    ["1.234", "1e3", "abc", "", "1.", ".5", "+1", "1,000", "0x10", "NaN", "inf", "--1", "1.2.3", "\u0661\u0662", "\uff11\uff12", "1.\u0665", "1_000"],
+    ["1.234", "12.300", "1e3", "abc", "", "1.", ".5", "+1", "1,000", "0x10", "NaN", "inf", "--1", "1.2.3", "\u0661\u0662", "\uff11\uff12", "1.\u0665", "1_000"],
 )
 def test_refuses_anything_but_a_plain_decimal_with_the_right_scale(text):
     with pytest.raises(InvalidAmount):
         parse_amount(text, "USD")
+    with pytest.raises(InvalidAmount):  # not merely as a negative or a zero
+        parse_amount(text, "USD", allow_negative=True, allow_zero=True)
+
+
+@pytest.mark.parametrize("text", ["abc", "1.234", "9" * 40, "-1", "0", "10000000000000.01", 12.3])
+def test_every_refusal_names_the_field_it_was_given(text):
+    with pytest.raises(InvalidAmount) as refused:
+        parse_amount(text, "USD", field="price")
+    assert refused.value.field == "price"
 
 
 def test_refuses_decimals_for_zero_exponent_currencies():
@@ -107,6 +116,11 @@ def test_money_refuses_floats_and_bools():
     with pytest.raises(InvalidAmount):
         Money(True, "USD")  # type: ignore[arg-type]
     assert str(Money(-1205, "USD")) == "-12.05 USD"
+
+
+def test_money_refuses_an_unknown_currency():
+    with pytest.raises(UnknownCurrency):
+        Money(100, "XYZ")
 
 
 @given(st.integers(-AMOUNT_MAX_MINOR, AMOUNT_MAX_MINOR), st.sampled_from(sorted(CURRENCIES)))
