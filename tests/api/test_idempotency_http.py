@@ -267,6 +267,22 @@ def test_a_response_too_large_to_keep_is_not_kept_and_its_effect_is_never_done_a
     assert len(live.services.trades.of_party("ann", after=None, limit=10)) == (path == "/v1/trades")
 
 
+def test_a_response_of_exactly_the_bound_is_kept(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    live.party("buyer", "ann"), live.party("seller", "tea")
+    key = live.admin.issue_key("ann").key
+    body = {"seller_id": "tea", "model": "escrow", "amount": 400, "currency": CUR}
+    measured = _keyed(live, key, "measure").post("/v1/trades", json=body)
+    assert measured.status_code == 201
+    monkeypatch.setattr(idempotency, "RESPONSE_BYTES_MAX", len(measured.content))
+    http = _keyed(live, key, "at-the-bound")
+    first = http.post("/v1/trades", json=body)
+    assert first.status_code == 201 and len(first.content) == len(measured.content)
+    live.clock.advance(RUNNING_LEASE_SECONDS)
+    again = http.post("/v1/trades", json=body)
+    assert (again.status_code, again.content) == (201, first.content)
+    assert len(live.services.trades.of_party("ann", after=None, limit=10)) == 2
+
+
 def test_two_servers_racing_on_one_key_move_the_money_once(live: Live, database_url: str) -> None:
     # A second server process on the same database: its own group committer, key cache
     # and keys in flight, so only the record's primary key can stop the second effect.
