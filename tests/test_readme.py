@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from danbao.api import webhooks
+from danbao.api.idempotency import KEEP_SECONDS
 from danbao.api.signature import SIGNATURE_HEADER, sign
 from danbao.bench.api_bench import ServerProcess
+from danbao.ledger.model import PAGE_LIMIT_MAX
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
@@ -24,6 +27,20 @@ EXAMPLE_SECONDS_MAX = 60
 
 def test_the_readme_has_its_examples() -> None:
     assert len(BLOCKS) == 4, "a block was added or removed: give it a test here"
+
+
+def test_the_bounds_the_readme_states_are_the_ones_the_code_keeps() -> None:
+    prose = " ".join(README.split())  # phrases may wrap across lines
+    for phrase in (
+        f"({webhooks.ATTEMPTS_MAX} attempts, {webhooks.RETRY_BACKOFF_BASE_SECONDS} s apart at first, doubling to at most "
+        f"{webhooks.RETRY_BACKOFF_MAX_SECONDS // 3600} hour apart)",
+        f"An attempt gets {webhooks.DELIVERY_TIMEOUT_SECONDS:g} s per network step and {webhooks.ATTEMPT_DEADLINE_SECONDS:g} s in all",
+        f"a pass takes at most {webhooks.DELIVERIES_PER_ENDPOINT_PER_PASS_MAX} of one endpoint's deliveries",
+        f"Keys are kept {KEEP_SECONDS // 3600} hours per party",
+        f"`limit` is 1 to {PAGE_LIMIT_MAX:,}",
+    ):
+        assert phrase in prose, phrase
+    assert webhooks.RETRY_BACKOFF_MAX_SECONDS % 3600 == 0
 
 
 @pytest.mark.parametrize("block", [b for b in BLOCKS if DOCUMENTED_URL not in b and RECEIVER not in b], ids=["ledger", "trades"])

@@ -485,6 +485,7 @@ def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(li
         attempt.join()  # the sender timed out on the hanging receiver: a failed attempt
         [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("cancelled", 1)  # recorded, and not revived
+        assert delivery.next_attempt_at is None  # nor shown a next attempt it will never get
         live.clock.advance(3600)
         live.services.webhooks.run_once()
         assert len(receiver.received) == 1
