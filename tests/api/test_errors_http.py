@@ -25,6 +25,22 @@ def ann(live: Live) -> httpx.Client:
     return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"})
 
 
+@pytest.fixture
+def admin(live: Live) -> httpx.Client:
+    """The operator's admin key, as `danbao serve` set it up."""
+    return httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+
+
+def _operations(admin: httpx.Client) -> dict[str, dict[str, object]]:
+    """The served OpenAPI document's operations, by path."""
+    return admin.get("/openapi.json").json()["paths"]
+
+
+def _with_ids(path: str) -> str:
+    """`path` with an id, `x`, in every {placeholder}."""
+    return "/".join("x" if part.startswith("{") else part for part in path.split("/"))
+
+
 def problem_of(response: httpx.Response) -> tuple[int, str, str | None]:
     assert response.headers["content-type"] == "application/problem+json", response.text
     body = response.json()
@@ -135,13 +151,12 @@ NOT_FOUND_BY_KIND = {"trade_id": "trade_not_found", "party_id": "party_not_found
 
 
 @pytest.mark.parametrize("bogus", ["a%00b", "%FF", "%ED%A0%80"])
-def test_an_id_no_store_can_hold_is_not_found_on_every_route(live: Live, ann: httpx.Client, bogus: str) -> None:
+def test_an_id_no_store_can_hold_is_not_found_on_every_route(live: Live, ann: httpx.Client, bogus: str, admin: httpx.Client) -> None:
     """A NUL (PostgreSQL's text refuses it) or bytes that are not UTF-8, in any id of any
     route, is an unknown id: the same 404 on both backends, never a store error."""
-    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
     before = live.admin.audit()
     seen: set[int] = set()
-    routes = [(path, method) for path, ops in admin.get("/openapi.json").json()["paths"].items() if "{" in path for method in ops]
+    routes = [(path, method) for path, ops in _operations(admin).items() if "{" in path for method in ops]
     assert len(routes) >= 20  # every trade operation, parties, keys, accounts, webhooks
     for path, method in routes:
         [name] = [part.strip("{}") for part in path.split("/") if part.startswith("{")]
@@ -168,18 +183,16 @@ def test_an_id_no_store_can_hold_is_not_found_on_every_route(live: Live, ann: ht
     (b'{"role": "courier", "name": "X", "cash_limit": -5}', (400, "amount_invalid", "cash_limit")),
     (b'{"role": "courier", "name": "X", "cash_limit": "5"}', (400, "amount_invalid", "cash_limit")),
 ])
-def test_a_party_refused_names_the_body_member_at_fault_with_one_code_however_it_is_caught(live: Live, ann: httpx.Client, body: bytes, expected: tuple) -> None:  # type: ignore[type-arg]
+def test_a_party_refused_names_the_body_member_at_fault_with_one_code_however_it_is_caught(live: Live, ann: httpx.Client, body: bytes, expected: tuple, admin: httpx.Client) -> None:  # type: ignore[type-arg]
     def parties() -> list[tuple[str, str]]:
         return live.services.db.read_raw(lambda raw: raw.rows("SELECT id, name FROM parties ORDER BY id"))
 
     before = parties()
-    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
     assert problem_of(admin.post("/v1/parties", content=body, headers={"Content-Type": "application/json"})) == expected
     assert parties() == before
 
 
-def test_operations_without_parameters_refuse_a_body_with_members(live: Live, ann: httpx.Client) -> None:
-    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+def test_operations_without_parameters_refuse_a_body_with_members(live: Live, ann: httpx.Client, admin: httpx.Client) -> None:
     refused = admin.post("/v1/parties/ann/keys", json={"expires_in": 60})
     assert problem_of(refused) == (400, "request_invalid", "expires_in")
     assert admin.post("/v1/parties/ann/keys", json={}).status_code == 201
@@ -271,29 +284,25 @@ def test_no_key_and_bad_keys_are_401(live: Live) -> None:
         assert (listed.status_code, paid.status_code) == ((200, 404) if accepted else (401, 401)), scheme
 
 
-def test_every_route_refuses_a_query_parameter_it_does_not_declare_before_doing_anything(live: Live, ann: httpx.Client) -> None:
-    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
+def test_every_route_refuses_a_query_parameter_it_does_not_declare_before_doing_anything(live: Live, ann: httpx.Client, admin: httpx.Client) -> None:
     before = live.admin.audit()
-    paths = admin.get("/openapi.json").json()["paths"]
-    routes = [(path, method) for path, ops in paths.items() for method in ops]
+    routes = [(path, method) for path, ops in _operations(admin).items() for method in ops]
     assert len(routes) >= 30
     for path, method in routes:
-        url = "/".join("x" if part.startswith("{") else part for part in path.split("/"))
+        url = _with_ids(path)
         for client in (admin, ann):
             response = client.request(method.upper(), url, params={"limt": "10"}, json={} if method == "post" else None)
             assert problem_of(response) == (400, "parameter_unknown", "limt"), (method, path)
     assert live.admin.audit() == before
 
 
-def test_every_paged_list_refuses_a_page_size_out_of_its_bounds_as_limit_invalid(live: Live) -> None:
+def test_every_paged_list_refuses_a_page_size_out_of_its_bounds_as_limit_invalid(admin: httpx.Client) -> None:
     """The ledger's and the trade engine's own code for a page size (`ReadCode`), however
     the API catches it: 1 to PAGE_LIMIT_MAX, whole numbers only."""
-    admin = httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {live.admin_key}"})
-    paths = admin.get("/openapi.json").json()["paths"]
-    paged = [path for path, ops in paths.items() if any(p["name"] == "limit" for p in ops.get("get", {}).get("parameters", ()))]
+    paged = [path for path, ops in _operations(admin).items() if any(p["name"] == "limit" for p in ops.get("get", {}).get("parameters", ()))]
     assert len(paged) >= 8
     for path in paged:
-        url = "/".join("x" if part.startswith("{") else part for part in path.split("/"))
+        url = _with_ids(path)
         for limit in ("0", str(PAGE_LIMIT_MAX + 1), "-1", "ten", "1.5"):
             assert problem_of(admin.get(url, params={"limit": limit})) == (400, "limit_invalid", "limit"), (path, limit)
         assert admin.get(url, params={"limit": str(PAGE_LIMIT_MAX)}).status_code in (200, 404), path
