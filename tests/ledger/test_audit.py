@@ -6,6 +6,8 @@ also enforced by CHECK constraints; the audit does not rely on them (a restored 
 altered table may lack them), so those cases switch the constraints off first.
 """
 
+import importlib
+
 import pytest
 from sqlalchemy import text
 
@@ -70,7 +72,11 @@ TAMPERING = {
     "head count edited": (["UPDATE ledger_head SET transfers_count = transfers_count + 1"], "journal head does not match the last entry"),
     "amount zeroed": (["UPDATE transfers SET amount = 0 WHERE id = 't1'"], "transfer t1 has non-positive amount 0"),
     "hold reopened": (["UPDATE holds SET state = 'pending' WHERE pending_id = 'h1'"], "hold h1 is pending, journal says posted"),
-    "hold deleted": (["DELETE FROM holds WHERE pending_id = 'h1'"], "1 pending entries but 0 holds"),
+    "hold deleted": (["DELETE FROM holds WHERE pending_id = 'h1'"], "transfer h1 opened a hold that has no row"),
+    "hold moved onto a plain transfer": (
+        ["UPDATE holds SET pending_id = 't1' WHERE pending_id = 'h1'"],
+        "hold t1 has no pending entry",
+    ),
     "hold invented": (
         ["INSERT INTO holds (pending_id, debit_account_id, credit_account_id, amount, currency, timestamp, expires_at, state) VALUES ('ghost', 'alice', 'bob', 5, 'USD', 1, NULL, 'pending')"],
         "hold ghost has no pending entry",
@@ -200,6 +206,60 @@ def test_audit_catches_a_deleted_history_mark(marked_books, db):
     report = audit(db)
     _reported(report, "history mark of alice at")
     assert any(v.endswith("is missing") for v in report.violations)
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ("'bob', (SELECT timestamp FROM account_marks WHERE account_id = 'alice')", "history mark of bob at {ts} is [1, 2, 3, 4], journal says None"),
+    ("'alice', 7", "history mark of alice at 7 is [1, 2, 3, 4], journal says None"),
+], ids=["at a marked entry, for its other account", "at no entry"])
+def test_audit_catches_an_invented_history_mark(marked_books, db, values, expected):
+    _tamper(db, [f"INSERT INTO account_marks SELECT {values}, 1, 2, 3, 4"])
+    with db.engine.connect() as conn:
+        ts = conn.execute(text("SELECT timestamp FROM account_marks WHERE account_id = 'alice' AND timestamp > 7")).scalar()
+    report = audit(db)
+    assert report.violations == [expected.format(ts=ts)]
+
+
+def test_a_hold_row_lost_and_its_pending_entry_are_both_named(books, db):
+    _tamper(db, ["UPDATE holds SET pending_id = 'elsewhere' WHERE pending_id = 'h1'"])
+    assert sorted(audit(db).violations) == ["hold elsewhere has no pending entry", "transfer h1 opened a hold that has no row"]
+
+
+def test_the_audit_holds_no_more_in_memory_for_a_longer_past(ledger, db, monkeypatch):
+    """Resolved holds and history marks are compared as the walk reaches them, not kept:
+    auditing four times the resolved holds (and their marks) takes no more memory.
+    (Keeping each resolved hold took about 600 bytes a hold.)"""
+    import tracemalloc
+
+    # Fetches far smaller than what is measured. (The package exports the function under
+    # the module's name.)
+    monkeypatch.setattr(importlib.import_module("danbao.ledger.audit"), "STREAM_ROWS_PER_FETCH", 50)
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 10**9)
+
+    def resolved_holds(start: int, count: int) -> None:
+        for first in range(start, start + count, 500):
+            batch = []
+            for i in range(first, first + 500):
+                batch.append(NewTransfer(f"h{i}", "alice", "bob", 5, "USD", flags=int(TransferFlags.pending), timeout_seconds=60))
+                batch.append(NewTransfer(f"p{i}", pending_id=f"h{i}", flags=int(TransferFlags.post_pending)))
+            assert all(r.ok for r in ledger.create_transfers(batch))
+
+    def peak() -> int:
+        tracemalloc.start()
+        try:
+            report = audit(db)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert report.ok, report.violations
+
+    resolved_holds(0, 500)
+    audit(db)  # first-use caches (statements, types) are not the audit's
+    before = peak()
+    resolved_holds(500, 1500)
+    after = peak()
+    assert after - before < 150_000, (before, after)  # 1,500 holds kept were 750 KB
 
 
 def test_audit_catches_an_account_the_journal_names_but_that_is_gone(books, db):

@@ -10,6 +10,12 @@ deadline; every entry moves its accounts' currency, and per currency, debits equ
 credits; no `no_overdraft` account is overdrawn (and no `no_overcredit` one
 overcredited). Returns a report; it never repairs anything.
 
+One walk of the journal in time order does it all. The hold rows and history marks are
+read beside it, each ordered by the entry that made it, and compared as the walk reaches
+that entry (a merge join): what the audit holds in memory is every account's derived
+totals and the holds open at that point of the walk, not the journal, its holds or its
+marks, so a ledger's whole history can be audited in the memory of its present.
+
 The chain shows an edit, but anyone who can write the table can also recompute every hash
 after the edit. The report's `head` (how many entries, and the last one's hash), recorded
 where the database's writers cannot reach it, is an anchor: an audit given it proves the
@@ -18,10 +24,13 @@ journal up to that point is the one that was recorded.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Row, select
 
 from danbao.errors import DanbaoError
 from danbao.ledger.journal import deltas, entry_hash, hold_deadline
@@ -113,14 +122,46 @@ def _audit(conn: Connection, anchor: JournalHead | None) -> AuditReport:
     journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""), currencies)
     _check_head(conn, journal, report)
     _check_accounts(conn, journal, report)
-    _check_marks(conn, journal, report)
-    _check_holds(conn, journal, report)
     return report
 
 
 # What a pending entry fixes of its hold: every field but the id (the key) and the state
 # (which its resolution changes).
 _OPENED_FIELDS = tuple(name for name in Hold.__dataclass_fields__ if name not in ("pending_id", "state"))
+
+# Each hold row with the timestamp of the entry its id names (NULL for none, first), so
+# it comes when the walk reaches that entry; an edited row still meets its entry.
+_HOLDS_BY_ENTRY = (
+    select(holds_t, transfers_t.c.timestamp.label("entry_timestamp"))
+    .select_from(holds_t.outerjoin(transfers_t, transfers_t.c.id == holds_t.c.pending_id))
+    .order_by(transfers_t.c.timestamp.nulls_first())
+)
+_MARKS_BY_ENTRY = select(marks_t).order_by(marks_t.c.timestamp)
+
+
+class _Beside:
+    """Rows ordered by the journal entry they belong to, taken as the walk reaches each
+    entry: one fetch of them in memory at a time, however many there are."""
+
+    __slots__ = ("_rows", "_key", "row", "ahead")
+
+    def __init__(self, rows: Iterable[Row[Any]], key: Callable[[Row[Any]], int | None]):
+        self._rows, self._key = iter(rows), key
+        self._advance()
+
+    def _advance(self) -> None:
+        self.row = next(self._rows, None)
+        # The next row's entry: -1 for none (such rows sort first); past the last, beyond any.
+        key = math.inf if self.row is None else self._key(self.row)
+        self.ahead: float = -1 if key is None else key
+
+    def through(self, timestamp: float) -> Iterator[Row[Any]]:
+        """The rows of entries up to `timestamp` (all that are left, for infinity), in
+        order: usually none or one."""
+        while self.row is not None and self.ahead <= timestamp:
+            row = self.row
+            self._advance()
+            yield row  # type: ignore[misc]
 
 
 @dataclass
@@ -129,25 +170,27 @@ class _Journal:
 
     # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
     accounts: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(_no_entries))
-    marks: dict[tuple[str, int], list[int | None]] = field(default_factory=dict)
-    opened: dict[str, Hold] = field(default_factory=dict)  # pending id -> the hold its entry opened
-    resolved: dict[str, str] = field(default_factory=dict)  # pending id -> the state its resolution left
+    # pending id -> the hold its entry opened, and its row's state (None: it has no row),
+    # for the holds open where the walk is: a resolution takes its hold out.
+    open: dict[str, tuple[Hold, str | None]] = field(default_factory=dict)
     last_hash: str = GENESIS_HASH
 
 
 def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, currencies: dict[str, str]) -> _Journal:
     """Walk the journal once, checking each entry's hash link, amount, hold and currency
     (its accounts', from `currencies`), and the anchor where the walk reaches it, and
-    derive every account's totals, history chain and marks. (No anchor is one at -1
-    entries, which the walk never reaches.)"""
+    derive every account's totals and history chain; check each hold row and history
+    mark when the walk reaches the entry that made it. (No anchor is one at -1 entries,
+    which the walk never reaches.)"""
     journal = _Journal()
     if anchor.entries == 0 and anchor.hash != GENESIS_HASH:
         report.violation(f"anchor {anchor} has no entries but is not the genesis hash")
+    streamed = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH)
+    hold_rows = _Beside(streamed.execute(_HOLDS_BY_ENTRY), lambda h: h.entry_timestamp)
+    mark_rows = _Beside(streamed.execute(_MARKS_BY_ENTRY), lambda m: m.timestamp)
     # In timestamp order, which is the chain's: the timestamp is the journal's key, so
     # entries come strictly increasing and a reordering shows as a broken link.
-    rows = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(
-        select(transfers_t).order_by(transfers_t.c.timestamp)
-    )
+    rows = streamed.execute(select(transfers_t).order_by(transfers_t.c.timestamp))
     for t in rows:
         report.transfers_checked += 1
         expected = entry_hash(
@@ -163,24 +206,15 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, 
         if t.amount <= 0:
             report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
         if t.flags & TransferFlags.pending:
-            journal.opened[t.id] = Hold(
+            opened = Hold(
                 t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
                 hold_deadline(t.timestamp, t.timeout_seconds), HoldState.pending.value,
             )
+            journal.open[t.id] = (opened, _check_hold_row(hold_rows, opened, report))
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
-            hold = journal.opened.get(t.pending_id)
-            if hold is None or t.pending_id in journal.resolved:
-                report.violation(f"transfer {t.id} resolves {t.pending_id}, which is not an open hold")
-            elif (hold.amount, hold.debit_account_id, hold.credit_account_id, hold.currency) != (
-                t.hold_amount, t.debit_account_id, t.credit_account_id, t.currency
-            ):
-                report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
-            elif t.amount > t.hold_amount:
-                report.violation(f"transfer {t.id} posts more than its hold")
-            elif t.flags & TransferFlags.expiry and (hold.expires_at is None or t.timestamp < hold.expires_at):
-                report.violation(f"transfer {t.id} expires hold {t.pending_id} before its deadline")
-            journal.resolved[t.pending_id] = _state_of(t.flags)
+            _check_resolution(t, journal.open.pop(t.pending_id, None), report)
         pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
+        marked: dict[str, list[int | None]] | None = None
         for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
             if currencies.get(account_id, t.currency) != t.currency:
                 report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {currencies[account_id]}")
@@ -192,11 +226,70 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, 
             a[4] = t.timestamp
             a[5] += 1  # type: ignore[operator]
             if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
-                journal.marks[(account_id, t.timestamp)] = a[:4]
+                marked = marked or {}
+                marked[account_id] = a[:4]
+        if marked is not None or mark_rows.ahead <= t.timestamp:
+            _check_marks(mark_rows, t.timestamp, marked or {}, report)
     if anchor.entries > report.transfers_checked:
         report.violation(f"the journal has {report.transfers_checked} entries, fewer than the anchor's {anchor.entries}")
     report.head = JournalHead(report.transfers_checked, journal.last_hash)
+    _check_marks(mark_rows, math.inf, {}, report)
+    for h in hold_rows.through(math.inf):
+        report.violation(f"hold {h.pending_id} has no pending entry")
+    for pending_id, (_, state) in journal.open.items():
+        if state is not None and state != HoldState.pending.value:
+            report.violation(f"hold {pending_id} is {state}, journal says {HoldState.pending.value}")
     return journal
+
+
+def _check_hold_row(hold_rows: _Beside, opened: Hold, report: AuditReport) -> str | None:
+    """Compare the row of the hold a pending entry opened with what the entry fixes, and
+    name rows met before it that belong to no pending entry. Returns the row's state
+    (None: the hold has no row)."""
+    state = None
+    for h in hold_rows.through(opened.timestamp):
+        if h.entry_timestamp != opened.timestamp:  # its id names no entry, or one that opened no hold
+            report.violation(f"hold {h.pending_id} has no pending entry")
+            continue
+        for name in _OPENED_FIELDS:
+            kept, entered = getattr(h, name), getattr(opened, name)
+            if kept != entered:
+                report.violation(f"hold {h.pending_id}'s {name} is {kept}, its pending entry says {entered}")
+        state = h.state
+    if state is None:
+        report.violation(f"transfer {opened.pending_id} opened a hold that has no row")
+    return state  # type: ignore[no-any-return]
+
+
+def _check_resolution(t: Row[Any], open_hold: tuple[Hold, str | None] | None, report: AuditReport) -> None:
+    """A post, void or expiry against the hold it resolves, and that hold's row's state."""
+    if open_hold is None:
+        report.violation(f"transfer {t.id} resolves {t.pending_id}, which is not an open hold")
+        return
+    hold, row_state = open_hold
+    if (hold.amount, hold.debit_account_id, hold.credit_account_id, hold.currency) != (
+        t.hold_amount, t.debit_account_id, t.credit_account_id, t.currency
+    ):
+        report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
+    elif t.amount > t.hold_amount:
+        report.violation(f"transfer {t.id} posts more than its hold")
+    elif t.flags & TransferFlags.expiry and (hold.expires_at is None or t.timestamp < hold.expires_at):
+        report.violation(f"transfer {t.id} expires hold {t.pending_id} before its deadline")
+    state = _state_of(t.flags)
+    if row_state is not None and row_state != state:
+        report.violation(f"hold {t.pending_id} is {row_state}, journal says {state}")
+
+
+def _check_marks(mark_rows: _Beside, timestamp: float, marked: dict[str, list[int | None]], report: AuditReport) -> None:
+    """The history marks stored up to the entry at `timestamp` against those the walk
+    made there (`marked`, by account): any other mark met is one the journal never made."""
+    for m in mark_rows.through(timestamp):
+        expected = marked.pop(m.account_id, None) if m.timestamp == timestamp else None
+        stored = [m.debits_pending, m.debits_posted, m.credits_pending, m.credits_posted]
+        if expected != stored:
+            report.violation(f"history mark of {m.account_id} at {m.timestamp} is {stored}, journal says {expected}")
+    for account_id in sorted(marked):
+        report.violation(f"history mark of {account_id} at {timestamp} is missing")
 
 
 def _check_head(conn: Connection, journal: _Journal, report: AuditReport) -> None:
@@ -233,36 +326,6 @@ def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) ->
         if c.debits_posted != c.credits_posted or c.debits_pending != c.credits_pending:
             report.violation(f"{code}: debits do not equal credits ({c})")
     report.currencies = dict(currencies)
-
-
-def _check_marks(conn: Connection, journal: _Journal, report: AuditReport) -> None:
-    expected_marks = dict(journal.marks)
-    for m in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(marks_t)):
-        expected_mark = expected_marks.pop((m.account_id, m.timestamp), None)
-        stored_mark = [m.debits_pending, m.debits_posted, m.credits_pending, m.credits_posted]
-        if expected_mark != stored_mark:
-            report.violation(f"history mark of {m.account_id} at {m.timestamp} is {stored_mark}, journal says {expected_mark}")
-    for account_id, timestamp in sorted(expected_marks):
-        report.violation(f"history mark of {account_id} at {timestamp} is missing")
-
-
-def _check_holds(conn: Connection, journal: _Journal, report: AuditReport) -> None:
-    holds_seen = 0
-    for h in conn.execute(select(holds_t)):
-        holds_seen += 1
-        opened = journal.opened.get(h.pending_id)
-        if opened is None:
-            report.violation(f"hold {h.pending_id} has no pending entry")
-            continue
-        for name in _OPENED_FIELDS:
-            kept, entered = getattr(h, name), getattr(opened, name)
-            if kept != entered:
-                report.violation(f"hold {h.pending_id}'s {name} is {kept}, its pending entry says {entered}")
-        expected_state = journal.resolved.get(h.pending_id, HoldState.pending.value)
-        if h.state != expected_state:
-            report.violation(f"hold {h.pending_id} is {h.state}, journal says {expected_state}")
-    if holds_seen != len(journal.opened):
-        report.violation(f"{len(journal.opened)} pending entries but {holds_seen} holds")
 
 
 def _no_entries() -> list[int | None]:
