@@ -4,6 +4,11 @@ The ledger's audit proves the journal is whole and every balance is its journal'
 this proves the trades' own figures agree with that journal: for every escrow and cod
 trade, the net of its escrow transfers (ref = trade id) equals paid - refunded -
 released, and per currency the escrow account's balance equals the sum over open trades.
+
+Trades are read a page at a time, in id order, each page with the escrow moved under its
+trades' ids (the journal's index on ref); escrow moved under any other ref is summed by
+the database, which returns only what does not net to zero. Memory is a page, however
+many trades the platform has.
 """
 
 from __future__ import annotations
@@ -11,12 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from danbao.store import Database
-from danbao.store.raw import Raw
+from danbao.store.raw import Raw, list_placeholders
 from danbao.trade import accounts
 
 # Report at most this many mismatches, of trades or of escrow moved for no trade (the
 # count is still exact).
 MISMATCHES_REPORTED_MAX = 50
+# Trades read at a time, with the escrow moves under their ids: memory for a page, not
+# for every trade on the platform.
+TRADES_PER_PAGE = 1000
+
+_ESCROW_LIKE = f"{accounts.PLATFORM_OWNER}.escrow.%"
+# What a set of transfers moved into escrow, net (two LIKE parameters), and the transfers
+# that touch escrow at all (two more).
+_NET = "SUM(CASE WHEN credit_account_id LIKE ? THEN amount ELSE 0 END) - SUM(CASE WHEN debit_account_id LIKE ? THEN amount ELSE 0 END)"
+_ESCROW_MOVES = "FROM transfers WHERE (credit_account_id LIKE ? OR debit_account_id LIKE ?)"
 
 
 @dataclass
@@ -36,16 +50,7 @@ def reconcile(db: Database) -> Reconciliation:
 
 def _reconcile(raw: Raw) -> Reconciliation:
     report = Reconciliation()
-    escrow_like = f"{accounts.PLATFORM_OWNER}.escrow.%"
-    net_by_ref = {
-        ref: int(net)
-        for ref, net in raw.rows(
-            "SELECT ref, SUM(CASE WHEN credit_account_id LIKE ? THEN amount ELSE 0 END) "
-            "- SUM(CASE WHEN debit_account_id LIKE ? THEN amount ELSE 0 END) "
-            "FROM transfers WHERE (credit_account_id LIKE ? OR debit_account_id LIKE ?) GROUP BY ref",
-            (escrow_like, escrow_like, escrow_like, escrow_like),
-        )
-    }
+    escrow = (_ESCROW_LIKE, _ESCROW_LIKE, _ESCROW_LIKE, _ESCROW_LIKE)  # the net's, then the filter's
     expected_by_currency: dict[str, int] = {}
     mismatches = 0
 
@@ -55,20 +60,45 @@ def _reconcile(raw: Raw) -> Reconciliation:
         if mismatches <= MISMATCHES_REPORTED_MAX:
             report.violations.append(message)
 
-    for trade_id, currency, held in raw.rows(
-        "SELECT id, currency, paid - refunded - released FROM trades WHERE model != 'direct' ORDER BY id"
-    ):
-        report.trades_checked += 1
-        expected_by_currency[currency] = expected_by_currency.get(currency, 0) + int(held)
-        net = net_by_ref.pop(trade_id, 0)
-        if net != held:
-            mismatch(f"trade {trade_id}: escrow moved {net}, the trade says it holds {held}")
-    for ref, net in sorted(net_by_ref.items(), key=lambda kv: str(kv[0])):
-        if net != 0:
-            mismatch(f"escrow moved {net} for {ref!r}, which is no open trade")
+    after = ""  # trade ids are never empty
+    while True:
+        page = raw.rows(
+            "SELECT id, currency, paid - refunded - released FROM trades "
+            f"WHERE model != 'direct' AND id > ? ORDER BY id LIMIT {TRADES_PER_PAGE}",
+            (after,),
+        )
+        ids = [trade_id for trade_id, _, _ in page]
+        net_by_ref = {
+            ref: int(net)
+            for ref, net in raw.rows(
+                f"SELECT ref, {_NET} {_ESCROW_MOVES} AND ref IN ({list_placeholders(len(ids))}) GROUP BY ref", (*escrow, *ids)
+            )
+        } if ids else {}
+        for trade_id, currency, held in page:
+            report.trades_checked += 1
+            expected_by_currency[currency] = expected_by_currency.get(currency, 0) + int(held)
+            net = net_by_ref.get(trade_id, 0)
+            if net != held:
+                mismatch(f"trade {trade_id}: escrow moved {net}, the trade says it holds {held}")
+        if len(page) < TRADES_PER_PAGE:
+            break
+        after = ids[-1]
+    # Escrow moved under any other ref: summed by the database, and only those that do not
+    # net to zero come back, at most one more than are named (then counted).
+    strays = (
+        f"SELECT ref, {_NET} {_ESCROW_MOVES} AND NOT EXISTS "
+        "(SELECT 1 FROM trades WHERE trades.id = transfers.ref AND trades.model != 'direct') "
+        f"GROUP BY ref HAVING {_NET} <> 0"
+    )
+    named = raw.rows(f"{strays} ORDER BY ref LIMIT {MISMATCHES_REPORTED_MAX + 1}", (*escrow, *escrow[:2]))
+    for ref, net in named:
+        mismatch(f"escrow moved {int(net)} for {ref!r}, which is no open trade")
+    if len(named) > MISMATCHES_REPORTED_MAX:
+        [(count,)] = raw.rows(f"SELECT COUNT(*) FROM ({strays}) AS strays", (*escrow, *escrow[:2]))
+        mismatches += int(count) - len(named)
     balances = {
         row[0]: int(row[1])
-        for row in raw.rows("SELECT currency, credits_posted - debits_posted FROM accounts WHERE id LIKE ?", (escrow_like,))
+        for row in raw.rows("SELECT currency, credits_posted - debits_posted FROM accounts WHERE id LIKE ?", (_ESCROW_LIKE,))
     }
     for currency in sorted(set(balances) | set(expected_by_currency)):
         have, want = balances.get(currency, 0), expected_by_currency.get(currency, 0)
