@@ -18,7 +18,7 @@ import time
 import pytest
 
 from danbao.clock import SystemClock
-from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, audit
+from danbao.ledger import AccountFlags, Ledger, NewAccount, NewTransfer, Result, TransferFlags, audit
 from danbao.store import Database
 from tests.ledger.workers import BANK_ACCOUNTS, random_transfer
 
@@ -112,6 +112,65 @@ def test_bank_workload_keeps_the_total_and_the_books(db, database_url):
     report = audit(db)
     assert report.ok, report.violations
     assert report.transfers_checked == len(BANK_ACCOUNTS) + sum(oks) + sum(process_oks)
+
+
+HOLD_WRITERS = 4
+HOLDS_PER_WRITER = 150
+
+
+def test_audits_run_while_holds_open_and_resolve_each_see_one_moment(db):
+    """The audit reads the journal, the hold rows and the history marks as three streams
+    side by side: run while writers open holds and post or void them (and accounts pass
+    their history marks), every audit must find them all at one moment, and pass."""
+    shared = Ledger(db, SystemClock())
+    open_bank(shared)
+    auditing, written = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    audits = [0]
+
+    def writer(i: int) -> None:
+        rng = random.Random(i)
+        own = Ledger(db, SystemClock()) if i % 2 else None  # half with their own ledger: real contention
+        ledger = own or shared
+        try:
+            auditing.wait(WORKLOAD_SECONDS_MAX)
+            for k in range(HOLDS_PER_WRITER):
+                debit, credit = rng.sample(BANK_ACCOUNTS, 2)
+                [held] = ledger.create_transfers([NewTransfer(f"h{i}-{k}", debit, credit, 1, "USD", flags=int(TransferFlags.pending))])
+                assert held.result is Result.ok, held
+                resolve = TransferFlags.post_pending if rng.random() < 0.5 else TransferFlags.void_pending
+                [resolved] = ledger.create_transfers([NewTransfer(f"r{i}-{k}", pending_id=f"h{i}-{k}", flags=int(resolve))])
+                assert resolved.result is Result.ok, resolved
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            if own:
+                own.close()
+
+    def auditor() -> None:
+        try:
+            auditing.set()
+            while not written.is_set():
+                report = audit(db)
+                assert report.ok, report.violations
+                audits[0] += 1
+        except BaseException as error:
+            errors.append(error)
+
+    writers = [threading.Thread(target=writer, args=(i,)) for i in range(HOLD_WRITERS)]
+    checker = threading.Thread(target=auditor)
+    for t in [checker, *writers]:
+        t.start()
+    for t in writers:
+        t.join()
+    written.set()
+    checker.join()
+    shared.close()
+    assert not errors, errors
+    assert audits[0] > 0
+    report = audit(db)
+    assert report.ok, report.violations
+    assert report.transfers_checked == len(BANK_ACCOUNTS) + 2 * HOLD_WRITERS * HOLDS_PER_WRITER
 
 
 def test_concurrent_replays_of_one_transfer_move_money_once(db):
