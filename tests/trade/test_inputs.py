@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
+from danbao.ids import Ids
+from danbao.ledger import Ledger
+from danbao.ledger.model import TOTAL_MAX
 from danbao.money import AMOUNT_MAX_MINOR, format_amount
-from danbao.trade import TradeError
+from danbao.trade import TradeError, Trades
+from danbao.trade import accounts as acc
 from danbao.trade.model import ITEMS_BYTES_MAX, NAME_CHARS_MAX, Model
-from tests.trade.helpers import CUR, FUNDS, Market
+from tests.trade.helpers import CUR, FUNDS, PRICE, Market, open_market
 
 
 @pytest.mark.parametrize(
@@ -124,6 +129,20 @@ def test_a_wallet_cannot_give_more_than_it_holds(market: Market) -> None:
     assert str(e.value) == f"{market.buyer}.wallet.{CUR} has less than {format_amount(FUNDS + 1, CUR)} {CUR} available"
     market.trades.parties.withdraw(market.buyer, FUNDS, CUR)
     assert market.wallet(market.buyer) == 0
+
+
+def test_a_move_that_would_overflow_a_total_names_both_accounts_and_the_amount(ledger, clock, db) -> None:  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)  # escrow's account is opened
+    trade = m.new_trade()
+    escrow, wallet = acc.platform("escrow", CUR), acc.owned(m.buyer, "wallet", CUR)
+    with db.engine.begin() as conn:  # behind the ledger's back: escrow's credits a minor unit short of room for the price
+        conn.execute(text("UPDATE accounts SET credits_posted = :total WHERE id = :id"), {"total": TOTAL_MAX - PRICE + 1, "id": escrow})
+    with Ledger(db, clock) as fresh:  # a ledger that knows no totals from before the edit
+        with pytest.raises(TradeError) as e:
+            Trades(fresh, m.trades.config, Ids(seed=8)).pay(trade.id, m.buyer)
+    assert e.value.code == "overflow"
+    assert str(e.value) == f"{format_amount(PRICE, CUR)} {CUR} more would overflow a total of {wallet} or {escrow}"
 
 
 def test_a_deposit_cannot_give_back_more_than_it_holds(market: Market) -> None:
