@@ -225,6 +225,56 @@ def test_a_hold_row_lost_and_its_pending_entry_are_both_named(books, db):
     assert sorted(audit(db).violations) == ["hold elsewhere has no pending entry", "transfer h1 opened a hold that has no row"]
 
 
+# Rows the audit meets beside the journal, each compared when the walk reaches the entry
+# that made it: tamperings with rows met early, late or never -> every violation reported.
+EXACTLY = {
+    "a hold row moved past later entries": (
+        ["UPDATE holds SET timestamp = {h1_moved} WHERE pending_id = 'h1'"],
+        ["hold h1's timestamp is {h1_moved}, its pending entry says {h1}"],
+    ),
+    "a hold row moved onto the last entry, which opened no hold": (
+        ["UPDATE holds SET pending_id = 't2' WHERE pending_id = 'h1'"],
+        ["transfer h1 opened a hold that has no row", "hold t2 has no pending entry"],
+    ),
+    "the row of a hold still open deleted": (
+        ["DELETE FROM holds WHERE pending_id = 'h2'"],
+        ["transfer h2 opened a hold that has no row"],
+    ),
+    "the row of a resolved hold deleted": (
+        ["DELETE FROM holds WHERE pending_id = 'h1'"],
+        ["transfer h1 opened a hold that has no row"],
+    ),
+    "a history mark after the last entry": (
+        ["INSERT INTO account_marks VALUES ('alice', {after_last}, 1, 2, 3, 4)"],
+        ["history mark of alice at {after_last} is [1, 2, 3, 4], journal says None"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("statements", "expected"), EXACTLY.values(), ids=EXACTLY.keys())
+def test_rows_beside_the_journal_are_each_named_once_where_the_walk_meets_them(books, db, statements, expected):
+    later = [NewTransfer("h2", "alice", "bob", 40, "USD", flags=int(TransferFlags.pending)), NewTransfer("t2", "alice", "bob", 1, "USD")]
+    assert all(r.ok for r in books.create_transfers(later))
+    h1, last = books.transfer("h1").timestamp, books.transfer("t2").timestamp
+    times = {"h1": h1, "h1_moved": h1 + NS_PER_SECOND, "after_last": last + 5}
+    _tamper(db, [statement.format(**times) for statement in statements])
+    assert audit(db).violations == [violation.format(**times) for violation in expected]
+
+
+def test_an_invented_mark_met_with_a_real_one_is_not_taken_for_it(ledger, db, clock):
+    """A mark stored between two entries is met when the walk reaches the next entry;
+    when that entry makes a mark of the same account, the invented one is still one the
+    journal never made, and the real one is still checked."""
+    open_accounts(ledger, "alice", "bob")
+    fund(ledger, "alice", 1000)  # alice's first entry
+    ledger.create_transfers([NewTransfer(f"m{i}", "alice", "bob", 1, "USD") for i in range(HISTORY_MARK_EVERY - 2)])
+    clock.advance(1)  # a gap in time before alice's marked entry
+    ledger.create_transfers([NewTransfer("marked", "alice", "bob", 1, "USD")])
+    marked_at = ledger.transfer("marked").timestamp
+    _tamper(db, [f"INSERT INTO account_marks VALUES ('alice', {marked_at - 1}, 1, 2, 3, 4)"])
+    assert audit(db).violations == [f"history mark of alice at {marked_at - 1} is [1, 2, 3, 4], journal says None"]
+
+
 def test_the_audit_holds_no_more_in_memory_for_a_longer_past(ledger, db, monkeypatch):
     """Resolved holds and history marks are compared as the walk reaches them, not kept:
     auditing four times the resolved holds (and their marks) takes no more memory.

@@ -156,3 +156,42 @@ def test_reconciling_more_trades_takes_no_more_memory(ledger, clock, monkeypatch
     after = peak()
     assert reconcile(ledger.db).trades_checked == 3501
     assert after - before < 150_000, (before, after)  # 3,000 trades' rows held were 400-580 KB
+
+
+def test_escrow_moved_in_and_out_again_under_another_ref_nets_to_nothing(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    wallet, escrow = acc.owned(m.buyer, "wallet", CUR), acc.platform("escrow", CUR)
+    there_and_back = [
+        NewTransfer("in", wallet, escrow, 500, CUR, ref="t_roundtrip"),
+        NewTransfer("out", escrow, wallet, 500, CUR, ref="t_roundtrip"),
+    ]
+    assert all(r.result is Result.ok for r in ledger.create_transfers(there_and_back))
+    assert reconcile(ledger.db).ok
+
+
+def test_escrow_moved_under_a_direct_trades_id_is_a_violation(ledger, clock):  # type: ignore[no-untyped-def]
+    """A direct trade's money goes from wallet to wallet: it is no escrow trade, so escrow
+    moved under its id is moved for no open trade."""
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    m.trades.parties.deposit(m.seller, m.trades.config.deposit_minimum, CUR)
+    direct = m.new_trade("direct").id
+    moved = NewTransfer("stray", acc.owned(m.buyer, "wallet", CUR), acc.platform("escrow", CUR), 300, CUR, ref=direct)
+    assert ledger.create_transfers([moved])[0].result is Result.ok
+    assert reconcile(ledger.db).violations == [
+        f"escrow moved 300 for {direct!r}, which is no open trade",
+        f"{CUR}: escrow holds {PRICE + 300}, open trades hold {PRICE}",
+    ]
+
+
+def test_a_trade_that_says_it_holds_money_no_escrow_move_brought_is_a_violation(ledger, clock):  # type: ignore[no-untyped-def]
+    m = open_market(ledger, clock)
+    m.trades.pay(m.new_trade().id, m.buyer)
+    unpaid = m.new_trade().id
+    with ledger.db.engine.begin() as conn:  # behind the trade engine's back
+        conn.execute(text("UPDATE trades SET paid = 7 WHERE id = :id"), {"id": unpaid})
+    assert reconcile(ledger.db).violations == [
+        f"trade {unpaid}: escrow moved 0, the trade says it holds 7",
+        f"{CUR}: escrow holds {PRICE}, open trades hold {PRICE + 7}",
+    ]
