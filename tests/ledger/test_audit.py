@@ -275,6 +275,20 @@ def test_an_invented_mark_met_with_a_real_one_is_not_taken_for_it(ledger, db, cl
     assert audit(db).violations == [f"history mark of alice at {marked_at - 1} is [1, 2, 3, 4], journal says None"]
 
 
+@pytest.mark.parametrize(("every", "told"), [(2, [(2, 4), (4, 4)]), (3, [(3, 4), (4, 4)]), (10, [(4, 4)])])
+def test_the_audit_tells_how_far_its_walk_is_of_the_entries_the_head_counts(books, db, monkeypatch, every, told):
+    monkeypatch.setattr(importlib.import_module("danbao.ledger.audit"), "PROGRESS_EVERY_ENTRIES", every)
+    heard: list[tuple[int, int]] = []
+    assert audit(db, progress=lambda walked, entries: heard.append((walked, entries))).ok
+    assert heard == told
+
+
+def test_an_empty_journal_is_told_as_walked(db):
+    heard: list[tuple[int, int]] = []
+    assert audit(db, progress=lambda walked, entries: heard.append((walked, entries))).ok
+    assert heard == [(0, 0)]
+
+
 def test_the_audit_holds_no_more_in_memory_for_a_longer_past(ledger, db, monkeypatch):
     """Resolved holds and history marks are compared as the walk reaches them, not kept:
     auditing four times the resolved holds (and their marks) takes no more memory.

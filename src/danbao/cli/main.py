@@ -97,6 +97,8 @@ def audit_command(
     ),
 ) -> None:
     """Prove the books: hash chain, totals, debits = credits, no overdraft. Example: danbao audit"""
+    from rich.progress import Progress
+
     from danbao.ledger import JournalHead, audit
     from danbao.trade.reconcile import reconcile
 
@@ -104,8 +106,11 @@ def audit_command(
         anchored = None if anchor is None else JournalHead.parse(anchor)
     except DanbaoError as error:
         fail(error)
-    with _store() as db:
-        report = audit(db, anchored)
+    # A journal of millions of entries takes minutes: on a terminal, a bar shows the walk
+    # (and is gone once the report prints).
+    with _store() as db, Progress(console=console, transient=True) as bar:
+        task = bar.add_task("auditing the journal", total=None)
+        report = audit(db, anchored, progress=lambda walked, entries: bar.update(task, completed=walked, total=entries))
         trades = reconcile(db)
     table = Table(title="danbao audit")
     for column in ("currency", "debits posted", "credits posted", "debits pending", "credits pending"):

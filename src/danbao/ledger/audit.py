@@ -110,17 +110,26 @@ class AuditReport:
             self.violations.append(message)
 
 
-def audit(db: Database, anchor: JournalHead | None = None) -> AuditReport:
+# The walk tells `progress` how far it is every this many entries (and at its end).
+PROGRESS_EVERY_ENTRIES = 10_000
+
+# (entries walked, entries the head counts): what a progress bar shows.
+Progress = Callable[[int, int], None]
+
+
+def audit(db: Database, anchor: JournalHead | None = None, *, progress: Progress | None = None) -> AuditReport:
     """The books proved; with `anchor`, also that the journal's first `anchor.entries`
-    entries are the ones whose head was recorded."""
-    return db.read(lambda conn: _audit(conn, anchor))
+    entries are the ones whose head was recorded; `progress` hears how far the walk is."""
+    return db.read(lambda conn: _audit(conn, anchor, progress))
 
 
-def _audit(conn: Connection, anchor: JournalHead | None) -> AuditReport:
+def _audit(conn: Connection, anchor: JournalHead | None, progress: Progress | None) -> AuditReport:
     report = AuditReport()
+    head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
     currencies: dict[str, str] = {row.id: row.currency for row in conn.execute(select(accounts_t.c.id, accounts_t.c.currency))}
-    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""), currencies)
-    _check_head(conn, journal, report)
+    told = (lambda walked: progress(walked, head.transfers_count)) if progress is not None else None
+    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""), currencies, told)
+    _check_head(head, journal, report)
     _check_accounts(conn, journal, report)
     return report
 
@@ -176,7 +185,9 @@ class _Journal:
     last_hash: str = GENESIS_HASH
 
 
-def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, currencies: dict[str, str]) -> _Journal:
+def _replay_journal(
+    conn: Connection, report: AuditReport, anchor: JournalHead, currencies: dict[str, str], progress: Callable[[int], None] | None
+) -> _Journal:
     """Walk the journal once, checking each entry's hash link, amount, hold and currency
     (its accounts', from `currencies`), and the anchor where the walk reaches it, and
     derive every account's totals and history chain; check each hold row and history
@@ -193,6 +204,8 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, 
     rows = streamed.execute(select(transfers_t).order_by(transfers_t.c.timestamp))
     for t in rows:
         report.transfers_checked += 1
+        if progress is not None and report.transfers_checked % PROGRESS_EVERY_ENTRIES == 0:
+            progress(report.transfers_checked)
         expected = entry_hash(
             journal.last_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
             t.hold_amount, t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id,
@@ -233,6 +246,8 @@ def _replay_journal(conn: Connection, report: AuditReport, anchor: JournalHead, 
     if anchor.entries > report.transfers_checked:
         report.violation(f"the journal has {report.transfers_checked} entries, fewer than the anchor's {anchor.entries}")
     report.head = JournalHead(report.transfers_checked, journal.last_hash)
+    if progress is not None and (report.transfers_checked % PROGRESS_EVERY_ENTRIES or not report.transfers_checked):
+        progress(report.transfers_checked)  # the end, unless just told
     _check_marks(mark_rows, math.inf, {}, report)
     for h in hold_rows.through(math.inf):
         report.violation(f"hold {h.pending_id} has no pending entry")
@@ -292,8 +307,7 @@ def _check_marks(mark_rows: _Beside, timestamp: float, marked: dict[str, list[in
         report.violation(f"history mark of {account_id} at {timestamp} is missing")
 
 
-def _check_head(conn: Connection, journal: _Journal, report: AuditReport) -> None:
-    head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
+def _check_head(head: Row[Any], journal: _Journal, report: AuditReport) -> None:
     if head.hash != journal.last_hash or head.transfers_count != report.transfers_checked:
         report.violation("journal head does not match the last entry (rows removed or added)")
 
