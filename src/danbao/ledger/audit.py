@@ -206,18 +206,7 @@ def _replay_journal(
         report.transfers_checked += 1
         if progress is not None and report.transfers_checked % PROGRESS_EVERY_ENTRIES == 0:
             progress(report.transfers_checked)
-        expected = entry_hash(
-            journal.last_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
-            t.hold_amount, t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id,
-            t.timeout_seconds,
-        )
-        if expected != t.hash:
-            report.violation(f"hash chain broken at transfer {t.id} (timestamp {t.timestamp})")
-        journal.last_hash = t.hash
-        if report.transfers_checked == anchor.entries and expected != anchor.hash:
-            report.violation(f"the journal's first {anchor.entries} entries are not the anchor's: they hash to {expected}, not {anchor.hash}")
-        if t.amount <= 0:
-            report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
+        _check_entry(t, journal, anchor, report)
         if t.flags & TransferFlags.pending:
             opened = Hold(
                 t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
@@ -226,21 +215,7 @@ def _replay_journal(
             journal.open[t.id] = (opened, _check_hold_row(hold_rows, opened, report))
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
             _check_resolution(t, journal.open.pop(t.pending_id, None), report)
-        pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
-        marked: dict[str, list[int | None]] | None = None
-        for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
-            if currencies.get(account_id, t.currency) != t.currency:
-                report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {currencies[account_id]}")
-            a = journal.accounts[account_id]
-            a[first] += pending_delta  # type: ignore[operator]
-            a[first + 1] += posted_delta  # type: ignore[operator]
-            if prev != a[4]:
-                report.violation(f"history chain of {account_id} broken at transfer {t.id}")
-            a[4] = t.timestamp
-            a[5] += 1  # type: ignore[operator]
-            if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
-                marked = marked or {}
-                marked[account_id] = a[:4]
+        marked = _move_accounts(t, journal, currencies, report)
         if marked is not None or mark_rows.ahead <= t.timestamp:
             _check_marks(mark_rows, t.timestamp, marked or {}, report)
     if anchor.entries > report.transfers_checked:
@@ -248,6 +223,7 @@ def _replay_journal(
     report.head = JournalHead(report.transfers_checked, journal.last_hash)
     if progress is not None and (report.transfers_checked % PROGRESS_EVERY_ENTRIES or not report.transfers_checked):
         progress(report.transfers_checked)  # the end, unless just told
+    # What the walk left: rows of entries past the last, and the holds still open.
     _check_marks(mark_rows, math.inf, {}, report)
     for h in hold_rows.through(math.inf):
         report.violation(f"hold {h.pending_id} has no pending entry")
@@ -255,6 +231,44 @@ def _replay_journal(
         if state is not None and state != HoldState.pending.value:
             report.violation(f"hold {pending_id} is {state}, journal says {HoldState.pending.value}")
     return journal
+
+
+def _check_entry(t: Row[Any], journal: _Journal, anchor: JournalHead, report: AuditReport) -> None:
+    """An entry's link to the one before it (and the anchor, if it ends there), and its amount."""
+    expected = entry_hash(
+        journal.last_hash, t.timestamp, t.id, t.debit_account_id, t.credit_account_id, t.amount,
+        t.hold_amount, t.currency, t.code, t.ref, t.metadata, t.flags, t.pending_id,
+        t.timeout_seconds,
+    )
+    if expected != t.hash:
+        report.violation(f"hash chain broken at transfer {t.id} (timestamp {t.timestamp})")
+    journal.last_hash = t.hash
+    if report.transfers_checked == anchor.entries and expected != anchor.hash:
+        report.violation(f"the journal's first {anchor.entries} entries are not the anchor's: they hash to {expected}, not {anchor.hash}")
+    if t.amount <= 0:
+        report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
+
+
+def _move_accounts(t: Row[Any], journal: _Journal, currencies: dict[str, str], report: AuditReport) -> dict[str, list[int | None]] | None:
+    """Move both accounts' derived totals and history by an entry, checking its currency
+    and each side's link to the account's previous entry. Returns the marks it makes
+    (totals by account), if any."""
+    pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
+    marked: dict[str, list[int | None]] | None = None
+    for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
+        if currencies.get(account_id, t.currency) != t.currency:
+            report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {currencies[account_id]}")
+        a = journal.accounts[account_id]
+        a[first] += pending_delta  # type: ignore[operator]
+        a[first + 1] += posted_delta  # type: ignore[operator]
+        if prev != a[4]:
+            report.violation(f"history chain of {account_id} broken at transfer {t.id}")
+        a[4] = t.timestamp
+        a[5] += 1  # type: ignore[operator]
+        if a[5] % HISTORY_MARK_EVERY == 0:  # type: ignore[operator]
+            marked = marked or {}
+            marked[account_id] = a[:4]
+    return marked
 
 
 def _check_hold_row(hold_rows: _Beside, opened: Hold, report: AuditReport) -> str | None:
