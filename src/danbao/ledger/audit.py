@@ -126,9 +126,12 @@ def audit(db: Database, anchor: JournalHead | None = None, *, progress: Progress
 def _audit(conn: Connection, anchor: JournalHead | None, progress: Progress | None) -> AuditReport:
     report = AuditReport()
     head = conn.execute(select(head_t).where(head_t.c.id == 1)).one()
-    currencies: dict[str, str] = {row.id: row.currency for row in conn.execute(select(accounts_t.c.id, accounts_t.c.currency))}
+    journal = _Journal()
+    codes: dict[str, str] = {}  # one string per currency, not one per account
+    for row in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(accounts_t.c.id, accounts_t.c.currency)):
+        journal.accounts[row.id] = [0, 0, 0, 0, None, 0, codes.setdefault(row.currency, row.currency)]
     told = (lambda walked: progress(walked, head.transfers_count)) if progress is not None else None
-    journal = _replay_journal(conn, report, anchor or JournalHead(-1, ""), currencies, told)
+    _replay_journal(conn, report, anchor or JournalHead(-1, ""), journal, told)
     _check_head(head, journal, report)
     _check_accounts(conn, journal, report)
     return report
@@ -177,8 +180,10 @@ class _Beside:
 class _Journal:
     """What the journal says, replayed from genesis: the state every check compares with."""
 
-    # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry, entries]
-    accounts: dict[str, list[int | None]] = field(default_factory=lambda: defaultdict(_no_entries))
+    # account -> [debits_pending, debits_posted, credits_pending, credits_posted, last entry,
+    # entries, currency]: every account the table has, with its currency, and any other the
+    # journal names (currency None).
+    accounts: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(_no_entries))
     # pending id -> the hold its entry opened, and its row's state (None: it has no row),
     # for the holds open where the walk is: a resolution takes its hold out.
     open: dict[str, tuple[Hold, str | None]] = field(default_factory=dict)
@@ -186,14 +191,13 @@ class _Journal:
 
 
 def _replay_journal(
-    conn: Connection, report: AuditReport, anchor: JournalHead, currencies: dict[str, str], progress: Callable[[int], None] | None
-) -> _Journal:
+    conn: Connection, report: AuditReport, anchor: JournalHead, journal: _Journal, progress: Callable[[int], None] | None
+) -> None:
     """Walk the journal once, checking each entry's hash link, amount, hold and currency
-    (its accounts', from `currencies`), and the anchor where the walk reaches it, and
-    derive every account's totals and history chain; check each hold row and history
-    mark when the walk reaches the entry that made it. (No anchor is one at -1 entries,
-    which the walk never reaches.)"""
-    journal = _Journal()
+    (its accounts'), and the anchor where the walk reaches it, and derive into `journal`
+    every account's totals and history chain; check each hold row and history mark when
+    the walk reaches the entry that made it. (No anchor is one at -1 entries, which the
+    walk never reaches.)"""
     if anchor.entries == 0 and anchor.hash != GENESIS_HASH:
         report.violation(f"anchor {anchor} has no entries but is not the genesis hash")
     streamed = conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH)
@@ -215,7 +219,7 @@ def _replay_journal(
             journal.open[t.id] = (opened, _check_hold_row(hold_rows, opened, report))
         elif t.flags & (TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry):
             _check_resolution(t, journal.open.pop(t.pending_id, None), report)
-        marked = _move_accounts(t, journal, currencies, report)
+        marked = _move_accounts(t, journal, report)
         if marked is not None or mark_rows.ahead <= t.timestamp:
             _check_marks(mark_rows, t.timestamp, marked or {}, report)
     if anchor.entries > report.transfers_checked:
@@ -230,7 +234,6 @@ def _replay_journal(
     for pending_id, (_, state) in journal.open.items():
         if state is not None and state != HoldState.pending.value:
             report.violation(f"hold {pending_id} is {state}, journal says {HoldState.pending.value}")
-    return journal
 
 
 def _check_entry(t: Row[Any], journal: _Journal, anchor: JournalHead, report: AuditReport) -> None:
@@ -249,16 +252,16 @@ def _check_entry(t: Row[Any], journal: _Journal, anchor: JournalHead, report: Au
         report.violation(f"transfer {t.id} has non-positive amount {t.amount}")
 
 
-def _move_accounts(t: Row[Any], journal: _Journal, currencies: dict[str, str], report: AuditReport) -> dict[str, list[int | None]] | None:
+def _move_accounts(t: Row[Any], journal: _Journal, report: AuditReport) -> dict[str, list[int | None]] | None:
     """Move both accounts' derived totals and history by an entry, checking its currency
     and each side's link to the account's previous entry. Returns the marks it makes
     (totals by account), if any."""
     pending_delta, posted_delta = deltas(t.flags, t.amount, t.hold_amount)
     marked: dict[str, list[int | None]] | None = None
     for account_id, first, prev in ((t.debit_account_id, 0, t.debit_prev), (t.credit_account_id, 2, t.credit_prev)):
-        if currencies.get(account_id, t.currency) != t.currency:
-            report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {currencies[account_id]}")
         a = journal.accounts[account_id]
+        if a[6] is not None and a[6] != t.currency:
+            report.violation(f"transfer {t.id} moves {t.currency} on account {account_id}, which is in {a[6]}")
         a[first] += pending_delta  # type: ignore[operator]
         a[first + 1] += posted_delta  # type: ignore[operator]
         if prev != a[4]:
@@ -329,15 +332,15 @@ def _check_head(head: Row[Any], journal: _Journal, report: AuditReport) -> None:
 def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) -> None:
     """Each account's totals and history against the journal, its flags against its
     totals, and per currency, debits against credits."""
-    derived = dict(journal.accounts)
+    derived = journal.accounts  # taken out as met: what is left names no account
     currencies: dict[str, CurrencyTotals] = defaultdict(CurrencyTotals)
-    for a in conn.execute(select(accounts_t).order_by(accounts_t.c.id)):
+    for a in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(accounts_t).order_by(accounts_t.c.id)):
         report.accounts_checked += 1
         stored = [a.debits_pending, a.debits_posted, a.credits_pending, a.credits_posted]
         expected = derived.pop(a.id, _no_entries())
         if stored != expected[:4]:
             report.violation(f"account {a.id} totals {stored} differ from its journal {expected[:4]}")
-        if [a.last_entry, a.entries] != expected[4:]:
+        if [a.last_entry, a.entries] != expected[4:6]:
             report.violation(f"account {a.id} history ends at {a.last_entry} after {a.entries} entries, journal says {expected[4]} after {expected[5]}")
         if a.flags & AccountFlags.no_overdraft and a.debits_pending + a.debits_posted > a.credits_posted:
             report.violation(f"account {a.id} is overdrawn")
@@ -356,8 +359,9 @@ def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) ->
     report.currencies = dict(currencies)
 
 
-def _no_entries() -> list[int | None]:
-    return [0, 0, 0, 0, None, 0]
+def _no_entries() -> list[Any]:
+    """An account as no entry has moved it, of an unknown currency."""
+    return [0, 0, 0, 0, None, 0, None]
 
 
 def _state_of(flags: int) -> str:
