@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -38,6 +40,18 @@ def open_bank(ledger: Ledger) -> None:
     assert all(r.result is Result.ok for r in results)
 
 
+@contextmanager
+def writers_ledger(db: Database, shared: Ledger, writer: int) -> Iterator[Ledger]:
+    """Even writers share one ledger (its group committer); odd ones have their own, so
+    ledgers contend in the database too."""
+    own = Ledger(db, SystemClock()) if writer % 2 else None
+    try:
+        yield own or shared
+    finally:
+        if own:
+            own.close()
+
+
 def test_bank_workload_keeps_the_total_and_the_books(db, database_url):
     shared = Ledger(db, SystemClock())
     open_bank(shared)
@@ -50,20 +64,16 @@ def test_bank_workload_keeps_the_total_and_the_books(db, database_url):
 
     def writer(i: int) -> None:
         rng = random.Random(i)
-        own = Ledger(db, SystemClock()) if i % 2 else None  # half share the group committer
-        ledger = own or shared
         try:
-            for k in range(TRANSFERS_PER_WRITER):
-                if time.monotonic() > deadline:
-                    break
-                [r] = ledger.create_transfers([random_transfer(rng, f"w{i}-{k}")])
-                assert r.result in (Result.ok, Result.insufficient_funds), r
-                oks[i] += r.result is Result.ok
+            with writers_ledger(db, shared, i) as ledger:
+                for k in range(TRANSFERS_PER_WRITER):
+                    if time.monotonic() > deadline:
+                        break
+                    [r] = ledger.create_transfers([random_transfer(rng, f"w{i}-{k}")])
+                    assert r.result in (Result.ok, Result.insufficient_funds), r
+                    oks[i] += r.result is Result.ok
         except BaseException as error:  # reported by the main thread
             errors.append(error)
-        finally:
-            if own:
-                own.close()
 
     def reader() -> None:
         try:
@@ -130,22 +140,18 @@ def test_audits_run_while_holds_open_and_resolve_each_see_one_moment(db):
 
     def writer(i: int) -> None:
         rng = random.Random(i)
-        own = Ledger(db, SystemClock()) if i % 2 else None  # half with their own ledger: real contention
-        ledger = own or shared
         try:
-            auditing.wait(WORKLOAD_SECONDS_MAX)
-            for k in range(HOLDS_PER_WRITER):
-                debit, credit = rng.sample(BANK_ACCOUNTS, 2)
-                [held] = ledger.create_transfers([NewTransfer(f"h{i}-{k}", debit, credit, 1, "USD", flags=int(TransferFlags.pending))])
-                assert held.result is Result.ok, held
-                resolve = TransferFlags.post_pending if rng.random() < 0.5 else TransferFlags.void_pending
-                [resolved] = ledger.create_transfers([NewTransfer(f"r{i}-{k}", pending_id=f"h{i}-{k}", flags=int(resolve))])
-                assert resolved.result is Result.ok, resolved
+            with writers_ledger(db, shared, i) as ledger:
+                auditing.wait(WORKLOAD_SECONDS_MAX)
+                for k in range(HOLDS_PER_WRITER):
+                    debit, credit = rng.sample(BANK_ACCOUNTS, 2)
+                    [held] = ledger.create_transfers([NewTransfer(f"h{i}-{k}", debit, credit, 1, "USD", flags=int(TransferFlags.pending))])
+                    assert held.result is Result.ok, held
+                    resolve = TransferFlags.post_pending if rng.random() < 0.5 else TransferFlags.void_pending
+                    [resolved] = ledger.create_transfers([NewTransfer(f"r{i}-{k}", pending_id=f"h{i}-{k}", flags=int(resolve))])
+                    assert resolved.result is Result.ok, resolved
         except BaseException as error:  # reported by the main thread
             errors.append(error)
-        finally:
-            if own:
-                own.close()
 
     def auditor() -> None:
         try:
