@@ -27,10 +27,11 @@ MISMATCHES_REPORTED_MAX = 50
 TRADES_PER_PAGE = 1000
 
 _ESCROW_LIKE = f"{accounts.PLATFORM_OWNER}.escrow.%"
-# What a set of transfers moved into escrow, net (two LIKE parameters), and the transfers
-# that touch escrow at all (two more).
+# What a set of transfers moved into escrow, net, and the transfers that touch escrow at
+# all: each takes `_ESCROW_PARAMS`.
 _NET = "SUM(CASE WHEN credit_account_id LIKE ? THEN amount ELSE 0 END) - SUM(CASE WHEN debit_account_id LIKE ? THEN amount ELSE 0 END)"
 _ESCROW_MOVES = "FROM transfers WHERE (credit_account_id LIKE ? OR debit_account_id LIKE ?)"
+_ESCROW_PARAMS = (_ESCROW_LIKE, _ESCROW_LIKE)
 
 
 @dataclass
@@ -50,7 +51,6 @@ def reconcile(db: Database) -> Reconciliation:
 
 def _reconcile(raw: Raw) -> Reconciliation:
     report = Reconciliation()
-    escrow = (_ESCROW_LIKE, _ESCROW_LIKE, _ESCROW_LIKE, _ESCROW_LIKE)  # the net's, then the filter's
     expected_by_currency: dict[str, int] = {}
     mismatches = 0
 
@@ -68,16 +68,11 @@ def _reconcile(raw: Raw) -> Reconciliation:
             (after,),
         )
         ids = [trade_id for trade_id, _, _ in page]
-        net_by_ref = {
-            ref: int(net)
-            for ref, net in raw.rows(
-                f"SELECT ref, {_NET} {_ESCROW_MOVES} AND ref IN ({list_placeholders(len(ids))}) GROUP BY ref", (*escrow, *ids)
-            )
-        } if ids else {}
+        moved = _escrow_moved_under(raw, ids)
         for trade_id, currency, held in page:
             report.trades_checked += 1
             expected_by_currency[currency] = expected_by_currency.get(currency, 0) + int(held)
-            net = net_by_ref.get(trade_id, 0)
+            net = moved.get(trade_id, 0)
             if net != held:
                 mismatch(f"trade {trade_id}: escrow moved {net}, the trade says it holds {held}")
         if len(page) < TRADES_PER_PAGE:
@@ -90,11 +85,11 @@ def _reconcile(raw: Raw) -> Reconciliation:
         "(SELECT 1 FROM trades WHERE trades.id = transfers.ref AND trades.model != 'direct') "
         f"GROUP BY ref HAVING {_NET} <> 0"
     )
-    named = raw.rows(f"{strays} ORDER BY ref LIMIT {MISMATCHES_REPORTED_MAX + 1}", (*escrow, *escrow[:2]))
+    named = raw.rows(f"{strays} ORDER BY ref LIMIT {MISMATCHES_REPORTED_MAX + 1}", _ESCROW_PARAMS * 3)
     for ref, net in named:
         mismatch(f"escrow moved {int(net)} for {ref!r}, which is no open trade")
     if len(named) > MISMATCHES_REPORTED_MAX:
-        [(count,)] = raw.rows(f"SELECT COUNT(*) FROM ({strays}) AS strays", (*escrow, *escrow[:2]))
+        [(count,)] = raw.rows(f"SELECT COUNT(*) FROM ({strays}) AS strays", _ESCROW_PARAMS * 3)
         mismatches += int(count) - len(named)
     balances = {
         row[0]: int(row[1])
@@ -108,3 +103,14 @@ def _reconcile(raw: Raw) -> Reconciliation:
     if mismatches > MISMATCHES_REPORTED_MAX:
         report.violations.append(f"... {mismatches - MISMATCHES_REPORTED_MAX} more mismatches of trades and escrow")
     return report
+
+
+def _escrow_moved_under(raw: Raw, trade_ids: list[str]) -> dict[str, int]:
+    """What escrow took in, net, under each of these ids as refs (a page of them)."""
+    if not trade_ids:
+        return {}
+    rows = raw.rows(
+        f"SELECT ref, {_NET} {_ESCROW_MOVES} AND ref IN ({list_placeholders(len(trade_ids))}) GROUP BY ref",
+        (*_ESCROW_PARAMS, *_ESCROW_PARAMS, *trade_ids),
+    )
+    return {ref: int(net) for ref, net in rows}
