@@ -129,7 +129,7 @@ def _audit(conn: Connection, anchor: JournalHead | None, progress: Progress | No
     journal = _Journal()
     codes: dict[str, str] = {}  # one string per currency, not one per account
     for row in conn.execution_options(yield_per=STREAM_ROWS_PER_FETCH).execute(select(accounts_t.c.id, accounts_t.c.currency)):
-        journal.accounts[row.id] = [0, 0, 0, 0, None, 0, codes.setdefault(row.currency, row.currency)]
+        journal.accounts[row.id] = _no_entries(codes.setdefault(row.currency, row.currency))
     told = (lambda walked: progress(walked, head.transfers_count)) if progress is not None else None
     _replay_journal(conn, report, anchor or JournalHead(-1, ""), journal, told)
     _check_head(head, journal, report)
@@ -359,9 +359,9 @@ def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) ->
     report.currencies = dict(currencies)
 
 
-def _no_entries() -> list[Any]:
-    """An account as no entry has moved it, of an unknown currency."""
-    return [0, 0, 0, 0, None, 0, None]
+def _no_entries(currency: str | None = None) -> list[Any]:
+    """An account as no entry has moved it (of a currency unknown, for one the table lacks)."""
+    return [0, 0, 0, 0, None, 0, currency]
 
 
 def _state_of(flags: int) -> str:
