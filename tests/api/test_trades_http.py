@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 
 import pytest
 
@@ -29,6 +31,35 @@ def test_an_escrow_trade_from_order_to_payout(live: Live) -> None:
     assert [e.type for e in buyer.trade_events(t.id)] == ["trade.created", "trade.paid", "trade.shipped", "trade.completed"]
     report = live.admin.audit()
     assert report.ok and report.trades_checked == 1
+
+
+def test_the_server_runs_one_audit_at_a_time(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each audit reads the whole journal: a second one asked for while the first runs is
+    refused with its own code, and the first still answers."""
+    inside, release = threading.Event(), threading.Event()
+    operator_routes = importlib.import_module("danbao.api.routes.operator")
+    real = operator_routes.audit_ledger
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        inside.set()
+        assert release.wait(30), "the test never released the first audit"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(operator_routes, "audit_ledger", held)
+    answers: list[object] = []
+    first = threading.Thread(target=lambda: answers.append(live.admin.audit()))
+    first.start()
+    try:
+        assert inside.wait(30)
+        with pytest.raises(ApiError) as refused:
+            live.client(live.admin_key).audit()
+        assert (refused.value.status, refused.value.code) == (409, "audit_in_progress")
+    finally:
+        release.set()
+        first.join(30)
+    assert len(answers) == 1 and answers[0].ok  # type: ignore[attr-defined]
+    monkeypatch.setattr(operator_routes, "audit_ledger", real)
+    assert live.admin.audit().ok  # once it has answered, the next one runs
 
 
 def test_the_operators_audit_names_the_journal_head_and_proves_an_anchor(live: Live) -> None:

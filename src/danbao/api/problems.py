@@ -48,6 +48,7 @@ class ApiCode(str, Enum):
     url_invalid = "url_invalid"
     url_not_public = "url_not_public"
     event_types_invalid = "event_types_invalid"
+    audit_in_progress = "audit_in_progress"  # the server is already running an audit
     internal_error = "internal_error"  # a fault of ours, not the request's (the server logs it)
 
 
@@ -71,6 +72,7 @@ _STATUSES: dict[Enum | str, int] = {
     TradeCode.deposit_locked: 409,
     ApiCode.idempotency_in_progress: 409,
     ApiCode.idempotency_response_lost: 409,
+    ApiCode.audit_in_progress: 409,
     ApiCode.body_too_large: 413,
     ApiCode.media_type_unsupported: 415,
     ApiCode.idempotency_key_reused: 422,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from danbao.api.idempotency import IdempotencyStore
 from danbao.api.keys import ApiKeys
@@ -22,6 +23,9 @@ class Services:
     keys: ApiKeys
     idempotency: IdempotencyStore
     webhooks: Webhooks
+    # Held while an audit runs: one at a time, since each reads the whole journal and
+    # holds the GIL for most of it, slowing every other request while it does.
+    auditing: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def trade_works(self) -> Trades:
