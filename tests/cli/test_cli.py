@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
 import sqlite3
+import subprocess
 
 import pytest
 from sqlalchemy import text
@@ -11,6 +14,7 @@ from typer.testing import CliRunner
 
 from danbao.cli.main import app
 from danbao.store import Database
+from tests.cli import CLI
 from tests.ports import unused_port
 
 runner = CliRunner()
@@ -414,3 +418,34 @@ def test_a_moment_is_read_to_the_microsecond_and_in_utc_unless_it_says_otherwise
     from danbao.cli.main import _moment
 
     assert _moment(moment) == ns
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run the CLI with a pseudo-terminal for its output, as a person at one would."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "100"}
+    env.pop("NO_COLOR", None)
+    process = subprocess.Popen([*CLI, *args], stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the child closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def test_the_audit_shows_its_walk_on_a_terminal_and_not_in_a_pipe(url):
+    assert run(url, "account", "create", "bank", "--kind", "bank_clearing", "--currency", "CNY").exit_code == 0
+    assert run(url, "account", "create", "alice", "--currency", "CNY").exit_code == 0
+    assert run(url, "transfer", "t1", "bank", "alice", "1.00", "--currency", "CNY").exit_code == 0
+    status, shown = _on_a_terminal("--database-url", url, "audit")
+    assert status == 0 and "auditing the journal" in shown and "OK" in shown
+    assert "100%" in shown, "the bar heard the walk end"
+    piped = run(url, "audit")
+    assert piped.exit_code == 0 and "auditing" not in piped.output

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from tests.cli import CLI
 from tests.ports import unused_port
 
 LINES_MAX = 200  # what a process may print before the line a test waits for
-CLI = [sys.executable, "-c", "from danbao.cli.main import main; main()"]
 
 
 @dataclass
