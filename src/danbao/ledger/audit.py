@@ -53,12 +53,13 @@ from danbao.store.schema import ledger_head as head_t
 from danbao.store.schema import transfers as transfers_t
 
 STREAM_ROWS_PER_FETCH = 5000
+VIOLATIONS_REPORTED_MAX = 100
+
 # Flags as plain ints: an IntFlag's `&` goes through the enum's machinery (about 1.3 us),
 # and the walk tests flags several times an entry.
 _PENDING, _POST, _VOID, _EXPIRY = (int(f) for f in (TransferFlags.pending, TransferFlags.post_pending, TransferFlags.void_pending, TransferFlags.expiry))
 _RESOLVING = int(RESOLVING_FLAGS)
 _NO_OVERDRAFT, _NO_OVERCREDIT = int(AccountFlags.no_overdraft), int(AccountFlags.no_overcredit)
-VIOLATIONS_REPORTED_MAX = 100
 
 
 @dataclass
