@@ -35,13 +35,17 @@ from sqlalchemy import Connection, Row, select
 from danbao.errors import DanbaoError
 from danbao.ledger.journal import deltas, entry_hash, hold_deadline
 from danbao.ledger.model import (
+    FLAG_EXPIRY,
+    FLAG_NO_OVERCREDIT,
+    FLAG_NO_OVERDRAFT,
+    FLAG_PENDING,
+    FLAG_POST,
+    FLAG_RESOLVING,
+    FLAG_VOID,
     HISTORY_MARK_EVERY,
-    RESOLVING_FLAGS,
     TOTAL_MAX,
-    AccountFlags,
     Hold,
     HoldState,
-    TransferFlags,
 )
 from danbao.ledger.results import ReadCode
 from danbao.store import Database
@@ -54,12 +58,6 @@ from danbao.store.schema import transfers as transfers_t
 
 STREAM_ROWS_PER_FETCH = 5000
 VIOLATIONS_REPORTED_MAX = 100
-
-# Flags as plain ints: an IntFlag's `&` goes through the enum's machinery (about 1.3 us),
-# and the walk tests flags several times an entry.
-_PENDING, _POST, _VOID, _EXPIRY = (int(f) for f in (TransferFlags.pending, TransferFlags.post_pending, TransferFlags.void_pending, TransferFlags.expiry))
-_RESOLVING = int(RESOLVING_FLAGS)
-_NO_OVERDRAFT, _NO_OVERCREDIT = int(AccountFlags.no_overdraft), int(AccountFlags.no_overcredit)
 
 
 @dataclass
@@ -232,13 +230,13 @@ def _replay_journal(
         if progress is not None and report.transfers_checked % PROGRESS_EVERY_ENTRIES == 0:
             progress(report.transfers_checked)
         _check_entry(t, journal, anchor, report)
-        if t.flags & _PENDING:
+        if t.flags & FLAG_PENDING:
             opened = Hold(
                 t.id, t.debit_account_id, t.credit_account_id, t.amount, t.currency, t.timestamp,
                 hold_deadline(t.timestamp, t.timeout_seconds), HoldState.pending.value,
             )
             journal.open[t.id] = (opened, _check_hold_row(hold_rows, opened, report))
-        elif t.flags & _RESOLVING:
+        elif t.flags & FLAG_RESOLVING:
             _check_resolution(t, journal.open.pop(t.pending_id, None), report)
         marked = _move_accounts(t, journal, report)
         if marked is not None or mark_rows.ahead <= t.timestamp:
@@ -326,7 +324,7 @@ def _check_resolution(t: _Entry, open_hold: tuple[Hold, str | None] | None, repo
         report.violation(f"transfer {t.id} does not match hold {t.pending_id}")
     elif t.amount > t.hold_amount:
         report.violation(f"transfer {t.id} posts more than its hold")
-    elif t.flags & _EXPIRY and (hold.expires_at is None or t.timestamp < hold.expires_at):
+    elif t.flags & FLAG_EXPIRY and (hold.expires_at is None or t.timestamp < hold.expires_at):
         report.violation(f"transfer {t.id} expires hold {t.pending_id} before its deadline")
     state = _state_of(t.flags)
     if row_state is not None and row_state != state:
@@ -364,9 +362,9 @@ def _check_accounts(conn: Connection, journal: _Journal, report: AuditReport) ->
             report.violation(f"account {a.id} totals {stored} differ from its journal {expected[:4]}")
         if [a.last_entry, a.entries] != expected[4:6]:
             report.violation(f"account {a.id} history ends at {a.last_entry} after {a.entries} entries, journal says {expected[4]} after {expected[5]}")
-        if a.flags & _NO_OVERDRAFT and a.debits_pending + a.debits_posted > a.credits_posted:
+        if a.flags & FLAG_NO_OVERDRAFT and a.debits_pending + a.debits_posted > a.credits_posted:
             report.violation(f"account {a.id} is overdrawn")
-        if a.flags & _NO_OVERCREDIT and a.credits_pending + a.credits_posted > a.debits_posted:
+        if a.flags & FLAG_NO_OVERCREDIT and a.credits_pending + a.credits_posted > a.debits_posted:
             report.violation(f"account {a.id} is overcredited")
         c = currencies[a.currency]
         c.debits_pending += a.debits_pending
@@ -387,8 +385,8 @@ def _no_entries(currency: str | None = None) -> list[Any]:
 
 
 def _state_of(flags: int) -> str:
-    if flags & _POST:
+    if flags & FLAG_POST:
         return HoldState.posted.value
-    if flags & _VOID:
+    if flags & FLAG_VOID:
         return HoldState.voided.value
     return HoldState.expired.value

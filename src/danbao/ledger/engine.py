@@ -19,17 +19,23 @@ from danbao.ledger.journal import canonical_metadata, entry_hash, hold_deadline
 from danbao.ledger.model import (
     CLIENT_TRANSFER_FLAGS,
     CODE_PATTERN,
+    FLAG_BALANCING,
+    FLAG_EXPIRY,
+    FLAG_LINKED,
+    FLAG_NO_OVERCREDIT,
+    FLAG_NO_OVERDRAFT,
+    FLAG_PENDING,
+    FLAG_POST,
+    FLAG_VOID,
     HISTORY_MARK_EVERY,
     ID_PATTERN,
     METADATA_BYTES_MAX,
     TIMEOUT_SECONDS_MAX,
     TOTAL_MAX,
-    AccountFlags,
     Hold,
     HoldState,
     NewTransfer,
     Transfer,
-    TransferFlags,
     TransferResult,
 )
 from danbao.ledger.results import Result
@@ -38,16 +44,8 @@ from danbao.money import AMOUNT_MAX_MINOR, is_currency
 EXPIRY_ID_PREFIX = "~"  # client ids cannot start with it, so expiry entries never collide
 EXPIRY_CODE = "expiry"  # why an entry that voids an expired hold moved money (a transfer code)
 
-_LINKED = int(TransferFlags.linked)
-_PENDING = int(TransferFlags.pending)
-_POST = int(TransferFlags.post_pending)
-_VOID = int(TransferFlags.void_pending)
-_BALANCING = int(TransferFlags.balancing)
-_EXPIRY = int(TransferFlags.expiry)
-_KIND_FLAGS = _PENDING | _POST | _VOID
+_KIND_FLAGS = FLAG_PENDING | FLAG_POST | FLAG_VOID
 _CLIENT = int(CLIENT_TRANSFER_FLAGS)
-_NO_OVERDRAFT = int(AccountFlags.no_overdraft)
-_NO_OVERCREDIT = int(AccountFlags.no_overcredit)
 
 
 @dataclass(slots=True)
@@ -249,11 +247,11 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
     if type(flags) is not int or flags & ~_CLIENT:
         return Result.flags_invalid, None
     kind = flags & _KIND_FLAGS
-    resolving = kind & (_POST | _VOID)
+    resolving = kind & (FLAG_POST | FLAG_VOID)
     if kind:
         if kind & (kind - 1):  # more than one of pending / post / void
             return Result.flags_invalid, None
-        if flags & _BALANCING and resolving:
+        if flags & FLAG_BALANCING and resolving:
             return Result.flags_invalid, None
         if resolving and not pending_id:
             return Result.pending_id_required, None
@@ -264,7 +262,7 @@ def check_static(t: NewTransfer) -> tuple[Result | None, str | None]:
     timeout = t.timeout_seconds
     if type(timeout) is not int or not 0 <= timeout <= TIMEOUT_SECONDS_MAX:
         return Result.timeout_invalid, None
-    if timeout and not kind & _PENDING:
+    if timeout and not kind & FLAG_PENDING:
         return Result.timeout_invalid, None
     code = t.code
     if not isinstance(code, str) or _code_match(code) is None:
@@ -316,7 +314,7 @@ def _same_as_existing(t: NewTransfer, metadata: str | None, e: Entry | Transfer)
         return False
     if t.amount is None:
         return True
-    if t.flags & _BALANCING:
+    if t.flags & FLAG_BALANCING:
         return e.amount <= t.amount
     return t.amount == e.amount
 
@@ -330,7 +328,7 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
             return TransferResult(transfer_id, Result.exists, existing.timestamp, existing.amount)
         return TransferResult(transfer_id, Result.exists_with_different_fields)
 
-    if flags & (_POST | _VOID):
+    if flags & (FLAG_POST | FLAG_VOID):
         return _resolve(o, t, metadata)
 
     debit: str = t.debit_account_id  # type: ignore[assignment]
@@ -344,19 +342,19 @@ def _apply_one(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferRes
     if dr.currency != t.currency or cr.currency != t.currency:
         return TransferResult(transfer_id, Result.currency_mismatch)
     amount: int = t.amount  # type: ignore[assignment]
-    if flags & _BALANCING:
+    if flags & FLAG_BALANCING:
         amount = min(amount, dr.credits_posted - dr.debits_posted - dr.debits_pending)
         if amount <= 0:
             return TransferResult(transfer_id, Result.insufficient_funds)
-    pending = flags & _PENDING
+    pending = flags & FLAG_PENDING
     if pending:
         if dr.debits_pending + amount > TOTAL_MAX or cr.credits_pending + amount > TOTAL_MAX:
             return TransferResult(transfer_id, Result.overflow)
     elif dr.debits_posted + amount > TOTAL_MAX or cr.credits_posted + amount > TOTAL_MAX:
         return TransferResult(transfer_id, Result.overflow)
-    if dr.flags & _NO_OVERDRAFT and dr.debits_pending + dr.debits_posted + amount > dr.credits_posted:
+    if dr.flags & FLAG_NO_OVERDRAFT and dr.debits_pending + dr.debits_posted + amount > dr.credits_posted:
         return TransferResult(transfer_id, Result.insufficient_funds)
-    if cr.flags & _NO_OVERCREDIT and cr.credits_pending + cr.credits_posted + amount > cr.debits_posted:
+    if cr.flags & FLAG_NO_OVERCREDIT and cr.credits_pending + cr.credits_posted + amount > cr.debits_posted:
         return TransferResult(transfer_id, Result.exceeds_debits)
 
     # Positional, in `append`'s order: this call runs once per transfer.
@@ -410,7 +408,7 @@ def _resolve(o: _Overlay, t: NewTransfer, metadata: str | None) -> TransferResul
     if state == HoldState.expired.value or (expires_at is not None and expires_at <= o.now_ns):
         return TransferResult(t.id, Result.pending_expired)
     invariant(state == HoldState.pending.value, f"hold {pending_id} in unknown state {state}")
-    post = bool(t.flags & _POST)
+    post = bool(t.flags & FLAG_POST)
     amount = held if t.amount is None else t.amount
     if amount > held:
         return TransferResult(t.id, Result.amount_exceeds_pending)
@@ -451,7 +449,7 @@ def _expire(o: _Overlay, hold: Hold) -> None:
         code=EXPIRY_CODE,
         ref=None,
         metadata=None,
-        flags=_EXPIRY,
+        flags=FLAG_EXPIRY,
         pending_id=hold.pending_id,
         timeout_seconds=0,
         pending_delta=-hold.amount,
@@ -466,7 +464,7 @@ def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[Trans
     n = len(transfers)
     while i < n:
         t = transfers[i]
-        linked = type(t.flags) is int and t.flags & _LINKED
+        linked = type(t.flags) is int and t.flags & FLAG_LINKED
         if not linked:
             failure, metadata = check_static(t)
             results[i] = TransferResult(t.id, failure) if failure else _apply_one(o, t, metadata)
@@ -474,7 +472,7 @@ def _run_submission(o: _Overlay, transfers: Sequence[NewTransfer]) -> list[Trans
             continue
         # A chain runs from here through the first transfer without `linked`.
         end = i
-        while end < n and type(transfers[end].flags) is int and transfers[end].flags & _LINKED:
+        while end < n and type(transfers[end].flags) is int and transfers[end].flags & FLAG_LINKED:
             end += 1
         if end == n:  # the batch ended with the chain still open
             for k in range(i, n):
@@ -554,9 +552,9 @@ def _check_totals(t: Totals) -> None:
     # Messages are built only on failure: this runs for every changed account.
     if min(t.debits_pending, t.debits_posted, t.credits_pending, t.credits_posted) < 0:
         invariant(False, f"negative total {t}")
-    if t.flags & _NO_OVERDRAFT and t.debits_pending + t.debits_posted > t.credits_posted:
+    if t.flags & FLAG_NO_OVERDRAFT and t.debits_pending + t.debits_posted > t.credits_posted:
         invariant(False, f"overdraft {t}")
-    if t.flags & _NO_OVERCREDIT and t.credits_pending + t.credits_posted > t.debits_posted:
+    if t.flags & FLAG_NO_OVERCREDIT and t.credits_pending + t.credits_posted > t.debits_posted:
         invariant(False, f"overcredit {t}")
 
 

@@ -11,19 +11,15 @@ import json
 from typing import Any
 
 from danbao.clock import NS_PER_SECOND
-from danbao.ledger.model import RESOLVING_FLAGS, TransferFlags
-
-_PENDING = int(TransferFlags.pending)
-_RESOLVING = int(RESOLVING_FLAGS)
-_POST = int(TransferFlags.post_pending)
+from danbao.ledger.model import FLAG_PENDING, FLAG_POST, FLAG_RESOLVING
 
 
 def deltas(flags: int, amount: int, hold_amount: int) -> tuple[int, int]:
     """(pending, posted) change an entry makes to each side's totals."""
-    if flags & _PENDING:
+    if flags & FLAG_PENDING:
         return amount, 0
-    if flags & _RESOLVING:
-        return -hold_amount, amount if flags & _POST else 0
+    if flags & FLAG_RESOLVING:
+        return -hold_amount, amount if flags & FLAG_POST else 0
     return 0, amount
 
 

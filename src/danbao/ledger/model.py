@@ -55,6 +55,19 @@ CLIENT_TRANSFER_FLAGS = (
 )
 RESOLVING_FLAGS = TransferFlags.post_pending | TransferFlags.void_pending | TransferFlags.expiry
 
+# Each flag as a plain int, for the code that tests flags per entry (the engine, the
+# journal's arithmetic, the audit): an IntFlag's `&` goes through the enum's machinery,
+# about 1.3 us, a plain int's takes a few ns.
+FLAG_LINKED = int(TransferFlags.linked)
+FLAG_PENDING = int(TransferFlags.pending)
+FLAG_POST = int(TransferFlags.post_pending)
+FLAG_VOID = int(TransferFlags.void_pending)
+FLAG_BALANCING = int(TransferFlags.balancing)
+FLAG_EXPIRY = int(TransferFlags.expiry)
+FLAG_RESOLVING = int(RESOLVING_FLAGS)
+FLAG_NO_OVERDRAFT = int(AccountFlags.no_overdraft)
+FLAG_NO_OVERCREDIT = int(AccountFlags.no_overcredit)
+
 
 class AccountKind(str, Enum):
     wallet = "wallet"
