@@ -18,6 +18,7 @@ from danbao.ledger.journal import entry_hash
 from danbao.ledger.model import HISTORY_MARK_EVERY
 from danbao.store.schema import GENESIS_HASH
 from tests.ledger.helpers import fund, open_accounts
+from tests.memory import peak_bytes
 
 NO_OVERDRAFT = int(AccountFlags.no_overdraft)
 NO_OVERCREDIT = int(AccountFlags.no_overcredit)
@@ -293,8 +294,6 @@ def test_the_audit_holds_no_more_in_memory_for_a_longer_past(ledger, db, monkeyp
     """Resolved holds and history marks are compared as the walk reaches them, not kept:
     auditing four times the resolved holds (and their marks) takes no more memory.
     (Keeping each resolved hold took about 600 bytes a hold.)"""
-    import tracemalloc
-
     # Fetches far smaller than what is measured. (The package exports the function under
     # the module's name.)
     monkeypatch.setattr(importlib.import_module("danbao.ledger.audit"), "STREAM_ROWS_PER_FETCH", 50)
@@ -310,13 +309,9 @@ def test_the_audit_holds_no_more_in_memory_for_a_longer_past(ledger, db, monkeyp
             assert all(r.ok for r in ledger.create_transfers(batch))
 
     def peak() -> int:
-        tracemalloc.start()
-        try:
-            report = audit(db)
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-            assert report.ok, report.violations
+        report, held = peak_bytes(lambda: audit(db))
+        assert report.ok, report.violations
+        return held
 
     resolved_holds(0, 500)
     audit(db)  # first-use caches (statements, types) are not the audit's

@@ -5,7 +5,6 @@ that is no open trade, and many mismatches reported with their exact count."""
 from __future__ import annotations
 
 import importlib
-import tracemalloc
 
 from sqlalchemy import text
 
@@ -13,6 +12,7 @@ from danbao.ledger import NewTransfer, Result
 from danbao.store.schema import trades as trades_table
 from danbao.trade import accounts as acc
 from danbao.trade.reconcile import MISMATCHES_REPORTED_MAX, reconcile
+from tests.memory import peak_bytes
 from tests.trade.helpers import CUR, PRICE, open_market
 
 reconcile_module = importlib.import_module("danbao.trade.reconcile")
@@ -141,13 +141,9 @@ def test_reconciling_more_trades_takes_no_more_memory(ledger, clock, monkeypatch
             ), {"template": template})
 
     def peak() -> int:
-        tracemalloc.start()
-        try:
-            report = reconcile(ledger.db)
-            return tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-            assert report.ok, report.violations
+        report, held = peak_bytes(lambda: reconcile(ledger.db))
+        assert report.ok, report.violations
+        return held
 
     copies(0, 500)
     reconcile(ledger.db)  # first-use caches are not the reconciliation's
