@@ -479,3 +479,16 @@ def test_every_schema_the_openapi_document_refers_to_is_in_it_and_errors_have_on
     assert "Problem" in referred and referred <= set(schemas), sorted(referred - set(schemas))
     assert set(schemas["Problem"]["required"]) == {"type", "title", "status", "code", "detail"}
     assert not {"HTTPValidationError", "ValidationError"} & set(schemas)  # FastAPI's own error shape: never answered
+
+
+def test_the_openapi_document_says_which_trade_operations_may_be_sent_without_a_body(live: Live, ann: httpx.Client) -> None:
+    paths = httpx.get(f"{live.url}/openapi.json").json()["paths"]
+    optional = paths["/v1/trades/{trade_id}/pay"]["post"]["requestBody"]
+    assert optional["required"] is False
+    assert optional["content"]["application/json"]["schema"]["anyOf"] == [{"$ref": "#/components/schemas/NoBody"}, {"type": "null"}]
+    required = paths["/v1/trades/{trade_id}/arbitrate"]["post"]["requestBody"]
+    assert required["required"] is True
+    assert required["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ArbitrateIn"}
+    # As documented: the one may be sent with no body at all, the other may not.
+    assert problem_of(ann.post("/v1/trades/nope/pay"))[:2] == (404, "trade_not_found")
+    assert problem_of(ann.post("/v1/trades/nope/arbitrate"))[:2] == (400, "request_invalid")
