@@ -64,3 +64,17 @@ def test_a_sqlite_write_takes_the_write_lock_when_it_begins(tmp_path, method):
 
     assert getattr(db, method)(work, attempts=1) == "database is locked"
     db.dispose()
+
+
+def test_a_broken_no_wait_connection_fails_one_write_and_is_replaced(tmp_path):
+    # The event loop commits every group on the kept no-wait connection: one that broke
+    # must not fail every later write too.
+    db = Database(f"sqlite:///{tmp_path}/p.db")
+    db.write_raw(lambda raw: raw.run("CREATE TABLE t (x INTEGER)"))
+    db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (1)"), wait=False)
+    db._unwaiting.close()  # broken behind its back, as by an I/O error
+    with pytest.raises(Exception, match="closed database"):
+        db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (2)"), wait=False)
+    db.write_raw(lambda raw: raw.run("INSERT INTO t VALUES (3)"), wait=False)
+    assert db.read_raw(lambda raw: raw.rows("SELECT x FROM t ORDER BY x")) == [(1,), (3,)]
+    db.dispose()

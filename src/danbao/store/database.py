@@ -163,24 +163,27 @@ class Database:
                 connection.execute("PRAGMA busy_timeout = 0")
                 self._unwaiting = connection
             connection = self._unwaiting
-            raw = Raw(connection, self.dialect)
+            raw: Raw | None = None
             try:
+                raw = Raw(connection, self.dialect)  # its cursor is the first use: inside
                 result = _work_settled(raw, work, begin=True)
             except BaseException:
-                raw.close()
+                if raw is not None:
+                    raw.close()
                 self._roll_back_unwaiting(connection)
                 raise
+            opened = raw
 
             def commit() -> T:
                 try:
                     with neutral_errors():
-                        _commit(connection, raw)
+                        _commit(connection, opened)
                     return result
                 except BaseException:
                     self._roll_back_unwaiting(connection)
                     raise
                 finally:
-                    raw.close()
+                    opened.close()
                     self._unwaiting_lock.release()
 
             handed_over = True
