@@ -78,6 +78,24 @@ def test_a_verification_overlapping_a_revocation_is_not_cached(services: Service
     assert keys.verify(issued.key) is None
 
 
+def test_a_verification_cached_while_a_revocation_commits_is_forgotten_once_it_has(services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The other order: the verification reads the live key and caches it before the
+    # revocation's commit is counted, so only forgetting after the commit removes it.
+    keys = services.keys
+    issued = keys.issue("ann")
+    transaction = keys.ledger.transaction
+
+    def verified_first(work):  # type: ignore[no-untyped-def]
+        assert keys.verify(issued.key) is not None and keys.cached(issued.key) is not None
+        return transaction(work)
+
+    monkeypatch.setattr(keys.ledger, "transaction", verified_first)
+    assert keys.revoke(issued.id)
+    assert keys.cached(issued.key) is None
+    monkeypatch.setattr(keys.ledger, "transaction", transaction)
+    assert keys.verify(issued.key) is None
+
+
 def test_a_verified_key_is_cached_until_revoked(services: Services) -> None:
     keys = services.keys
     issued = keys.issue("ann")

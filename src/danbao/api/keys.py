@@ -152,9 +152,9 @@ class ApiKeys:
         """Run `commit`, which revokes `key_id` (None: some keys), and forget that key's
         verification here (None: every key's).
 
-        Forgotten after the commit too: a verification that read the row before it
-        committed must not cache the key afterwards (`verify` checks the count)."""
-        self._forget(key_id)
+        Forgotten once the commit is over (until then the key is live): a verification
+        that read the row before the commit either finishes after the count moved and
+        caches nothing (`verify` checks it), or cached the key before, and is forgotten."""
         try:
             return commit()
         finally:
