@@ -165,14 +165,15 @@ class Database:
             connection = self._unwaiting
             raw: Raw | None = None
             try:
-                raw = Raw(connection, self.dialect)  # its cursor is the first use: inside
+                # Making its cursor is the connection's first use: a broken one fails here.
+                raw = Raw(connection, self.dialect)
                 result = _work_settled(raw, work, begin=True)
             except BaseException:
                 if raw is not None:
                     raw.close()
                 self._roll_back_unwaiting(connection)
                 raise
-            opened = raw
+            opened: Raw = raw  # made, or this raised
 
             def commit() -> T:
                 try:
