@@ -479,6 +479,69 @@ def test_a_delivery_claimed_by_a_pass_that_died_is_attempted_once_its_claim_runs
         receiver.close()
 
 
+def test_a_delivery_another_pass_claims_between_this_ones_read_and_claim_is_attempted_once(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two servers' passes read the same due delivery; the one that claims it second must
+    find it claimed (its due time moved), not claim it again."""
+    service = live.services.webhooks
+    receiver = Receiver([])
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert service.dispatch() == 1
+        read_raw, attempt_all = service.db.read_raw, service._attempt_all
+        attempted_by_other: list[object] = []
+
+        async def held(claimed: list[object]) -> None:  # the other pass's attempt, not yet made
+            attempted_by_other.extend(claimed)
+
+        def read_then_the_other_pass_claims(work):  # type: ignore[no-untyped-def]
+            found = read_raw(work)
+            monkeypatch.setattr(service.db, "read_raw", read_raw)
+            monkeypatch.setattr(service, "_attempt_all", held)
+            assert service.deliver_due() == 1  # the other pass claims it first
+            monkeypatch.setattr(service, "_attempt_all", attempt_all)
+            return found
+
+        monkeypatch.setattr(service.db, "read_raw", read_then_the_other_pass_claims)
+        assert service.deliver_due() == 0
+        assert len(attempted_by_other) == 1 and receiver.received == []
+        [delivery] = ann.deliveries(hook.id)[0]
+        assert (delivery.state, delivery.attempts) == ("pending", 0)  # claimed by the other, not attempted twice
+    finally:
+        receiver.close()
+
+
+def test_an_attempt_recorded_after_a_later_one_does_not_overwrite_it(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An attempt whose record comes late (its pass stalled past its claim, and another
+    pass attempted the delivery again meanwhile) is not recorded over the later outcome."""
+    service = live.services.webhooks
+    receiver = Receiver([500])  # the stalled attempt is refused, the later one delivered
+    try:
+        ann = live.party("buyer", "ann")
+        live.party("seller", "tea")
+        hook = ann.register_webhook(receiver.url, ["trade.created"])
+        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
+        assert service.dispatch() == 1
+        record = service._record
+
+        def stalled(*args):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(service, "_record", record)
+            live.clock.advance(CLAIM_SECONDS)  # the claim ran out while this pass stalled
+            assert service.deliver_due() == 1  # another pass attempts it, and delivers
+            record(*args)  # the stalled attempt's outcome arrives last
+
+        monkeypatch.setattr(service, "_record", stalled)
+        assert service.deliver_due() == 1
+        assert len(receiver.received) == 2
+        [delivery] = ann.deliveries(hook.id)[0]
+        # The stalled attempt's record found the row moved on, so it is not counted either.
+        assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
+    finally:
+        receiver.close()
+
+
 def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:
     with a_delivery_in_flight(live) as (ann, hook_id, receiver, attempt):
         ann.disable_webhook(hook_id)
