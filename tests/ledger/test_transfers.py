@@ -188,6 +188,15 @@ def test_each_refusal_has_its_code_and_changes_nothing(funded, transfer, code):
     assert snapshot(funded) == before
 
 
+def test_a_hold_may_last_the_longest_timeout(funded, clock):
+    [r] = funded.create_transfers([t(id="long", flags=PENDING, timeout_seconds=TIMEOUT_SECONDS_MAX)])
+    assert r.result is Result.ok
+    clock.advance(TIMEOUT_SECONDS_MAX)  # the hold's timestamp is a little after the clock's now
+    assert funded.expire_due() == 0
+    clock.advance(1)
+    assert funded.expire_due() == 1
+
+
 def test_no_overcredit_accounts_count_pending_credits_against_their_debits(ledger):
     ledger.create_accounts([NewAccount("cap", "USD", "system", flags=int(AccountFlags.no_overcredit)), NewAccount("src", "USD", "bank_clearing")])
     assert ledger.create_transfers([NewTransfer("out", "cap", "src", 100, "USD")])[0].result is Result.ok
