@@ -160,6 +160,30 @@ def test_a_post_that_would_overflow_the_posted_totals_is_refused_and_the_hold_st
     assert r.result is Result.ok  # voiding moves nothing posted, so it still may
 
 
+def test_a_post_that_would_overflow_the_credit_accounts_posted_total_is_refused(ledger):
+    # The credit side alone full: its posted credits came from another account.
+    open_accounts(ledger, "src", "dst", "other", flags=0)
+    [r] = ledger.create_transfers([NewTransfer("h", "src", "dst", AMOUNT_MAX_MINOR, "USD", flags=PENDING)])
+    assert r.result is Result.ok
+    _fill(ledger, "t", FILLS, debit_account_id="other", credit_account_id="dst", currency="USD")
+    before = (totals(ledger, "src"), totals(ledger, "dst"))
+    [r] = ledger.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
+    assert r.result is Result.overflow
+    assert (totals(ledger, "src"), totals(ledger, "dst")) == before
+
+
+def test_a_hold_cannot_be_posted_at_its_deadline_even_before_its_expiry_is_written(held, clock):
+    # Inside a transaction due holds are voided once, at its first write: the engine's own
+    # check of the deadline is what refuses a post that comes at it later.
+    def work(txn):  # type: ignore[no-untyped-def]
+        assert txn.create_transfers([NewTransfer("first", "alice", "bob", 1, "USD")])[0].result is Result.ok
+        clock.advance(60, ns=1)  # exactly the hold's deadline: 60 s after its timestamp
+        return txn.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])[0].result
+
+    assert held.transaction(work) is Result.pending_expired
+    assert [h.pending_id for h in held.holds("alice").items] == ["h"]  # still pending, until expired
+
+
 def test_an_expired_hold_cannot_be_posted_and_voids_itself(held, clock):
     # The timeout runs from the hold's ledger timestamp, 1 ns after the funding transfer.
     clock.advance(60, ns=1)
