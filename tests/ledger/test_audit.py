@@ -134,6 +134,30 @@ def test_audit_names_what_tampering_broke(books, db, statements, expected):
     _reported(audit(db), expected)
 
 
+# Every field an entry is hashed over, edited alone: the chain breaks at that entry, whatever
+# else the edit breaks. An absent ref or pending id made empty must show too: the hash tells
+# "none" from "". (edit, the entry edited, the entry as the audit names it)
+HASHED_FIELDS = {
+    "timestamp": ("timestamp = timestamp + 1000", "p1", "p1"),
+    "id": ("id = 't1x'", "t1", "t1x"),
+    "debit account": ("debit_account_id = 'bank'", "t1", "t1"),
+    "amount held": ("hold_amount = 299", "p1", "p1"),
+    "currency": ("currency = 'EUR'", "t1", "t1"),
+    "code": ("code = 'refund'", "t1", "t1"),
+    "ref": ("ref = 'r1'", "t1", "t1"),
+    "ref made empty": ("ref = ''", "t1", "t1"),
+    "flags": ("flags = 1024", "t1", "t1"),
+    "pending id made empty": ("pending_id = ''", "t1", "t1"),
+    "timeout": ("timeout_seconds = 5", "t1", "t1"),
+}
+
+
+@pytest.mark.parametrize(("change", "edited", "named"), HASHED_FIELDS.values(), ids=HASHED_FIELDS.keys())
+def test_every_field_an_entry_is_hashed_over_is_tamper_evident(books, db, change, edited, named):
+    _tamper(db, [f"UPDATE transfers SET {change} WHERE id = '{edited}'"])
+    _reported(audit(db), f"hash chain broken at transfer {named}")
+
+
 def test_an_entry_edited_without_rehashing_is_named_alone(books, db):
     """Each entry is checked against the hash the journal holds for the one before it, so
     an entry edited and left unhashed is one broken link, named where the edit is."""
