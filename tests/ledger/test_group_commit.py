@@ -113,14 +113,39 @@ def test_inline_groups_are_bounded_by_size() -> None:
     assert [payloads for payloads, _ in recorder.inline_groups] == [[1, 2], [3, 4], [5, 6], [7]]
 
 
+class StoreBroke(Exception):
+    """Whatever an inline commit may raise: not only what a test's arithmetic would."""
+
+
 def test_an_inline_commit_that_fails_fails_its_whole_group_and_the_committer_keeps_serving() -> None:
     recorder = Recorder()
-    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=lambda payloads: 1 / 0)  # type: ignore[arg-type,return-value]
 
+    def inline(payloads: list[int]) -> list[int | Failed]:
+        raise StoreBroke("the disk is full")
+
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100, inline=inline)
     outcomes = asyncio.run(submit_all(c, [1, 2, 3]))
-    assert [type(o) for o in outcomes] == [ZeroDivisionError] * 3
+    assert [type(o) for o in outcomes] == [StoreBroke] * 3
     assert c.submit(5) == 50
     c.close()
+
+
+def test_a_loop_closed_before_its_group_was_answered_does_not_stop_the_writer() -> None:
+    recorder = Recorder()
+    recorder.release_writer.clear()
+    c: GroupCommitter[int, int] = GroupCommitter(recorder.writer, size_max=100)  # asyncio callers go to the writer
+
+    async def give_up() -> None:
+        waiting = asyncio.ensure_future(c.submit_async(1))
+        assert await asyncio.to_thread(recorder.in_writer.wait, 30)  # the writer holds the group
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+
+    asyncio.run(give_up())  # its loop is closed: there is nobody to hand the answer to
+    recorder.release_writer.set()
+    assert asyncio.run(submit_all(c, [2])) == [20]  # the writer went on, to serve another loop
+    c.close()
+    assert [payloads for payloads, _ in recorder.writer_groups] == [[1], [2]]
 
 
 def test_a_request_refused_inline_fails_alone() -> None:
