@@ -411,24 +411,34 @@ def test_a_webhook_list_refuses_a_cursor_it_did_not_issue(live: Live) -> None:
 
 
 @contextmanager
-def a_delivery_in_flight(live: Live) -> Iterator[tuple[Danbao, str, Receiver, threading.Thread]]:
-    """ann's trade.created delivery, attempted by a pass on another thread and held there by
-    a receiver that hangs (the sender times out on it). Yields ann, the endpoint id, the
-    receiver and the pass's thread."""
-    receiver = Receiver(["hang"])
-    attempt = threading.Thread(target=live.services.webhooks.deliver_due)
+def a_delivery_due(live: Live, script: list[int | str]) -> Iterator[tuple[Danbao, str, Receiver]]:
+    """ann's trade.created delivery, dispatched and due, to a receiver answering `script`.
+    Yields ann, the endpoint id and the receiver."""
+    receiver = Receiver(script)
     try:
         ann = live.party("buyer", "ann")
         live.party("seller", "tea")
         hook = ann.register_webhook(receiver.url, ["trade.created"])
         ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        live.services.webhooks.dispatch()
-        attempt.start()
-        assert receiver.hanging.wait(10)  # the attempt is in flight
-        yield ann, hook.id, receiver, attempt
+        assert live.services.webhooks.dispatch() == 1
+        yield ann, hook.id, receiver
     finally:
         receiver.close()
-        if attempt.is_alive():
+
+
+@contextmanager
+def a_delivery_in_flight(live: Live) -> Iterator[tuple[Danbao, str, Receiver, threading.Thread]]:
+    """ann's trade.created delivery, attempted by a pass on another thread and held there by
+    a receiver that hangs (the sender times out on it). Yields ann, the endpoint id, the
+    receiver and the pass's thread."""
+    with a_delivery_due(live, ["hang"]) as (ann, hook_id, receiver):
+        attempt = threading.Thread(target=live.services.webhooks.deliver_due)
+        attempt.start()
+        try:
+            assert receiver.hanging.wait(10)  # the attempt is in flight
+            yield ann, hook_id, receiver, attempt
+        finally:
+            receiver.release.set()
             attempt.join()
 
 
@@ -452,13 +462,7 @@ def test_a_delivery_claimed_by_a_pass_that_died_is_attempted_once_its_claim_runs
     """A process killed between claiming a delivery and recording its attempt leaves the
     claim behind: nobody attempts it while the claim lasts, and a pass does once it ends."""
     webhooks = live.services.webhooks
-    receiver = Receiver([])
-    try:
-        ann = live.party("buyer", "ann")
-        live.party("seller", "tea")
-        hook = ann.register_webhook(receiver.url, ["trade.created"])
-        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        assert webhooks.dispatch() == 1
+    with a_delivery_due(live, []) as (ann, hook_id, receiver):
         with monkeypatch.context() as dying:
             async def died(claimed: object) -> None:
                 raise SystemExit  # the process ends here: the claim is written, no attempt made
@@ -468,28 +472,20 @@ def test_a_delivery_claimed_by_a_pass_that_died_is_attempted_once_its_claim_runs
                 webhooks.deliver_due()
         live.clock.advance(CLAIM_SECONDS - 1)
         assert webhooks.deliver_due() == 0  # still claimed
-        [delivery] = ann.deliveries(hook.id)[0]
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("pending", 0)
         live.clock.advance(1)
         assert webhooks.deliver_due() == 1
-        [delivery] = ann.deliveries(hook.id)[0]
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
         assert len(receiver.received) == 1
-    finally:
-        receiver.close()
 
 
 def test_a_delivery_another_pass_claims_between_this_ones_read_and_claim_is_attempted_once(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two servers' passes read the same due delivery; the one that claims it second must
     find it claimed (its due time moved), not claim it again."""
     service = live.services.webhooks
-    receiver = Receiver([])
-    try:
-        ann = live.party("buyer", "ann")
-        live.party("seller", "tea")
-        hook = ann.register_webhook(receiver.url, ["trade.created"])
-        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        assert service.dispatch() == 1
+    with a_delivery_due(live, []) as (ann, hook_id, receiver):
         read_raw, attempt_all = service.db.read_raw, service._attempt_all
         attempted_by_other: list[object] = []
 
@@ -507,23 +503,16 @@ def test_a_delivery_another_pass_claims_between_this_ones_read_and_claim_is_atte
         monkeypatch.setattr(service.db, "read_raw", read_then_the_other_pass_claims)
         assert service.deliver_due() == 0
         assert len(attempted_by_other) == 1 and receiver.received == []
-        [delivery] = ann.deliveries(hook.id)[0]
+        [delivery] = ann.deliveries(hook_id)[0]
         assert (delivery.state, delivery.attempts) == ("pending", 0)  # claimed by the other, not attempted twice
-    finally:
-        receiver.close()
 
 
 def test_an_attempt_recorded_after_a_later_one_does_not_overwrite_it(live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """An attempt whose record comes late (its pass stalled past its claim, and another
     pass attempted the delivery again meanwhile) is not recorded over the later outcome."""
     service = live.services.webhooks
-    receiver = Receiver([500])  # the stalled attempt is refused, the later one delivered
-    try:
-        ann = live.party("buyer", "ann")
-        live.party("seller", "tea")
-        hook = ann.register_webhook(receiver.url, ["trade.created"])
-        ann.create_trade(seller_id="tea", model="escrow", amount=300, currency=CUR)
-        assert service.dispatch() == 1
+    # The stalled attempt is refused, the later one delivered.
+    with a_delivery_due(live, [500]) as (ann, hook_id, receiver):
         record = service._record
 
         def stalled(*args):  # type: ignore[no-untyped-def]
@@ -535,11 +524,9 @@ def test_an_attempt_recorded_after_a_later_one_does_not_overwrite_it(live: Live,
         monkeypatch.setattr(service, "_record", stalled)
         assert service.deliver_due() == 1
         assert len(receiver.received) == 2
-        [delivery] = ann.deliveries(hook.id)[0]
+        [delivery] = ann.deliveries(hook_id)[0]
         # The stalled attempt's record found the row moved on, so it is not counted either.
         assert (delivery.state, delivery.attempts, delivery.last_status_code) == ("delivered", 1, 200)
-    finally:
-        receiver.close()
 
 
 def test_an_endpoint_disabled_while_a_delivery_is_in_flight_gets_nothing_more(live: Live) -> None:

@@ -147,29 +147,20 @@ def test_a_hold_that_would_overflow_the_pending_totals_is_refused(ledger):
     assert (totals(ledger, "src"), totals(ledger, "dst")) == before
 
 
-def test_a_post_that_would_overflow_the_posted_totals_is_refused_and_the_hold_stays(ledger):
-    open_accounts(ledger, "src", "dst", flags=0)
+# Who filled the credit account's posted total: the hold's own debit account (both sides
+# full), or another account (the credit side alone full).
+@pytest.mark.parametrize("filler", ["src", "other"], ids=["both sides full", "credit side full"])
+def test_a_post_that_would_overflow_the_posted_totals_is_refused_and_the_hold_stays(ledger, filler):
+    open_accounts(ledger, "src", "dst", "other", flags=0)
     [r] = ledger.create_transfers([NewTransfer("h", "src", "dst", AMOUNT_MAX_MINOR, "USD", flags=PENDING)])
     assert r.result is Result.ok
-    _fill(ledger, "t", FILLS, debit_account_id="src", credit_account_id="dst", currency="USD")
+    _fill(ledger, "t", FILLS, debit_account_id=filler, credit_account_id="dst", currency="USD")
     before = (totals(ledger, "src"), totals(ledger, "dst"))
     [r] = ledger.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
     assert r.result is Result.overflow
     assert (totals(ledger, "src"), totals(ledger, "dst")) == before
     [r] = ledger.create_transfers([NewTransfer("v", pending_id="h", flags=VOID)])
     assert r.result is Result.ok  # voiding moves nothing posted, so it still may
-
-
-def test_a_post_that_would_overflow_the_credit_accounts_posted_total_is_refused(ledger):
-    # The credit side alone full: its posted credits came from another account.
-    open_accounts(ledger, "src", "dst", "other", flags=0)
-    [r] = ledger.create_transfers([NewTransfer("h", "src", "dst", AMOUNT_MAX_MINOR, "USD", flags=PENDING)])
-    assert r.result is Result.ok
-    _fill(ledger, "t", FILLS, debit_account_id="other", credit_account_id="dst", currency="USD")
-    before = (totals(ledger, "src"), totals(ledger, "dst"))
-    [r] = ledger.create_transfers([NewTransfer("p", pending_id="h", flags=POST)])
-    assert r.result is Result.overflow
-    assert (totals(ledger, "src"), totals(ledger, "dst")) == before
 
 
 def test_a_hold_cannot_be_posted_at_its_deadline_even_before_its_expiry_is_written(held, clock):
